@@ -1,0 +1,32 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test quickstart transfer bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+quickstart: $(STAMP)
+	$(BIN)/hpo-kd run studies/quickstart.toml
+	$(BIN)/hpo-kd report runs/quickstart
+
+transfer: $(STAMP)
+	$(BIN)/hpo-kd run studies/transfer.toml
+	$(BIN)/hpo-kd report runs/transfer
+
+bench: $(STAMP)
+	$(BIN)/python bench/trainer_overhead.py
+	$(BIN)/python bench/method_cost.py
+	$(BIN)/python bench/tune_overhead.py
+
+clean:
+	rm -rf runs .cache

@@ -1,0 +1,130 @@
+"""Command line: `hpo-kd distill | list | run | report | transfer`."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from .errors import UserError
+
+
+def _json_default(o):
+    return str(o)
+
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def _method_options(pairs):
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise UserError(f"--opt expects KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k] = _parse_value(v)
+    return out
+
+
+def cmd_distill(a) -> int:
+    from .train import TrialConfig, run_trial
+
+    cfg = TrialConfig(
+        dataset=a.dataset, root=a.root, split_seed=a.split_seed, fraction=a.fraction,
+        augment=a.augment, teacher=a.teacher, student=a.student, method=a.method,
+        method_options=_method_options(a.opt), tau_t=a.tau_t, tau_s=a.tau_s, alpha=a.alpha,
+        optimizer=a.optimizer, lr=a.lr, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
+        teacher_epochs=a.teacher_epochs, device=a.device, cache_dir=a.cache_dir,
+    )
+
+    def progress(row):
+        extra = "".join(
+            f" {k}={row[k]:.4f}" for k in ("meta_loss", "lambda") if k in row
+        )
+        taus = "" if math.isnan(row["tau_t"]) else f" tau_t={row['tau_t']:.3f} tau_s={row['tau_s']:.3f}"
+        print(
+            f"epoch {row['epoch']:3d}  loss={row['train_loss']:.4f}  val={row['val_acc']:.4f}  "
+            f"test={row['test_acc']:.4f}{taus}{extra}  {row['epoch_seconds']:.2f}s "
+            f"{row['samples_per_s']:.0f} samples/s",
+            file=sys.stderr, flush=True,
+        )
+
+    result = run_trial(cfg, report=None if a.quiet else progress, log=lambda m: print(m, file=sys.stderr))
+    result.pop("history")
+    result.pop("method_state")
+    print(json.dumps(result, default=_json_default))
+    return 0 if result["status"] == "ok" else 1
+
+
+def cmd_list(a) -> int:
+    from . import data, methods, models
+
+    print("data sets:  " + ", ".join(data.names()))
+    print("models:     " + ", ".join(models.names()) + " (or any timm model name)")
+    print("methods:    " + ", ".join(methods.names() + ["grid", "optuna"]) + "  (grid/optuna: study searches over `fixed`)")
+    print("augment:    " + ", ".join(data.AUGMENTS))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hpo-kd", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("distill", help="train (or reuse) a teacher and distill one student")
+    d.add_argument("--dataset", default="digits")
+    d.add_argument("--root", default=None, help="local data root (cifar10, cifar100, imagefolder)")
+    d.add_argument("--split-seed", type=int, default=0)
+    d.add_argument("--fraction", type=float, default=1.0, help="share of the train split, in (0, 1]")
+    d.add_argument("--augment", default="none", help="none, weak or strong")
+    d.add_argument("--teacher", default=None, help="default: per data set")
+    d.add_argument("--student", default=None, help="default: per data set")
+    d.add_argument("--method", default="fixed", help="temperature method (see `hpo-kd list`)")
+    d.add_argument("--opt", action="append", metavar="KEY=VALUE", help="a method option; repeatable")
+    d.add_argument("--tau-t", type=float, default=4.0, help="teacher temperature (initial, for learned ones)")
+    d.add_argument("--tau-s", type=float, default=4.0, help="student temperature (initial, for learned ones)")
+    d.add_argument("--alpha", type=float, default=0.9, help="weight of the KD term, in [0, 1]")
+    d.add_argument("--optimizer", default="sgd", help="sgd or adamw")
+    d.add_argument("--lr", type=float, default=None)
+    d.add_argument("--epochs", type=int, default=None)
+    d.add_argument("--teacher-epochs", type=int, default=None)
+    d.add_argument("--batch-size", type=int, default=None)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    d.add_argument("--cache-dir", default=None, help="teacher cache (default ./.cache/hpo_kd or $HPO_KD_CACHE)")
+    d.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    d.set_defaults(func=cmd_distill)
+
+    ls = sub.add_parser("list", help="data sets, models and temperature methods")
+    ls.set_defaults(func=cmd_list)
+
+    for extra in _extra_commands:
+        extra(sub)
+    return p
+
+
+_extra_commands = []
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return a.func(a)
+    except UserError as e:
+        print(f"hpo-kd: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hpo-kd: interrupted; finished results are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

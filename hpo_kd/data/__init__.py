@@ -1,0 +1,335 @@
+"""Data sets by name, with deterministic stratified train / meta / val / test splits.
+
+`load(name, seed=0, fraction=1.0, augment="none", root=None)` returns a `DataBundle` whose splits
+are in-memory tensors. `meta` is the held-out slice MKD's meta objective uses, `val` selects
+hyper-parameters, `test` is only reported.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from ..errors import UserError, check_range
+from ..registry import Registry
+from .augment import AUGMENTS, Augmenter, make_augmenter
+
+DATASETS = Registry("data set")
+
+# Share of the non-test pool that goes to each held-out split (the rest is `train`).
+META_SHARE = 0.10
+VAL_SHARE = 0.15
+# Used when a data set has no official test split.
+TEST_SHARE = 0.20
+
+SPLITS = ("train", "meta", "val", "test")
+
+
+@dataclass
+class DataBundle:
+    name: str
+    kind: str  # "image" or "signal"
+    input_shape: Tuple[int, ...]
+    num_classes: int
+    splits: Dict[str, Tuple[torch.Tensor, torch.Tensor]]
+    augmenter: Augmenter
+    key: Dict[str, object] = field(default_factory=dict)
+    # Turns a stored batch (e.g. uint8 images) into the float input of a model.
+    prepare: Callable[[torch.Tensor], torch.Tensor] = staticmethod(lambda x: x)
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split][1])
+
+    def fingerprint(self) -> str:
+        """Hash of the stored tensors; two loads with the same arguments give the same value."""
+        h = hashlib.sha256()
+        for s in SPLITS:
+            x, y = self.splits[s]
+            h.update(x.numpy().tobytes())
+            h.update(y.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+@dataclass
+class RawData:
+    """What a data set reader returns: a pool to split and, if the data set has one, a test set."""
+
+    kind: str
+    x: np.ndarray
+    y: np.ndarray
+    x_test: Optional[np.ndarray] = None
+    y_test: Optional[np.ndarray] = None
+    x_val: Optional[np.ndarray] = None
+    y_val: Optional[np.ndarray] = None
+    num_classes: int = 10
+    hflip: bool = False
+    uint8_images: bool = False
+    mean: Tuple[float, ...] = ()
+    std: Tuple[float, ...] = ()
+
+
+def names() -> list[str]:
+    return DATASETS.names()
+
+
+def _split(y: np.ndarray, share: float, seed: int):
+    idx = np.arange(len(y))
+    keep, held = train_test_split(idx, test_size=share, stratify=y, random_state=seed)
+    return np.sort(keep), np.sort(held)
+
+
+def load(
+    name: str,
+    seed: int = 0,
+    fraction: float = 1.0,
+    augment: str = "none",
+    root: Optional[str] = None,
+    **options,
+) -> DataBundle:
+    """Load data set `name` with splits drawn by `seed`; `fraction` subsamples the train split."""
+    reader = DATASETS.get(name)
+    check_range("fraction", fraction, 0.0, 1.0, lo_open=True)
+    if augment not in AUGMENTS:
+        raise UserError(f"unknown augmentation {augment!r}; allowed: {', '.join(AUGMENTS)}")
+    raw: RawData = reader(root=root, **options)
+    x, y = raw.x, raw.y
+    if raw.x_test is None:
+        pool, test = _split(y, TEST_SHARE, seed)
+        x_test, y_test = x[test], y[test]
+        x, y = x[pool], y[pool]
+    else:
+        x_test, y_test = raw.x_test, raw.y_test
+    if raw.x_val is None:
+        pool, val = _split(y, VAL_SHARE, seed + 1)
+        x_val, y_val = x[val], y[val]
+        x, y = x[pool], y[pool]
+    else:
+        x_val, y_val = raw.x_val, raw.y_val
+    train, meta = _split(y, META_SHARE / (1 - VAL_SHARE), seed + 2)
+    x_meta, y_meta = x[meta], y[meta]
+    x, y = x[train], y[train]
+    if fraction < 1.0:
+        n_keep = max(raw.num_classes, int(round(fraction * len(y))))
+        if n_keep < len(y):
+            keep, _ = train_test_split(
+                np.arange(len(y)), train_size=n_keep, stratify=y, random_state=seed + 3
+            )
+            keep = np.sort(keep)
+            x, y = x[keep], y[keep]
+
+    def tens(a, b):
+        xa = torch.from_numpy(np.ascontiguousarray(a))
+        if not raw.uint8_images:
+            xa = xa.float()
+        return xa, torch.from_numpy(np.asarray(b)).long()
+
+    splits = {
+        "train": tens(x, y),
+        "meta": tens(x_meta, y_meta),
+        "val": tens(x_val, y_val),
+        "test": tens(x_test, y_test),
+    }
+    input_shape = tuple(splits["train"][0].shape[1:])
+    prepare = _uint8_normalizer(raw.mean, raw.std) if raw.uint8_images else (lambda t: t)
+    augmenter = make_augmenter(
+        augment, raw.kind, raw.num_classes, hflip=raw.hflip, size=input_shape[-1]
+    )
+    key = {"dataset": name, "split_seed": seed, "fraction": fraction, "augment": augment}
+    key.update({k: v for k, v in options.items()})
+    return DataBundle(
+        name=name,
+        kind=raw.kind,
+        input_shape=input_shape,
+        num_classes=raw.num_classes,
+        splits=splits,
+        augmenter=augmenter,
+        key=key,
+        prepare=prepare,
+    )
+
+
+def _uint8_normalizer(mean, std):
+    m = torch.tensor(mean).view(1, -1, 1, 1)
+    s = torch.tensor(std).view(1, -1, 1, 1)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        x = x.float().div_(255.0)
+        return (x - m.to(x.device)) / s.to(x.device)
+
+    return prepare
+
+
+def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return ((x - ref.mean()) / (ref.std() + 1e-8)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- embedded data sets
+
+
+@DATASETS.register("digits")
+def _digits(root=None) -> RawData:
+    """scikit-learn's 8x8 handwritten digits: 1,797 images, 10 classes (ships with sklearn)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0 - 0.5) / 0.5
+    return RawData(kind="image", x=x[:, None, :, :], y=d.target.astype(np.int64))
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist1d_arrays(seed: int):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = seed
+    d = make_dataset(args)  # generated locally; never the package's download path
+    return d["x"], d["y"], d["x_test"], d["y_test"]
+
+
+@DATASETS.register("mnist1d")
+def _mnist1d(root=None, generator_seed: int = 42) -> RawData:
+    """MNIST-1D generated offline by the mnist1d package: 1x40 signals, 4,000 + 1,000 test."""
+    x, y, xt, yt = _mnist1d_arrays(generator_seed)
+    return RawData(
+        kind="signal",
+        x=_standardize(x, x)[:, None, :],
+        y=np.asarray(y, dtype=np.int64),
+        x_test=_standardize(xt, x)[:, None, :],
+        y_test=np.asarray(yt, dtype=np.int64),
+    )
+
+
+# --------------------------------------------------------------------------- data from a local root
+
+CIFAR_LAYOUT = {
+    "cifar10": "<root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} "
+    "(the python version of CIFAR-10)",
+    "cifar100": "<root>/cifar-100-python/{train, test, meta} (the python version of CIFAR-100)",
+}
+CIFAR_STATS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+def _require_root(name: str, root: Optional[str], layout: str) -> str:
+    if not root:
+        raise UserError(f"data set {name!r} needs a local root (--root PATH); expected layout: {layout}")
+    if not os.path.isdir(root):
+        raise UserError(f"data root {root!r} for {name!r} does not exist; expected layout: {layout}")
+    return root
+
+
+def _local_cifar(name: str):
+    from torchvision import datasets
+
+    base = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+
+    class LocalCIFAR(base):  # type: ignore[misc, valid-type]
+        # torchvision checks the files against the official md5 sums; we read whatever the user
+        # has (e.g. a re-packed or test copy), requiring only that the files exist.
+        def _check_integrity(self) -> bool:
+            files = [f for f, _ in self.train_list + self.test_list]
+            return all(os.path.isfile(os.path.join(self.root, self.base_folder, f)) for f in files)
+
+        def _load_meta(self) -> None:
+            self.classes = []
+
+    return LocalCIFAR
+
+
+def _cifar(name: str, root: Optional[str]) -> RawData:
+    root = _require_root(name, root, CIFAR_LAYOUT[name])
+    cls = _local_cifar(name)
+    try:
+        train = cls(root, train=True, download=False)
+        test = cls(root, train=False, download=False)
+    except RuntimeError as e:
+        raise UserError(
+            f"could not read {name!r} from {root!r} ({e}); expected layout: {CIFAR_LAYOUT[name]}"
+        ) from None
+    mean, std = CIFAR_STATS[name]
+    return RawData(
+        kind="image",
+        x=np.ascontiguousarray(train.data.transpose(0, 3, 1, 2)),
+        y=np.asarray(train.targets, dtype=np.int64),
+        x_test=np.ascontiguousarray(test.data.transpose(0, 3, 1, 2)),
+        y_test=np.asarray(test.targets, dtype=np.int64),
+        num_classes=10 if name == "cifar10" else 100,
+        hflip=True,
+        uint8_images=True,
+        mean=mean,
+        std=std,
+    )
+
+
+@DATASETS.register("cifar10")
+def _cifar10(root=None) -> RawData:
+    """CIFAR-10 read from a local root (torchvision, download=False)."""
+    return _cifar("cifar10", root)
+
+
+@DATASETS.register("cifar100")
+def _cifar100(root=None) -> RawData:
+    """CIFAR-100 read from a local root (torchvision, download=False)."""
+    return _cifar("cifar100", root)
+
+
+IMAGEFOLDER_LAYOUT = "<root>/{train,val,test}/<class name>/<image files> (same classes in each)"
+
+
+@DATASETS.register("imagefolder")
+def _imagefolder(root=None, image_size: int = 32) -> RawData:
+    """A folder of class sub-folders per split, resized to image_size x image_size, RGB."""
+    from torchvision import datasets, transforms
+
+    root = _require_root("imagefolder", root, IMAGEFOLDER_LAYOUT)
+    tf = transforms.Compose(
+        [transforms.Resize((image_size, image_size)), transforms.PILToTensor()]
+    )
+    parts = {}
+    classes = None
+    for split in ("train", "val", "test"):
+        path = os.path.join(root, split)
+        try:
+            ds = datasets.ImageFolder(path, transform=tf, loader=lambda p: _rgb(p))
+        except (FileNotFoundError, RuntimeError) as e:
+            raise UserError(
+                f"could not read imagefolder split {path!r} ({e}); expected layout: {IMAGEFOLDER_LAYOUT}"
+            ) from None
+        if classes is None:
+            classes = ds.classes
+        elif ds.classes != classes:
+            raise UserError(
+                f"imagefolder split {path!r} has classes {ds.classes}, but train has {classes}; "
+                f"expected layout: {IMAGEFOLDER_LAYOUT}"
+            )
+        xs = torch.stack([ds[i][0] for i in range(len(ds))]).numpy()
+        parts[split] = (xs, np.asarray(ds.targets, dtype=np.int64))
+    return RawData(
+        kind="image",
+        x=parts["train"][0],
+        y=parts["train"][1],
+        x_val=parts["val"][0],
+        y_val=parts["val"][1],
+        x_test=parts["test"][0],
+        y_test=parts["test"][1],
+        num_classes=len(classes),
+        hflip=True,
+        uint8_images=True,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+    )
+
+
+def _rgb(path):
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        return Image.open(f).convert("RGB")

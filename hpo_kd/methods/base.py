@@ -1,0 +1,100 @@
+"""The interface every temperature method implements.
+
+A method gives the temperatures for the next training step (`temperatures`), may take over the
+backward pass of a step (`backward`, MKD does), learns from the step that just ran (`observe`:
+teacher/student logits, labels, loss terms), adds scalars to the epoch log (`epoch_metrics`),
+and saves/loads its state (`state_dict`). Register a new method with `@register("name")` in its
+own file under `hpo_kd/methods/`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+METHODS = Registry("temperature method")
+register = METHODS.register
+
+
+@dataclass
+class TrialContext:
+    """What a method may use, handed over once before training starts."""
+
+    model: nn.Module
+    epochs: int
+    steps_per_epoch: int
+    alpha: float
+    device: torch.device
+    # Yields (x, y) batches of the `meta` split forever (un-augmented), on `device`.
+    meta_batches: Optional[Callable[[], Iterator[Tuple[torch.Tensor, torch.Tensor]]]] = None
+    # The current learning rate of the student optimizer.
+    lr: Callable[[], float] = lambda: 0.0
+
+
+@dataclass
+class Step:
+    """One training step, as the trainer ran it."""
+
+    epoch: int  # counted from 1
+    step: int  # global step, counted from 0
+    x: torch.Tensor
+    target: torch.Tensor  # class indices or soft (Mixup) targets
+    student_logits: torch.Tensor
+    teacher_logits: Optional[torch.Tensor]
+    losses: Dict[str, torch.Tensor]
+    tau_t: Any
+    tau_s: Any
+    lr: float
+
+
+class TemperatureMethod:
+    """Base class: a fixed pair of temperatures, trained with the KD loss."""
+
+    name = "base"
+    uses_kd = True  # False: cross-entropy only, no teacher at all
+
+    def __init__(self, tau_t: float = 4.0, tau_s: float = 4.0):
+        self.tau_t = float(tau_t)
+        self.tau_s = float(tau_s)
+        self.ctx: Optional[TrialContext] = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def setup(self, ctx: TrialContext) -> None:
+        self.ctx = ctx
+
+    def parameters(self) -> List[nn.Parameter]:
+        """Extra parameters trained by the student's optimizer (CTKD's temperature)."""
+        return []
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch (counted from 1)."""
+
+    # -- per step --------------------------------------------------------------------------
+    def temperatures(self) -> Tuple[Any, Any]:
+        return self.tau_t, self.tau_s
+
+    def backward(self, step: Step) -> None:
+        """Fill .grad of the student's parameters; the trainer then steps its optimizer."""
+        step.losses["loss"].backward()
+
+    def observe(self, step: Step) -> None:
+        """Learn from the step that just ran (after the optimizer step)."""
+
+    # -- logging and checkpoints -----------------------------------------------------------
+    def current(self) -> Tuple[float, float]:
+        t, s = self.temperatures()
+        return float(t), float(s)
+
+    def epoch_metrics(self) -> Dict[str, float]:
+        return {}
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"tau_t": self.tau_t, "tau_s": self.tau_s}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.tau_t = float(state["tau_t"])
+        self.tau_s = float(state["tau_s"])

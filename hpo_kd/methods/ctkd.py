@@ -1,0 +1,95 @@
+"""CTKD-style curriculum temperature: one learnable T, trained adversarially.
+
+T = T_lo + T_span * sigmoid(w). The student's optimizer trains w through a gradient-reversal
+layer whose factor lambda follows a cosine from 0 to -1 over the first `ramp_epochs` epochs, so
+the temperature learns to *raise* the KD loss (an ever harder curriculum) while the student
+learns to lower it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..errors import check_range
+from .base import TemperatureMethod, register
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by `lam`."""
+
+    @staticmethod
+    def forward(ctx, x, lam: float):
+        ctx.lam = lam
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.lam, None
+
+
+def reversal_factor(epoch: int, ramp_epochs: int, lam_min: float = 0.0, lam_max: float = -1.0) -> float:
+    """Cosine ramp from lam_min at epoch 0 to lam_max at epoch >= ramp_epochs."""
+    if ramp_epochs <= 0 or epoch >= ramp_epochs:
+        return lam_max
+    return lam_min + (lam_max - lam_min) * 0.5 * (1.0 - math.cos(math.pi * epoch / ramp_epochs))
+
+
+@register("ctkd")
+class CTKD(TemperatureMethod):
+    name = "ctkd"
+
+    def __init__(
+        self,
+        tau_t: float = 4.0,
+        tau_s: float = 4.0,
+        T_lo: float = 1.0,
+        T_span: float = 20.0,
+        ramp_epochs: int = 10,
+        init_T: float | None = None,
+    ):
+        init = float(tau_t if init_T is None else init_T)
+        check_range("T_lo", T_lo, 0, None, lo_open=True)
+        check_range("T_span", T_span, 0, None, lo_open=True)
+        check_range("init_T", init, T_lo, T_lo + T_span, lo_open=True, hi_open=True)
+        check_range("ramp_epochs", ramp_epochs, 0, None)
+        super().__init__(init, init)
+        self.T_lo, self.T_span, self.ramp_epochs = float(T_lo), float(T_span), int(ramp_epochs)
+        p = (init - T_lo) / T_span
+        self.w = nn.Parameter(torch.tensor(math.log(p / (1 - p))))
+        self.lam = reversal_factor(0, self.ramp_epochs)
+
+    def setup(self, ctx):
+        super().setup(ctx)
+        self.w.data = self.w.data.to(ctx.device)
+
+    def parameters(self):
+        return [self.w]
+
+    def start_epoch(self, epoch: int) -> None:
+        # epoch is counted from 1: the first epoch trains with lambda(0) = 0.
+        self.lam = reversal_factor(epoch - 1, self.ramp_epochs)
+
+    def temperature(self) -> torch.Tensor:
+        return self.T_lo + self.T_span * torch.sigmoid(GradientReversal.apply(self.w, self.lam))
+
+    def temperatures(self):
+        T = self.temperature()
+        return T, T
+
+    def current(self):
+        with torch.no_grad():
+            T = float(self.T_lo + self.T_span * torch.sigmoid(self.w))
+        return T, T
+
+    def epoch_metrics(self):
+        return {"lambda": self.lam}
+
+    def state_dict(self):
+        return {"w": float(self.w.detach()), "lam": self.lam}
+
+    def load_state_dict(self, state):
+        with torch.no_grad():
+            self.w.fill_(float(state["w"]))
+        self.lam = float(state["lam"])

@@ -1,0 +1,425 @@
+"""One distillation trial: data -> teacher (trained once, cached) -> student with a temperature method.
+
+`run_trial(config, report=callback)` returns the final metrics; `report` gets one dict per epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.scheduler import CosineLRScheduler
+
+from . import data as data_mod
+from . import methods as methods_mod
+from . import models as models_mod
+from .errors import UserError, check_range
+from .kd import kd_loss, soft_cross_entropy
+
+OPTIMIZERS = ("sgd", "adamw")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Per data set defaults: every option of a trial has one, so `--dataset NAME` alone works.
+DATASET_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "digits": dict(teacher="cnn_wide", student="mlp", epochs=20, batch_size=64, lr=0.05),
+    "mnist1d": dict(teacher="cnn_wide", student="cnn_small", epochs=20, batch_size=64, lr=0.05),
+    "cifar10": dict(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05),
+    "cifar100": dict(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05),
+    "imagefolder": dict(teacher="resnet18", student="resnet10t", epochs=30, batch_size=64, lr=0.05),
+}
+
+
+@dataclass
+class TrialConfig:
+    dataset: str = "digits"
+    root: Optional[str] = None
+    split_seed: int = 0
+    fraction: float = 1.0
+    augment: str = "none"
+    teacher: Optional[str] = None
+    student: Optional[str] = None
+    method: str = "fixed"
+    method_options: Dict[str, Any] = field(default_factory=dict)
+    tau_t: float = 4.0
+    tau_s: float = 4.0
+    alpha: float = 0.9
+    optimizer: str = "sgd"
+    lr: Optional[float] = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    seed: int = 0
+    teacher_epochs: Optional[int] = None
+    teacher_seed: int = 0
+    device: str = "auto"
+    threads: Optional[int] = None
+    cache_dir: Optional[str] = None
+
+    def resolved(self) -> "TrialConfig":
+        """A copy with every default filled in from the data set's defaults, validated."""
+        if self.dataset not in data_mod.DATASETS:
+            data_mod.DATASETS.get(self.dataset)  # raises with the list of names
+        d = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["imagefolder"])
+        c = dataclasses.replace(self, method_options=dict(self.method_options))
+        for k in ("teacher", "student", "epochs", "batch_size", "lr"):
+            if getattr(c, k) is None:
+                setattr(c, k, d[k])
+        if c.teacher_epochs is None:
+            c.teacher_epochs = c.epochs
+        if c.cache_dir is None:
+            c.cache_dir = os.environ.get("HPO_KD_CACHE", os.path.join(os.getcwd(), ".cache", "hpo_kd"))
+        c.validate()
+        return c
+
+    def validate(self) -> None:
+        check_range("tau_t", self.tau_t, 0, None, lo_open=True)
+        check_range("tau_s", self.tau_s, 0, None, lo_open=True)
+        check_range("alpha", self.alpha, 0, 1)
+        check_range("fraction", self.fraction, 0, 1, lo_open=True)
+        check_range("epochs", self.epochs, 1, None)
+        check_range("teacher_epochs", self.teacher_epochs, 1, None)
+        check_range("batch_size", self.batch_size, 1, None)
+        check_range("lr", self.lr, 0, None, lo_open=True)
+        check_range("momentum", self.momentum, 0, 1, hi_open=True)
+        check_range("weight_decay", self.weight_decay, 0, None)
+        check_range("warmup_epochs", self.warmup_epochs, 0, None)
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+        if self.device not in DEVICES:
+            raise UserError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}")
+        if self.augment not in data_mod.AUGMENTS:
+            raise UserError(
+                f"unknown augmentation {self.augment!r}; allowed: {', '.join(data_mod.AUGMENTS)}"
+            )
+        methods_mod.METHODS.get(self.method)
+        for name in (self.teacher, self.student):
+            if name not in models_mod.MODELS:
+                import timm
+
+                if not timm.is_model(name):
+                    models_mod.MODELS.get(name, ["or any timm model name (see timm.list_models())"])
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was requested but no GPU is available here; allowed: cpu, auto")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # timm's Mixup draws from NumPy's global generator
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict(model, x: torch.Tensor, prepare, batch_size: int = 1024) -> torch.Tensor:
+    was = model.training
+    model.eval()
+    out = [model(prepare(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    model.train(was)
+    return torch.cat(out)
+
+
+def accuracy(model, split, prepare) -> float:
+    x, y = split
+    return (predict(model, x, prepare).argmax(-1) == y).float().mean().item()
+
+
+# --------------------------------------------------------------------------- teachers
+
+
+def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
+    """Everything that determines a teacher's weights."""
+    return {
+        "data": {k: v for k, v in bundle.key.items()},
+        "arch": c.teacher,
+        "epochs": c.teacher_epochs,
+        "optimizer": c.optimizer,
+        "lr": c.lr,
+        "momentum": c.momentum,
+        "weight_decay": c.weight_decay,
+        "warmup_epochs": c.warmup_epochs,
+        "batch_size": c.batch_size,
+        "seed": c.teacher_seed,
+        "version": 1,
+    }
+
+
+def key_hash(key: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@contextlib.contextmanager
+def _file_lock(path: str):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lambda m: None):
+    """Load the teacher for this config from the cache, training it (once) if missing.
+
+    Returns (model in eval mode without grad, info dict with val/test accuracy and `cached`)."""
+    key = teacher_key(c, bundle)
+    h = key_hash(key)
+    folder = os.path.join(c.cache_dir, "teachers")
+    path = os.path.join(folder, f"{c.teacher}-{h}.pt")
+    model = models_mod.create(c.teacher, bundle.input_shape, bundle.num_classes)
+    with _file_lock(path + ".lock"):
+        cached = os.path.exists(path)
+        if cached:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(blob["state_dict"])
+            info = json.loads(blob["info"])
+        else:
+            log(f"training teacher {c.teacher} ({h}) for {c.teacher_epochs} epochs")
+            tc = dataclasses.replace(
+                c, method="nokd", method_options={}, epochs=c.teacher_epochs, seed=c.teacher_seed
+            )
+            info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None)
+            if info["status"] != "ok":
+                raise RuntimeError(f"teacher training {info['status']}: {info.get('error', '')}")
+            info = {k: info[k] for k in ("val_acc", "test_acc", "seconds", "epochs_run")}
+            info["key"] = key
+            blob = {"state_dict": model.state_dict(), "info": json.dumps(info)}
+            atomic_torch_save(blob, path)
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, dict(info, cached=cached, path=path)
+
+
+# --------------------------------------------------------------------------- the training loop
+
+
+class Diverged(Exception):
+    pass
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator):
+    perm = torch.randperm(n, generator=gen)
+    stop = n - n % batch_size if n >= batch_size else n  # drop the ragged last batch
+    for i in range(0, stop, batch_size):
+        yield perm[i : i + batch_size]
+
+
+def make_optimizer(c: TrialConfig, model, extra_params):
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if extra_params:
+        groups.append({"params": list(extra_params), "weight_decay": 0.0})
+    if c.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[str, Any]:
+    """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it)."""
+    model.to(device).train()
+    x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
+    prepare, augment = bundle.prepare, bundle.augmenter
+    n = len(y_tr)
+    steps_per_epoch = max(1, n // c.batch_size) if n >= c.batch_size else 1
+    gen = torch.Generator().manual_seed(c.seed)
+    use_kd = method.uses_kd and teacher is not None
+    alpha = c.alpha if use_kd else 0.0
+
+    # Teacher logits of the un-augmented training data, computed once per trial.
+    cached_logits = None
+    if use_kd and augment.level == "none":
+        cached_logits = predict(teacher, x_tr, prepare)
+
+    meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
+
+    def meta_batches():
+        mgen = torch.Generator().manual_seed(c.seed + 7919)
+        while True:
+            for idx in _batches(len(meta_split[1]), c.batch_size, mgen):
+                yield prepare(meta_split[0][idx]), meta_split[1][idx]
+
+    optimizer = make_optimizer(c, model, method.parameters())
+    total = c.epochs * steps_per_epoch
+    scheduler = CosineLRScheduler(
+        optimizer,
+        t_initial=total,
+        lr_min=0.0,
+        warmup_t=min(c.warmup_epochs * steps_per_epoch, max(total - 1, 0)),
+        warmup_lr_init=c.lr * 0.01,
+        warmup_prefix=True,
+        t_in_epochs=False,
+    )
+    ctx = methods_mod.TrialContext(
+        model=model,
+        epochs=c.epochs,
+        steps_per_epoch=steps_per_epoch,
+        alpha=alpha,
+        device=device,
+        meta_batches=meta_batches,
+        lr=lambda: optimizer.param_groups[0]["lr"],
+    )
+    method.setup(ctx)
+    history = []
+    best = {"val_acc": -1.0}
+    status, error = "ok", None
+    start = time.perf_counter()
+    step = 0
+    epoch = 0
+    try:
+        for epoch in range(1, c.epochs + 1):
+            t0 = time.perf_counter()
+            method.start_epoch(epoch)
+            sums: Dict[str, torch.Tensor] = {}
+            seen = 0
+            for idx in _batches(n, c.batch_size, gen):
+                scheduler.step_update(step)
+                x, y = prepare(x_tr[idx]), y_tr[idx]
+                if use_kd and cached_logits is not None:
+                    z_t = cached_logits[idx]
+                x, target = augment(x, y, gen)
+                if use_kd and cached_logits is None:
+                    with torch.no_grad():
+                        z_t = teacher(x)
+                tau_t, tau_s = method.temperatures()
+                z_s = model(x)
+                if use_kd:
+                    losses = kd_loss(z_s, z_t[: len(z_s)], target, tau_t, tau_s, alpha)
+                else:
+                    ce = soft_cross_entropy(z_s, target)
+                    losses = {"loss": ce, "ce": ce}
+                    z_t = None
+                optimizer.zero_grad(set_to_none=True)
+                info = methods_mod.Step(
+                    epoch=epoch, step=step, x=x, target=target, student_logits=z_s,
+                    teacher_logits=z_t, losses=losses, tau_t=tau_t, tau_s=tau_s,
+                    lr=optimizer.param_groups[0]["lr"],
+                )
+                method.backward(info)
+                loss_value = losses["loss"].item()
+                if not math.isfinite(loss_value):
+                    raise Diverged(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}")
+                optimizer.step()
+                method.observe(info)
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach() * len(x)
+                seen += len(x)
+                step += 1
+            train_seconds = time.perf_counter() - t0
+            val_acc = accuracy(model, bundle.splits["val"], prepare)
+            test_acc = accuracy(model, bundle.splits["test"], prepare)
+            tt, ts = method.current()
+            row = {
+                "epoch": epoch,
+                **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
+                "val_acc": val_acc,
+                "test_acc": test_acc,
+                "tau_t": tt,
+                "tau_s": ts,
+                "lr": optimizer.param_groups[0]["lr"],
+                "epoch_seconds": time.perf_counter() - t0,
+                "samples_per_s": seen / max(train_seconds, 1e-9),
+                **method.epoch_metrics(),
+            }
+            if not all(math.isfinite(row[k]) for k in ("val_acc", "test_acc")):
+                raise Diverged(f"non-finite accuracy at epoch {epoch}")
+            history.append(row)
+            if val_acc > best["val_acc"]:
+                best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+            if report is not None:
+                report(row)
+    except Diverged as e:
+        status, error = "diverged", str(e)
+    last = history[-1] if history else {}
+    tt, ts = method.current()
+    return {
+        "status": status,
+        "error": error,
+        "val_acc": last.get("val_acc") if status == "ok" else None,
+        "test_acc": last.get("test_acc") if status == "ok" else None,
+        "best_val_acc": best["val_acc"] if status == "ok" else None,
+        "test_at_best_val": best.get("test_acc") if status == "ok" else None,
+        "best_epoch": best.get("epoch"),
+        "tau_t": tt,
+        "tau_s": ts,
+        "epochs_run": len(history),
+        "seconds": time.perf_counter() - start,
+        "device": str(device),
+        "history": history,
+        "method_state": method.state_dict() if status == "ok" else None,
+    }
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+def run_trial(
+    config: TrialConfig | Dict[str, Any],
+    report: Optional[Callable[[Dict[str, Any]], None]] = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> Dict[str, Any]:
+    """Run one distillation trial; `report(row)` is called after every epoch.
+
+    Returns the final metrics (status `ok` or `diverged`, accuracies, final temperatures, ...)."""
+    if isinstance(config, dict):
+        unknown = set(config) - {f.name for f in dataclasses.fields(TrialConfig)}
+        if unknown:
+            raise UserError(
+                f"unknown trial option(s) {', '.join(sorted(unknown))}; allowed: "
+                + ", ".join(f.name for f in dataclasses.fields(TrialConfig))
+            )
+        config = TrialConfig(**config)
+    c = config.resolved()
+    device = pick_device(c.device)
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root)
+    method = methods_mod.create(c.method, tau_t=c.tau_t, tau_s=c.tau_s, **c.method_options)
+    teacher, tinfo = None, None
+    if method.uses_kd:
+        teacher, tinfo = get_teacher(c, bundle, device, log)
+    seed_everything(c.seed)
+    student = models_mod.create(c.student, bundle.input_shape, bundle.num_classes)
+    result = fit(student, bundle, method, teacher, c, device, report)
+    result["teacher_val_acc"] = tinfo["val_acc"] if tinfo else None
+    result["teacher_test_acc"] = tinfo["test_acc"] if tinfo else None
+    result["teacher_cached"] = tinfo["cached"] if tinfo else None
+    result["student_params"] = models_mod.count_parameters(student)
+    return result
+
+
+def train_teacher(config: TrialConfig | Dict[str, Any], log=lambda m: None) -> Dict[str, Any]:
+    """Make sure the teacher of `config` is in the cache; returns its info (accuracies, cached)."""
+    c = (TrialConfig(**config) if isinstance(config, dict) else config).resolved()
+    device = pick_device(c.device)
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root)
+    _, info = get_teacher(c, bundle, device, log)
+    return info
