@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 from .errors import UserError
@@ -110,7 +111,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_extra_commands = []
+def cmd_run(a) -> int:
+    from .study import load_study, plan_counts
+
+    study = load_study(a.study)
+    if a.dry_run:
+        from .tune import Runner
+
+        plan = study.plan()
+        counts = plan_counts(plan)
+        width = max(len(k[0]) for k in counts)
+        print(f"study {study.name}: {len(study.settings)} setting(s) x {len(study.seeds)} seed(s)")
+        for (label, method), n in sorted(counts.items()):
+            print(f"  {label:<{width}}  {method:<8} {n:4d} trial(s)")
+        total = sum(counts.values())
+        runner = Runner(study, runs_dir=a.runs_dir, address=a.address)
+        pending = runner.pending()
+        left = sum(t.budget - (len(runner.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in pending)
+        print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run")
+        return 0
+    from .tune import Runner
+
+    out = Runner(study, runs_dir=a.runs_dir, address=a.address).run()
+    print(f"ran {out['ran']} trial(s); results in {os.path.join(os.path.abspath(a.runs_dir), study.name)}",
+          file=sys.stderr)
+    return 0
+
+
+def _add_run(sub):
+    r = sub.add_parser("run", help="run a study file through Ray Tune (resumable)")
+    r.add_argument("study", help="studies/NAME.toml")
+    r.add_argument("--runs-dir", default="runs", help="where results go: RUNS_DIR/<study name>/")
+    r.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
+    r.add_argument("--dry-run", action="store_true", help="print the trial plan and exit")
+    r.set_defaults(func=cmd_run)
+
+
+_extra_commands = [_add_run]
 
 
 def main(argv=None) -> int:

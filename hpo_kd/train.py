@@ -19,7 +19,6 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.scheduler import CosineLRScheduler
 
 from . import data as data_mod
 from . import methods as methods_mod
@@ -193,6 +192,9 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
     h = key_hash(key)
     folder = os.path.join(c.cache_dir, "teachers")
     path = os.path.join(folder, f"{c.teacher}-{h}.pt")
+    # The key promises that teacher_seed fixes the weights: seed the initialisation (and Mixup's
+    # NumPy draws) rather than inheriting whatever state the global generators are in.
+    seed_everything(c.teacher_seed)
     model = models_mod.create(c.teacher, bundle.input_shape, bundle.num_classes)
     with _file_lock(path + ".lock"):
         cached = os.path.exists(path)
@@ -241,6 +243,16 @@ def make_optimizer(c: TrialConfig, model, extra_params):
     return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
 
 
+def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
+    """Per-step learning rate: linear warm-up from 1 % of the base rate, then cosine to zero."""
+    sched = torch.optim.lr_scheduler
+    cosine = sched.CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1))
+    if warmup_steps <= 0:
+        return cosine
+    warm = sched.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup_steps)
+    return sched.SequentialLR(optimizer, [warm, cosine], milestones=[warmup_steps])
+
+
 def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[str, Any]:
     """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it)."""
     model.to(device).train()
@@ -267,15 +279,7 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
 
     optimizer = make_optimizer(c, model, method.parameters())
     total = c.epochs * steps_per_epoch
-    scheduler = CosineLRScheduler(
-        optimizer,
-        t_initial=total,
-        lr_min=0.0,
-        warmup_t=min(c.warmup_epochs * steps_per_epoch, max(total - 1, 0)),
-        warmup_lr_init=c.lr * 0.01,
-        warmup_prefix=True,
-        t_in_epochs=False,
-    )
+    scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * steps_per_epoch, total - 1))
     ctx = methods_mod.TrialContext(
         model=model,
         epochs=c.epochs,
@@ -299,7 +303,6 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
             sums: Dict[str, torch.Tensor] = {}
             seen = 0
             for idx in _batches(n, c.batch_size, gen):
-                scheduler.step_update(step)
                 x, y = prepare(x_tr[idx]), y_tr[idx]
                 if use_kd and cached_logits is not None:
                     z_t = cached_logits[idx]
@@ -326,6 +329,7 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
                 if not math.isfinite(loss_value):
                     raise Diverged(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}")
                 optimizer.step()
+                scheduler.step()
                 method.observe(info)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v.detach() * len(x)

@@ -80,7 +80,13 @@ def names() -> list[str]:
 
 def _split(y: np.ndarray, share: float, seed: int):
     idx = np.arange(len(y))
-    keep, held = train_test_split(idx, test_size=share, stratify=y, random_state=seed)
+    try:
+        keep, held = train_test_split(idx, test_size=share, stratify=y, random_state=seed)
+    except ValueError as e:  # too few samples per class for a stratified split
+        raise UserError(
+            f"cannot split {len(y)} samples of {len(np.unique(y))} classes into stratified "
+            f"train/meta/val/test splits ({e}); every class needs more samples"
+        ) from None
     return np.sort(keep), np.sort(held)
 
 
@@ -117,9 +123,12 @@ def load(
     if fraction < 1.0:
         n_keep = max(raw.num_classes, int(round(fraction * len(y))))
         if n_keep < len(y):
-            keep, _ = train_test_split(
-                np.arange(len(y)), train_size=n_keep, stratify=y, random_state=seed + 3
-            )
+            if len(y) - n_keep >= raw.num_classes:
+                keep, _ = train_test_split(
+                    np.arange(len(y)), train_size=n_keep, stratify=y, random_state=seed + 3
+                )
+            else:  # sklearn cannot stratify a drop of fewer samples than classes
+                keep = np.random.default_rng(seed + 3).choice(len(y), n_keep, replace=False)
             keep = np.sort(keep)
             x, y = x[keep], y[keep]
 

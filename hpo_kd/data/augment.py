@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from timm.data import Mixup
 
 AUGMENTS = ("none", "weak", "strong")
 
@@ -51,7 +50,7 @@ class Augmenter:
     hflip: bool = False
     max_shift: int = 1
     noise: float = 0.0
-    mixup: Optional[Mixup] = None
+    mixup: Optional[object] = None  # timm.data.Mixup
 
     @property
     def mixes(self) -> bool:
@@ -73,6 +72,12 @@ class Augmenter:
         return x, y
 
 
+def _mixup(**kw):
+    from timm.data import Mixup  # imported only when needed: timm pulls in torchvision
+
+    return Mixup(label_smoothing=0.0, **kw)
+
+
 def make_augmenter(
     level: str, kind: str, num_classes: int, hflip: bool = False, size: int = 8
 ) -> Augmenter:
@@ -82,14 +87,10 @@ def make_augmenter(
         # 1 pixel of shift on 8x8 digits, 4 on 32x32 images.
         aug = Augmenter(level, kind, num_classes, hflip=hflip, max_shift=max(1, size // 8))
         if level == "strong":
-            aug.mixup = Mixup(
-                mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.0, num_classes=num_classes
-            )
+            aug.mixup = _mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=num_classes)
         return aug
     aug = Augmenter(level, kind, num_classes, max_shift=3, noise=0.05)
     if level == "strong":
         aug.noise = 0.1
-        aug.mixup = Mixup(
-            mixup_alpha=0.4, cutmix_alpha=0.0, label_smoothing=0.0, num_classes=num_classes
-        )
+        aug.mixup = _mixup(mixup_alpha=0.4, cutmix_alpha=0.0, num_classes=num_classes)
     return aug

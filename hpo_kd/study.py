@@ -1,0 +1,382 @@
+"""Study files (`studies/*.toml`): parse, validate before any compute, and expand into trials.
+
+A study crosses settings (data set x augmentation x fraction x teacher/student pair) with methods
+and seeds. Every trial gets a stable id (a hash of what determines it), so a re-run can skip the
+finished ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore
+
+from . import data as data_mod
+from . import methods as methods_mod
+from . import models as models_mod
+from .errors import UserError
+
+SEARCHES = ("grid", "optuna")
+LEARNED = ("mkd", "dts", "ctkd", "nokd")
+METHOD_KEYS = SEARCHES + LEARNED
+
+NUM = (int, float)
+
+
+class StudyError(UserError):
+    pass
+
+
+def _err(path: str, key: str, msg: str):
+    raise StudyError(f"{path}: {key}: {msg}")
+
+
+def _typed(path, key, value, types, what):
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        _err(path, key, f"expected {what}, got {value!r}")
+    if not isinstance(value, types):
+        _err(path, key, f"expected {what}, got {value!r}")
+    return value
+
+
+def _num(path, key, value, lo=None, hi=None, lo_open=False, integer=False):
+    _typed(path, key, value, int if integer else NUM, "an integer" if integer else "a number")
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)
+    if bad:
+        left = "(" if lo_open else "["
+        _err(path, key, f"{value!r} is out of range; allowed: {left}{lo if lo is not None else '-inf'}, "
+                        f"{hi if hi is not None else 'inf'}]")
+    return value
+
+
+def _list(path, key, value, what):
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        _err(path, key, f"must not be empty; expected {what}")
+    return value
+
+
+def _keys(path, prefix, table: Dict[str, Any], allowed):
+    for k in table:
+        if k not in allowed:
+            _err(path, f"{prefix}{k}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    dataset: str
+    augment: str
+    fraction: float
+    teacher: str
+    student: str
+    root: Optional[str] = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset}({self.fraction:.0%},{self.augment})"
+
+
+@dataclass
+class Trial:
+    """One unit of work: a teacher, one fixed-config student, or one Optuna search."""
+
+    kind: str  # "teacher", "trial", "search"
+    method: str  # teacher, grid, optuna, mkd, dts, ctkd, nokd
+    setting: Setting
+    seed: int
+    config: Dict[str, Any]  # TrialConfig fields
+    budget: int = 1  # number of Ray Tune trials this unit runs
+    search: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        blob = json.dumps(
+            {"kind": self.kind, "method": self.method, "config": self.config, "search": self.search},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Study:
+    name: str
+    path: str
+    settings: List[Setting]
+    seeds: List[int]
+    methods: Dict[str, Dict[str, Any]]
+    train: Dict[str, Any]
+    resources: Dict[str, float]
+    split_seed: int = 0
+
+    # ------------------------------------------------------------------ the trial plan
+    def base_config(self, s: Setting, seed: int) -> Dict[str, Any]:
+        return dict(
+            dataset=s.dataset, root=s.root, split_seed=self.split_seed, fraction=s.fraction,
+            augment=s.augment, teacher=s.teacher, student=s.student, seed=seed, **self.train,
+        )
+
+    def teachers(self) -> List[Trial]:
+        out, seen = [], set()
+        needs_teacher = any(m != "nokd" for m in self.methods)
+        if not needs_teacher:
+            return out
+        for s in self.settings:
+            cfg = self.base_config(s, 0)
+            cfg.update(method="nokd")
+            key = (s.dataset, s.root, s.augment, s.fraction, s.teacher)
+            if key in seen:
+                continue
+            seen.add(key)
+            cfg.pop("student")
+            cfg["seed"] = 0
+            out.append(Trial("teacher", "teacher", s, 0, cfg))
+        return out
+
+    def student_trials(self, settings=None, seeds=None) -> List[Trial]:
+        out = []
+        for s in settings or self.settings:
+            for seed in seeds or self.seeds:
+                base = self.base_config(s, seed)
+                for m, opts in self.methods.items():
+                    if m == "grid":
+                        for tt, ts in opts["pairs"]:
+                            out.append(Trial("trial", "grid", s, seed,
+                                             dict(base, method="fixed", tau_t=tt, tau_s=ts)))
+                    elif m == "optuna":
+                        search = {k: opts[k] for k in sorted(opts)}
+                        out.append(Trial("search", "optuna", s, seed, dict(base, method="fixed"),
+                                         budget=opts["trials"], search=search))
+                    else:
+                        o = dict(opts)
+                        cfg = dict(base, method=m, method_options=o)
+                        for k in ("tau_t", "tau_s"):
+                            if k in o:
+                                cfg[k] = o.pop(k)
+                        out.append(Trial("trial", m, s, seed, cfg))
+        return out
+
+    def plan(self) -> List[Trial]:
+        return self.teachers() + self.student_trials()
+
+
+# ---------------------------------------------------------------------- parsing and validation
+
+TOP_KEYS = {"name", "seeds", "split_seed", "settings", "methods", "train", "resources"}
+SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root"}
+TRAIN_KEYS = {
+    "epochs", "teacher_epochs", "alpha", "optimizer", "lr", "momentum", "weight_decay",
+    "warmup_epochs", "batch_size",
+}
+RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent"}
+GRID_KEYS = {"temperatures", "pairs"}
+OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "asha", "grace_period", "reduction_factor"}
+
+
+def _check_model(path, key, name):
+    _typed(path, key, name, str, "a model name")
+    if name in models_mod.MODELS:
+        return name
+    import timm
+
+    if not timm.is_model(name):
+        _err(path, key, f"unknown model {name!r}; allowed: {', '.join(models_mod.names())} "
+                        "or any timm model name")
+    return name
+
+
+def _settings(path, raw) -> List[Setting]:
+    raw = _list(path, "settings", raw, "a list of [[settings]] tables")
+    out = []
+    for i, t in enumerate(raw):
+        p = f"settings[{i}]."
+        if not isinstance(t, dict):
+            _err(path, f"settings[{i}]", "expected a table")
+        _keys(path, p, t, SETTING_KEYS)
+        if "dataset" not in t:
+            _err(path, p + "dataset", "missing; allowed: " + ", ".join(data_mod.names()))
+        datasets = _list(path, p + "dataset", t["dataset"], "data set names")
+        for d in datasets:
+            if d not in data_mod.DATASETS:
+                _err(path, p + "dataset", f"unknown data set {d!r}; allowed: {', '.join(data_mod.names())}")
+        augments = _list(path, p + "augment", t.get("augment", "none"), "augmentation levels")
+        for a in augments:
+            if a not in data_mod.AUGMENTS:
+                _err(path, p + "augment", f"unknown augmentation {a!r}; allowed: {', '.join(data_mod.AUGMENTS)}")
+        fractions = _list(path, p + "fraction", t.get("fraction", 1.0), "numbers in (0, 1]")
+        for f in fractions:
+            _num(path, p + "fraction", f, 0, 1, lo_open=True)
+        if "pairs" in t:
+            if "teacher" in t or "student" in t:
+                _err(path, p + "pairs", "give either pairs or teacher/student, not both")
+            pairs = _list(path, p + "pairs", t["pairs"], "[teacher, student] pairs")
+            for j, pr in enumerate(pairs):
+                if not (isinstance(pr, list) and len(pr) == 2):
+                    _err(path, f"{p}pairs[{j}]", f"expected [teacher, student], got {pr!r}")
+        else:
+            pairs = [[t.get("teacher"), t.get("student")]]
+        root = t.get("root")
+        if root is not None:
+            _typed(path, p + "root", root, str, "a folder path")
+            root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(root)))
+        for d, a, f, (te, st) in itertools.product(datasets, augments, fractions, pairs):
+            from .train import DATASET_DEFAULTS
+
+            dflt = DATASET_DEFAULTS.get(d, DATASET_DEFAULTS["imagefolder"])
+            te = _check_model(path, p + "teacher", te or dflt["teacher"])
+            st = _check_model(path, p + "student", st or dflt["student"])
+            if d in ("cifar10", "cifar100", "imagefolder") and root is None:
+                _err(path, p + "root", f"data set {d!r} needs a local root folder")
+            out.append(Setting(d, a, float(f), te, st, root))
+    ids = [s.id for s in out]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        _err(path, "settings", f"duplicate setting(s): {', '.join(sorted(dup))}")
+    return out
+
+
+def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
+    if not isinstance(raw, dict) or not raw:
+        _err(path, "methods", "must be a non-empty table; allowed methods: " + ", ".join(METHOD_KEYS))
+    out = {}
+    for m, opts in raw.items():
+        p = f"methods.{m}"
+        if m not in METHOD_KEYS:
+            _err(path, p, f"unknown method; allowed: {', '.join(METHOD_KEYS)}")
+        if not isinstance(opts, dict):
+            _err(path, p, "expected a table of options (may be empty)")
+        opts = dict(opts)
+        if m == "grid":
+            _keys(path, p + ".", opts, GRID_KEYS)
+            if ("temperatures" in opts) == ("pairs" in opts):
+                _err(path, p, "give exactly one of temperatures = [...] or pairs = [[tau_t, tau_s], ...]")
+            if "temperatures" in opts:
+                temps = _list(path, p + ".temperatures", opts["temperatures"], "positive numbers")
+                pairs = [[t, t] for t in temps]
+            else:
+                pairs = _list(path, p + ".pairs", opts["pairs"], "[tau_t, tau_s] pairs")
+            for j, pr in enumerate(pairs):
+                if not (isinstance(pr, list) and len(pr) == 2):
+                    _err(path, f"{p}.pairs[{j}]", f"expected [tau_t, tau_s], got {pr!r}")
+                for v in pr:
+                    _num(path, p + ".temperatures", v, 0, None, lo_open=True)
+            out[m] = {"pairs": [[float(a), float(b)] for a, b in pairs]}
+        elif m == "optuna":
+            _keys(path, p + ".", opts, OPTUNA_KEYS)
+            o = {
+                "trials": _num(path, p + ".trials", opts.get("trials", 8), 1, None, integer=True),
+                "low": float(_num(path, p + ".low", opts.get("low", 1.0), 0, None, lo_open=True)),
+                "high": float(_num(path, p + ".high", opts.get("high", 16.0), 0, None, lo_open=True)),
+                "separate": _typed(path, p + ".separate", opts.get("separate", False), bool, "true or false"),
+                "seed": _num(path, p + ".seed", opts.get("seed", 0), 0, None, integer=True),
+                "asha": _typed(path, p + ".asha", opts.get("asha", False), bool, "true or false"),
+                "grace_period": _num(path, p + ".grace_period", opts.get("grace_period", 2), 1, None, integer=True),
+                "reduction_factor": _num(path, p + ".reduction_factor", opts.get("reduction_factor", 2), 2, None, integer=True),
+            }
+            if o["low"] >= o["high"]:
+                _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
+            out[m] = o
+        else:
+            allowed = methods_mod.options_of("nokd" if m == "nokd" else m)
+            _keys(path, p + ".", opts, set(allowed))
+            try:
+                methods_mod.create(m, **opts)
+            except UserError as e:
+                _err(path, p, str(e))
+            out[m] = opts
+    return out
+
+
+def _train(path, raw) -> Dict[str, Any]:
+    if not isinstance(raw, dict):
+        _err(path, "train", "expected a table")
+    _keys(path, "train.", raw, TRAIN_KEYS)
+    t = dict(raw)
+    checks = {
+        "epochs": dict(lo=1, integer=True),
+        "teacher_epochs": dict(lo=1, integer=True),
+        "batch_size": dict(lo=1, integer=True),
+        "warmup_epochs": dict(lo=0, integer=True),
+        "alpha": dict(lo=0, hi=1),
+        "lr": dict(lo=0, lo_open=True),
+        "momentum": dict(lo=0, hi=1),
+        "weight_decay": dict(lo=0),
+    }
+    for k, kw in checks.items():
+        if k in t:
+            _num(path, f"train.{k}", t[k], **kw)
+    if "optimizer" in t and t["optimizer"] not in ("sgd", "adamw"):
+        _err(path, "train.optimizer", f"unknown optimizer {t['optimizer']!r}; allowed: sgd, adamw")
+    return t
+
+
+def _resources(path, raw) -> Dict[str, float]:
+    if not isinstance(raw, dict):
+        _err(path, "resources", "expected a table")
+    _keys(path, "resources.", raw, RESOURCE_KEYS)
+    r = {
+        "cpus_per_trial": _num(path, "resources.cpus_per_trial", raw.get("cpus_per_trial", 1), 0, None, lo_open=True),
+        "gpus_per_trial": _num(path, "resources.gpus_per_trial", raw.get("gpus_per_trial", 0), 0, None),
+    }
+    if "max_concurrent" in raw:
+        r["max_concurrent"] = _num(path, "resources.max_concurrent", raw["max_concurrent"], 1, None, integer=True)
+    g = r["gpus_per_trial"]
+    if g > 1 and g != int(g):
+        _err(path, "resources.gpus_per_trial", f"{g} is neither a fraction of one GPU nor a whole number")
+    return r
+
+
+def load_study(path: str) -> Study:
+    """Read and validate a study file; every problem is a StudyError naming file and key."""
+    if not os.path.isfile(path):
+        raise StudyError(f"{path}: study file not found")
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise StudyError(f"{path}: not valid TOML: {e}") from None
+    _keys(path, "", raw, TOP_KEYS)
+    name = raw.get("name", os.path.splitext(os.path.basename(path))[0])
+    _typed(path, "name", name, str, "a string")
+    if not name or any(c in name for c in "/\\ "):
+        _err(path, "name", f"{name!r} must be a non-empty word without slashes or spaces")
+    if "settings" not in raw:
+        _err(path, "settings", "missing; add at least one [[settings]] table")
+    if "methods" not in raw:
+        _err(path, "methods", "missing; allowed methods: " + ", ".join(METHOD_KEYS))
+    seeds = _list(path, "seeds", raw.get("seeds", [0]), "a list of integers")
+    for s in seeds:
+        _num(path, "seeds", s, 0, None, integer=True)
+    if len(set(seeds)) != len(seeds):
+        _err(path, "seeds", f"duplicate seeds in {seeds}")
+    return Study(
+        name=name,
+        path=os.path.abspath(path),
+        settings=_settings(path, raw["settings"]),
+        seeds=[int(s) for s in seeds],
+        methods=_methods(path, raw["methods"]),
+        train=_train(path, raw.get("train", {})),
+        resources=_resources(path, raw.get("resources", {})),
+        split_seed=_num(path, "split_seed", raw.get("split_seed", 0), 0, None, integer=True),
+    )
+
+
+def plan_counts(trials: List[Trial]):
+    """(setting label, method) -> number of Ray Tune trials, for --dry-run."""
+    counts: Dict[tuple, int] = {}
+    for t in trials:
+        k = (t.setting.label, t.method)
+        counts[k] = counts.get(k, 0) + t.budget
+    return counts
