@@ -147,7 +147,73 @@ def _add_run(sub):
     r.set_defaults(func=cmd_run)
 
 
-_extra_commands = [_add_run]
+def cmd_report(a) -> int:
+    from .report import write_report
+
+    path = write_report(a.store, out_root=a.out)
+    print(path)
+    return 0
+
+
+def cmd_transfer(a) -> int:
+    from . import report as rep
+    from .store import Store
+    from .study import Trial, load_study
+    from .tune import Runner
+
+    store = Store.open_existing(a.study)
+    trials = store.trials()
+    src = rep.resolve_setting(trials, a.source)
+    tgt = rep.resolve_setting(trials, a.target)
+    missing = rep.missing_transfer_trials(trials, src, tgt)
+    if missing:
+        study_file = os.path.join(a.study, "study.toml")
+        if not os.path.isfile(study_file):
+            raise UserError(f"{study_file!r} is missing: cannot re-create the {len(missing)} missing transfer trial(s)")
+        study = load_study(study_file)
+        setting = next((s for s in study.settings if s.id == tgt), None)
+        if setting is None:
+            raise UserError(f"setting {tgt!r} is no longer in {study_file!r}")
+        plan = [Trial("trial", "transfer", setting, seed, dict(study.base_config(setting, seed), method="fixed",
+                                                                 tau_t=tt, tau_s=ts))
+                for seed, tt, ts in missing]
+        Runner(study, runs_dir=os.path.dirname(os.path.abspath(a.study)), address=a.address).run(plan)
+        store = Store.open_existing(a.study)
+        trials = store.trials()
+    rows, still = rep.transfer_cells(trials, src, tgt)
+    if not rows:
+        raise UserError(f"no seed has results for both {a.source!r} and {a.target!r}")
+    tm = rep.transfer_matrix(trials)
+    cell = tm[(tm["source_id"] == src) & (tm["target_id"] == tgt)].iloc[0]
+    import numpy as np
+
+    tr = np.array([r["transferred"] for r in rows])
+    own = np.array([r["own"] for r in rows])
+    sd = lambda x: float(x.std(ddof=1)) if len(x) > 1 else float("nan")  # noqa: E731
+    labels = dict(zip(trials["setting"], trials["setting_label"]))
+    spread = cell["target_seed_spread"]
+    sigmas = f" ({cell['regret_mean'] / spread:.1f}σ)" if spread and spread == spread and spread > 0 else ""
+    verdict = "does not transfer" if cell["verdict"] == "does not transfer" else "transfers"
+    print(f"τ={rep._fmt_tau(sorted(set(r['tau_t'] for r in rows)))} selected on {labels[src]} → on {labels[tgt]}: "
+          f"{tr.mean():.1f} ± {sd(tr):.1f} % vs {labels[tgt]}'s own τ={rep._fmt_tau(sorted(set(r['own_tau_t'] for r in rows)))}: "
+          f"{own.mean():.1f} ± {sd(own):.1f} %; regret {cell['regret_mean']:.1f} points{sigmas}: {verdict}.")
+    return 0
+
+
+def _add_report(sub):
+    r = sub.add_parser("report", help="write reports/<study>/report.md with tables and plots")
+    r.add_argument("store", help="runs/<study>")
+    r.add_argument("--out", default="reports", help="reports root (default: reports)")
+    r.set_defaults(func=cmd_report)
+    t = sub.add_parser("transfer", help="does a temperature selected on A transfer to B?")
+    t.add_argument("--study", required=True, help="runs/<study>")
+    t.add_argument("--source", required=True, help="setting A (label, id, or data set name)")
+    t.add_argument("--target", required=True, help="setting B (label, id, or data set name)")
+    t.add_argument("--address", default=None, help="an existing Ray cluster for the missing trials")
+    t.set_defaults(func=cmd_transfer)
+
+
+_extra_commands = [_add_run, _add_report]
 
 
 def main(argv=None) -> int:

@@ -21,7 +21,7 @@ TRIAL_COLUMNS = [
     "trial_id", "unit_id", "study", "setting", "setting_label", "dataset", "augment", "fraction",
     "teacher", "student", "method", "seed", "tau_t_config", "tau_s_config", "options", "status",
     "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
-    "tau_s", "epochs", "epochs_run", "seconds", "device", "node", "finished_at",
+    "tau_s", "epochs", "epochs_run", "seconds", "device", "node", "gpu_ids", "started_at", "finished_at",
 ]
 
 

@@ -1,7 +1,7 @@
 """Run a study's trials through Ray Tune on shared workers, writing each finished trial to the store.
 
-Teachers first (one Tune trial per distinct teacher key, cached under the study's folder so every
-worker reads them), then every fixed-config trial (grid temperatures, MKD, DTS, CTKD, no-KD) as
+Teachers (one Tune trial per distinct teacher key, cached under the study's folder so every
+worker reads them) and every fixed-config trial (grid temperatures, MKD, DTS, CTKD, no-KD) run as
 one Tune grid search, then one `OptunaSearch` (seeded TPE, optional ASHA) per setting and seed.
 Finished trials are skipped on a re-run; an interrupted Optuna search continues from its
 finished trials (they are handed to the sampler as evaluated points).
@@ -35,6 +35,7 @@ _CURVE_KEYS = ("epoch", "train_loss", "train_kd", "train_ce", "val_acc", "test_a
 
 def trial_fn(config: Dict[str, Any]) -> None:
     """The Ray Tune trainable: one teacher or one student trial, reported per epoch."""
+    started = time.time()
     from ray import tune
 
     from .train import run_trial, train_teacher
@@ -53,13 +54,12 @@ def trial_fn(config: Dict[str, Any]) -> None:
     try:
         if spec["kind"] == "teacher":
             cfg.pop("method", None)
-            t0 = time.perf_counter()
             info = train_teacher(cfg)
+            # Cost: the teacher's own training (whichever trial happened to train it).
             final = {
                 "status": "ok", "val_acc": info["val_acc"], "test_acc": info["test_acc"],
                 "best_val_acc": info["val_acc"], "test_at_best_val": info["test_acc"],
-                "epochs_run": 0 if info["cached"] else info["epochs_run"],
-                "seconds": time.perf_counter() - t0,
+                "epochs_run": info["epochs_run"], "seconds": info["seconds"],
             }
         else:
             def per_epoch(row):
@@ -74,7 +74,7 @@ def trial_fn(config: Dict[str, Any]) -> None:
     except Exception as e:  # recorded as `failed`; the other trials go on
         msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
         final = {"status": "failed", "error": msg, "trace": traceback.format_exc()[-2000:]}
-    final.update(final=True, node=node, pid=os.getpid(), gpu_ids=json.dumps([str(g) for g in _gpu_ids()]))
+    final.update(final=True, node=node, pid=os.getpid(), started_at=started, gpu_ids=json.dumps([str(g) for g in _gpu_ids()]))
     tune.report({k: _clean(v) for k, v in final.items()})
 
 
@@ -112,8 +112,9 @@ def _nan_to_none(v):
 
 
 class Progress:
-    def __init__(self, total: int, concurrency: int, out=sys.stderr):
-        self.total, self.done, self.concurrency, self.out = total, 0, max(concurrency, 1), out
+    def __init__(self, total: int, concurrency: int):
+        # No stream is held: Ray Tune pickles its callbacks with the experiment state.
+        self.total, self.done, self.concurrency = total, 0, max(concurrency, 1)
         self.start = time.time()
         self.trial_seconds = 0.0
 
@@ -135,7 +136,7 @@ class Progress:
         print(
             f"[{self.done}/{self.total}] {row['setting_label']} {row['method']} seed={row['seed']}"
             f"{taus}: {row['status']}{acc} {row.get('seconds') or 0:.1f}s{err}  ETA {eta:.0f}s",
-            file=self.out, flush=True,
+            file=sys.stderr, flush=True,
         )
 
 
@@ -196,6 +197,7 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
         "tau_t_config": c.get("tau_t"), "tau_s_config": c.get("tau_s"),
         "options": c.get("method_options", {}), "status": status, "error": error,
         "epochs": c.get("epochs"), "node": _nan_to_none(last.get("node")),
+        "started_at": _nan_to_none(last.get("started_at")), "gpu_ids": _nan_to_none(last.get("gpu_ids")),
     }
     for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t", "tau_s",
               "epochs_run", "seconds", "device"):
@@ -231,6 +233,13 @@ class Runner:
         self.address = address if address is not None else os.environ.get("RAY_ADDRESS")
         self.log = log
         self._started_ray = False
+        # A copy of the study file beside its results: `hpo-kd transfer` re-creates trials from it.
+        with open(study.path, "rb") as f:
+            text = f.read()
+        tmp = os.path.join(self.folder, "study.toml.tmp")
+        with open(tmp, "wb") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(self.folder, "study.toml"))
 
     # ------------------------------------------------------------------ Ray lifecycle
     def _init_ray(self):
@@ -277,10 +286,10 @@ class Runner:
         return {"cpu": cpus, "gpu": gpus}, slots, device, max(1, int(cpus))
 
     # ------------------------------------------------------------------ running
-    def pending(self) -> List[Trial]:
+    def pending(self, plan: Optional[List[Trial]] = None) -> List[Trial]:
         done = self.store.finished_ids()
         out = []
-        for t in self.study.plan():
+        for t in self.study.plan() if plan is None else plan:
             if t.kind == "search":
                 if len(self.store.unit_rows(t.id)) < t.budget:
                     out.append(t)
@@ -288,10 +297,12 @@ class Runner:
                 out.append(t)
         return out
 
-    def run(self) -> Dict[str, int]:
-        todo = self.pending()
+    def run(self, plan: Optional[List[Trial]] = None) -> Dict[str, int]:
+        """Run every trial of the study (or of `plan`) that is not finished in the store."""
+        plan = self.study.plan() if plan is None else plan
+        todo = self.pending(plan)
         n_trials = sum(t.budget - (len(self.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in todo)
-        planned = sum(t.budget for t in self.study.plan())
+        planned = sum(t.budget for t in plan)
         self.log(f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
                  f"{n_trials} to run; results in {self.folder}")
         if not todo:
@@ -300,15 +311,15 @@ class Runner:
         try:
             resources, slots, device, threads = self._resources()
             progress = Progress(n_trials, slots)
-            cache_dir = os.path.join(self.folder, "teachers")
+            cache_dir = self.folder  # teachers go to <study folder>/teachers/
             teachers = [t for t in todo if t.kind == "teacher"]
             fixed = [t for t in todo if t.kind == "trial"]
             searches = [t for t in todo if t.kind == "search"]
             specs = lambda ts: [_spec(t, cache_dir, device, threads) for t in ts]  # noqa: E731
-            if teachers:
-                self._grid(specs(teachers), resources, slots, progress, "teachers")
-            if fixed:
-                self._grid(specs(fixed), resources, slots, progress, "trials")
+            if teachers or fixed:
+                # One Tuner for both: teachers come first in the grid, and a student that starts
+                # before its teacher is done waits on the teacher's file lock (never trains it twice).
+                self._grid(specs(teachers + fixed), resources, slots, progress, "trials")
             for t in searches:
                 self._optuna(t, _spec(t, cache_dir, device, threads), resources, slots, progress)
         finally:
@@ -343,6 +354,7 @@ class Runner:
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.optuna import OptunaSearch
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         o = t.search
         prev = self.store.unit_rows(t.id)
         if o["separate"]:

@@ -1,0 +1,103 @@
+"""Study files: validation before any compute (exit 2, file + key named) and the trial plan."""
+import pytest
+
+from hpo_kd.cli import main
+from hpo_kd.study import load_study, plan_counts
+
+GOOD = """
+name = "ok"
+seeds = [0, 1]
+[train]
+epochs = 2
+[[settings]]
+dataset = ["digits", "mnist1d"]
+fraction = [1.0, 0.5]
+[methods.grid]
+temperatures = [1, 4]
+[methods.optuna]
+trials = 3
+[methods.mkd]
+every = 2
+[methods.nokd]
+"""
+
+
+def test_plan_expands_settings_methods_and_seeds(study_file):
+    s = load_study(study_file(GOOD))
+    assert len(s.settings) == 4  # 2 data sets x 2 fractions
+    plan = s.plan()
+    counts = plan_counts(plan)
+    assert counts[("digits(50%,none)", "grid")] == 4  # 2 temperatures x 2 seeds
+    assert counts[("digits(50%,none)", "optuna")] == 6  # 3 trials x 2 seeds
+    assert counts[("mnist1d(100%,none)", "mkd")] == 2
+    assert sum(1 for t in plan if t.kind == "teacher") == 4  # one per (data set, fraction)
+    ids = [t.id for t in plan]
+    assert len(ids) == len(set(ids)), "trial ids must be unique"
+    # ids are stable: the same file gives the same ids
+    assert ids == [t.id for t in load_study(study_file(GOOD, "again.toml")).plan()]
+
+
+def test_adding_a_seed_keeps_old_trial_ids(study_file):
+    a = {t.id for t in load_study(study_file(GOOD)).plan()}
+    b = {t.id for t in load_study(study_file(GOOD.replace("seeds = [0, 1]", "seeds = [0, 1, 2]"), "b.toml")).plan()}
+    assert a < b
+    assert len(b - a) == 4 * (2 + 1 + 1 + 1)  # per setting: 2 grid, 1 optuna search, mkd, nokd
+
+
+BAD = [
+    ("bogus = 1\n" + GOOD, "bogus: unknown key"),
+    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "nope"'), "settings[0].dataset: unknown data set 'nope'; allowed:"),
+    (GOOD.replace("fraction = [1.0, 0.5]", "fraction = 1.5"), "settings[0].fraction: 1.5 is out of range"),
+    (GOOD.replace("fraction = [1.0, 0.5]", 'augment = "heavy"'), "settings[0].augment: unknown augmentation 'heavy'"),
+    (GOOD.replace("temperatures = [1, 4]", "temperatures = []"), "methods.grid.temperatures: must not be empty"),
+    (GOOD.replace("temperatures = [1, 4]", "temperatures = [0, 4]"), "methods.grid.temperatures: 0 is out of range"),
+    (GOOD.replace("temperatures = [1, 4]", 'temperatures = ["a"]'), "methods.grid.temperatures: expected a number"),
+    (GOOD.replace("[methods.nokd]", "[methods.magic]"), "methods.magic: unknown method; allowed:"),
+    (GOOD.replace("every = 2", "speed = 2"), "methods.mkd.speed: unknown key; allowed:"),
+    (GOOD.replace("every = 2", "every = 0"), "methods.mkd: every = 0 is out of range"),
+    (GOOD.replace("trials = 3", "trials = 0"), "methods.optuna.trials: 0 is out of range"),
+    (GOOD.replace("epochs = 2", "epochs = 0"), "train.epochs: 0 is out of range"),
+    (GOOD.replace("epochs = 2", 'epochs = "two"'), "train.epochs: expected an integer"),
+    (GOOD.replace("seeds = [0, 1]", "seeds = []"), "seeds: must not be empty"),
+    (GOOD + "\n[resources]\ngpus_per_trial = -1\n", "resources.gpus_per_trial: -1 is out of range"),
+    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "digits"\nstudent = "nonet"'), "settings[0].student: unknown model 'nonet'"),
+    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "cifar10"'), "settings[0].root: data set 'cifar10' needs a local root"),
+    ("name = 'x'\n[methods.nokd]\n", "settings: missing"),
+    ("this is not toml", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD)
+def test_invalid_study_exits_2_naming_file_and_key(study_file, capsys, text, message, tmp_path):
+    path = study_file(text)
+    assert main(["run", path, "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert path in err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_missing_study_file(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "none.toml"), "--dry-run"]) == 2
+    assert "study file not found" in capsys.readouterr().err
+
+
+def test_dry_run_prints_counts(study_file, capsys, tmp_path):
+    assert main(["run", study_file(GOOD), "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "digits(50%,none)" in out and "optuna" in out
+    total = sum(t.budget for t in load_study(study_file(GOOD)).plan())
+    assert f"total: {total} trial(s); 0 finished" in out
+
+
+def test_shipped_studies_are_valid():
+    q = load_study("studies/quickstart.toml")
+    assert {s.dataset for s in q.settings} == {"digits", "mnist1d"}
+    assert set(q.methods) == {"grid", "optuna", "mkd", "dts", "ctkd", "nokd"}
+    assert q.methods["grid"]["pairs"] == [[t, t] for t in (1.0, 2.0, 4.0, 8.0, 16.0)]
+    assert q.methods["optuna"]["trials"] == 8 and len(q.seeds) == 2
+    t = load_study("studies/transfer.toml")
+    assert len(t.settings) >= 4 and len(t.seeds) == 3
+    assert len({s.dataset for s in t.settings}) > 1
+    assert len({s.fraction for s in t.settings}) > 1
+    assert {"none", "strong"} <= {s.augment for s in t.settings}

@@ -1,0 +1,195 @@
+"""Studies through Ray Tune: store, resume, added seeds, failures, GPU fallback, a 2-node cluster."""
+import json
+import os
+import warnings
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from hpo_kd.cli import main  # noqa: E402
+from hpo_kd.store import Store  # noqa: E402
+from hpo_kd.study import load_study  # noqa: E402
+from hpo_kd.tune import Runner  # noqa: E402
+
+STUDY = """
+name = "tiny"
+seeds = [0]
+[train]
+epochs = 2
+teacher_epochs = 2
+batch_size = 128
+[[settings]]
+dataset = "digits"
+[[settings]]
+dataset = "mnist1d"
+fraction = 0.25
+[methods.grid]
+temperatures = [1, 4]
+[methods.optuna]
+trials = 2
+[methods.mkd]
+[methods.dts]
+[methods.ctkd]
+[methods.nokd]
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _run(path, runs):
+    return Runner(load_study(path), runs_dir=runs).run()
+
+
+def test_study_runs_every_method_and_resumes(local_ray, study_file, tmp_path, capsys):
+    path = study_file(STUDY)
+    runs = str(tmp_path / "runs")
+    assert main(["run", path, "--dry-run", "--runs-dir", runs]) == 0
+    planned = int(capsys.readouterr().out.split("total: ")[1].split()[0])
+
+    out = _run(path, runs)
+    assert out["ran"] == planned == 2 + 2 * (2 + 2 + 4)  # teachers + per setting: grid, optuna, 4 methods
+    store = Store(os.path.join(runs, "tiny"))
+    t = store.trials()
+    assert len(t) == planned, "--dry-run counts match the trials actually run"
+    assert set(t["status"]) == {"ok"}
+    assert set(t["method"]) == {"teacher", "grid", "optuna", "mkd", "dts", "ctkd", "nokd"}
+    assert t.groupby("setting").size().to_dict() == {s: planned // 2 for s in t["setting"].unique()}
+    students = t[t["method"] != "teacher"]
+    assert students["val_acc"].between(0, 1).all() and students["test_acc"].between(0, 1).all()
+    assert (students["epochs_run"] == 2).all()
+    opt = t[t["method"] == "optuna"]
+    assert opt["tau_t_config"].between(1, 16).all() and (opt["tau_t_config"] == opt["tau_s_config"]).all()
+    c = store.curves()
+    assert len(c) == 2 * len(students)  # one row per epoch
+    assert {"tau_t", "tau_s", "val_acc", "train_loss"} <= set(c.columns)
+    # teachers are stored under the study's folder, once per teacher key
+    assert len([f for f in os.listdir(os.path.join(runs, "tiny", "teachers")) if f.endswith(".pt")]) == 2
+
+    # resume after a completed run: nothing to do
+    assert _run(path, runs)["ran"] == 0
+    assert len(Store(os.path.join(runs, "tiny")).trials()) == planned
+
+    # adding a seed runs only the new trials
+    path2 = study_file(STUDY.replace("seeds = [0]", "seeds = [0, 1]"), "more.toml")
+    out = _run(path2, runs)
+    assert out["ran"] == planned - 2
+    t2 = Store(os.path.join(runs, "tiny")).trials()
+    assert len(t2) == 2 * planned - 2
+    kept = t2.set_index("trial_id").loc[t["trial_id"], "finished_at"]
+    assert (kept.to_numpy() == t.set_index("trial_id")["finished_at"].to_numpy()).all(), "old rows untouched"
+
+
+def test_failed_trial_is_recorded_and_others_finish(local_ray, study_file, tmp_path):
+    broken = tmp_path / "broken_images"
+    (broken / "train" / "a").mkdir(parents=True)  # no val/ or test/ split
+    text = f"""
+name = "fails"
+[train]
+epochs = 1
+teacher_epochs = 1
+[[settings]]
+dataset = "digits"
+[[settings]]
+dataset = "imagefolder"
+root = "{broken}"
+teacher = "cnn_wide"
+student = "mlp"
+[methods.grid]
+temperatures = [2]
+[methods.nokd]
+"""
+    runs = str(tmp_path / "runs")
+    _run(study_file(text), runs)
+    t = Store(os.path.join(runs, "fails")).trials()
+    bad = t[t["dataset"] == "imagefolder"]
+    good = t[t["dataset"] == "digits"]
+    assert set(bad["status"]) == {"failed"}
+    assert bad["error"].str.contains("could not read imagefolder split").all()
+    assert set(good["status"]) == {"ok"} and len(good) == 3
+    # a re-run retries the failed trials only
+    assert _run(study_file(text, "again.toml"), runs)["ran"] == len(bad)
+
+
+def test_gpu_request_on_cpu_only_cluster_falls_back(local_ray, study_file, tmp_path):
+    text = """
+name = "gpu"
+[train]
+epochs = 1
+teacher_epochs = 1
+[[settings]]
+dataset = "digits"
+[methods.nokd]
+[resources]
+gpus_per_trial = 0.25
+"""
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = _run(study_file(text), str(tmp_path / "runs"))
+    assert out["ran"] == 1
+    assert any("has no GPU; running on CPU" in str(x.message) for x in w)
+    t = Store(str(tmp_path / "runs" / "gpu")).trials()
+    assert t["device"].tolist() == ["cpu"] and t["status"].tolist() == ["ok"]
+
+
+CLUSTER_STUDY = """
+name = "shared"
+seeds = [0]
+[train]
+epochs = 2
+teacher_epochs = 2
+[[settings]]
+dataset = "digits"
+[methods.grid]
+temperatures = [1, 2, 4, 8]
+[resources]
+cpus_per_trial = 0.5
+gpus_per_trial = 0.25
+"""
+
+
+def _max_overlap(df):
+    events = sorted([(s, 1) for s in df["started_at"]] + [(f, -1) for f in df["finished_at"]])
+    cur = best = 0
+    for _, d in events:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def test_fractional_gpus_on_a_two_node_cluster_match_embedded(study_file, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    if ray.is_initialized():
+        ray.shutdown()
+    path = study_file(CLUSTER_STUDY)
+    # The embedded default (no GPU here): falls back to CPU.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _run(path, str(tmp_path / "embedded"))
+    assert not ray.is_initialized(), "the embedded Ray is stopped at the end"
+    embedded = Store(str(tmp_path / "embedded" / "shared")).trials().set_index("trial_id")
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    gpu_node = cluster.add_node(num_cpus=2, num_gpus=1)
+    cluster.wait_for_nodes()
+    try:
+        runner = Runner(load_study(path), runs_dir=str(tmp_path / "cluster"), address=cluster.address)
+        runner.run()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    t = Store(str(tmp_path / "cluster" / "shared")).trials().set_index("trial_id")
+    grid = t[t["method"] == "grid"]
+    assert (t["node"] == gpu_node.node_id).all(), "0.25-GPU trials are placed on the GPU node"
+    assert all(json.loads(g) == ["0"] for g in grid["gpu_ids"]), "they share GPU 0"
+    assert _max_overlap(grid) == 4, "four trials at a time share the one GPU"
+    # the same trials, the same results, whichever way Ray was reached
+    cols = ["status", "val_acc", "test_acc", "tau_t_config"]
+    pd.testing.assert_frame_equal(t.loc[embedded.index, cols], embedded[cols])
