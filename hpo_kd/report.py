@@ -378,9 +378,9 @@ def plot_transfer(tm: pd.DataFrame, path: str) -> bool:
     M = np.full((len(srcs), len(tgts)), np.nan)
     for _, r in tm.iterrows():
         M[srcs.index(r["source"]), tgts.index(r["target"])] = r["regret_mean"]
-    fig, ax = plt.subplots(figsize=(1.9 * len(tgts) + 2.5, 0.8 * len(srcs) + 2))
+    fig, ax = plt.subplots(figsize=(1.5 * len(tgts) + 4.5, 0.75 * len(srcs) + 2.4))
     vmax = max(1.0, float(np.nanmax(np.abs(M)))) if np.isfinite(M).any() else 1.0
-    im = ax.imshow(M, cmap="RdYlGn_r", vmin=-vmax, vmax=vmax)
+    im = ax.imshow(M, cmap="RdYlGn_r", vmin=-vmax, vmax=vmax, aspect="auto")
     for _, r in tm.iterrows():
         i, j = srcs.index(r["source"]), tgts.index(r["target"])
         if math.isnan(r["regret_mean"]):

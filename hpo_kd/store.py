@@ -25,6 +25,21 @@ TRIAL_COLUMNS = [
 ]
 
 
+NUMERIC = [
+    "fraction", "seed", "tau_t_config", "tau_s_config", "val_acc", "test_acc", "best_val_acc",
+    "test_at_best_val", "best_epoch", "tau_t", "tau_s", "epochs", "epochs_run", "seconds", "started_at",
+    "finished_at",
+]
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as floats (a missing value is NaN), whatever rows a table was built from."""
+    for c in NUMERIC:
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df
+
+
 def _atomic_parquet(df: pd.DataFrame, path: str) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     df.to_parquet(tmp, index=False)
@@ -57,7 +72,7 @@ class Store:
         path = os.path.join(self.folder, name)
         if os.path.isfile(path):
             try:
-                return pd.read_parquet(path)
+                return _typed(pd.read_parquet(path))
             except Exception as e:  # a foreign or corrupt file
                 raise UserError(f"{path!r} is not a readable results table ({e})") from None
         return pd.DataFrame()
@@ -91,7 +106,7 @@ class Store:
         t = self._trials
         if not t.empty:
             t = t[t["trial_id"] != row["trial_id"]]
-        self._trials = pd.concat([t, new], ignore_index=True) if not t.empty else new
+        self._trials = _typed(pd.concat([t, new], ignore_index=True) if not t.empty else new)
         curve_rows: List[Dict[str, Any]] = [dict(r, trial_id=row["trial_id"]) for r in (curve or [])]
         if curve_rows:
             c = self._curves

@@ -182,7 +182,8 @@ TRAIN_KEYS = {
 }
 RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent"}
 GRID_KEYS = {"temperatures", "pairs"}
-OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "asha", "grace_period", "reduction_factor"}
+OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "startup_trials", "asha", "grace_period",
+               "reduction_factor"}
 
 
 def _check_model(path, key, name):
@@ -275,8 +276,13 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
             out[m] = {"pairs": [[float(a), float(b)] for a, b in pairs]}
         elif m == "optuna":
             _keys(path, p + ".", opts, OPTUNA_KEYS)
+            trials = _num(path, p + ".trials", opts.get("trials", 8), 1, None, integer=True)
+            # Optuna's default (10 random trials before TPE) would make a small budget pure random
+            # search: by default half the budget (at least 2, at most 10) is random.
+            startup = opts.get("startup_trials", min(10, max(2, trials // 2)))
             o = {
-                "trials": _num(path, p + ".trials", opts.get("trials", 8), 1, None, integer=True),
+                "trials": trials,
+                "startup_trials": _num(path, p + ".startup_trials", startup, 1, None, integer=True),
                 "low": float(_num(path, p + ".low", opts.get("low", 1.0), 0, None, lo_open=True)),
                 "high": float(_num(path, p + ".high", opts.get("high", 16.0), 0, None, lo_open=True)),
                 "separate": _typed(path, p + ".separate", opts.get("separate", False), bool, "true or false"),

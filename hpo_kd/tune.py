@@ -254,8 +254,9 @@ class Runner:
             ray.init(address=self.address, runtime_env={"env_vars": env}, log_to_driver=False,
                      logging_level="WARNING")
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": env},
-                     log_to_driver=False, logging_level="WARNING")
+            # address="local": always a new embedded Ray, never a cluster that happens to run here.
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                     runtime_env={"env_vars": env}, log_to_driver=False, logging_level="WARNING")
         self._started_ray = True
 
     def _shutdown(self):
@@ -366,7 +367,8 @@ class Runner:
         rewards = [v if v == v else 0.0 for v in prev["val_acc"].astype(float)] if len(prev) else None
         searcher = OptunaSearch(
             metric="val_acc", mode="max",
-            sampler=optuna.samplers.TPESampler(seed=o["seed"] * 100003 + t.seed),
+            sampler=optuna.samplers.TPESampler(seed=o["seed"] * 100003 + t.seed,
+                                               n_startup_trials=o["startup_trials"]),
             points_to_evaluate=points or None, evaluated_rewards=rewards,
         )
         scheduler = None

@@ -1,0 +1,274 @@
+"""One trial: teacher cache, determinism, divergence, and the command line (hpo_kd.train, hpo_kd.cli)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hpo_kd import cli
+from hpo_kd import train as train_mod
+from hpo_kd.methods.base import METHODS
+from hpo_kd.methods.fixed import Fixed
+from hpo_kd.train import TrialConfig, get_teacher, run_trial
+
+TIMING = {"epoch_seconds", "samples_per_s", "seconds"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # The models are tiny: one intra-op thread is as fast on 2 cores and much faster when
+    # other processes compete for them (OpenMP threads spin-waiting on a busy core).
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("hpo_kd_cache"))
+
+
+@pytest.fixture(autouse=True)
+def _no_repo_writes(monkeypatch, tmp_path):
+    # Anything that falls back to the default cache lands in the test's tmp_path.
+    monkeypatch.setenv("HPO_KD_CACHE", str(tmp_path / "default_cache"))
+
+
+def _cfg(cache, **kw):
+    base = dict(dataset="digits", epochs=2, teacher_epochs=2, cache_dir=cache, device="cpu")
+    base.update(kw)
+    return base
+
+
+def _strip(history):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+# --------------------------------------------------------------------------- teacher cache
+
+
+def test_teacher_cache_hit_trains_nothing(tmp_path, monkeypatch):
+    cache = str(tmp_path / "cache")
+    calls = []
+    real_fit = train_mod.fit
+
+    def counting_fit(model, bundle, method, teacher, c, device, report):
+        calls.append(method.name)
+        return real_fit(model, bundle, method, teacher, c, device, report)
+
+    monkeypatch.setattr(train_mod, "fit", counting_fit)
+    cfg = _cfg(cache, teacher_seed=11)
+    r1 = run_trial(cfg)
+    assert calls == ["nokd", "fixed"]  # teacher, then student
+    assert r1["teacher_cached"] is False and r1["status"] == "ok"
+    teachers = os.listdir(os.path.join(cache, "teachers"))
+    pts = sorted(f for f in teachers if f.endswith(".pt"))
+    assert len(pts) == 1
+    path = os.path.join(cache, "teachers", pts[0])
+    mtime = os.stat(path).st_mtime_ns
+
+    calls.clear()
+    r2 = run_trial(cfg)
+    assert calls == ["fixed"]  # the student only
+    assert r2["teacher_cached"] is True
+    assert os.stat(path).st_mtime_ns == mtime
+    assert r2["teacher_val_acc"] == r1["teacher_val_acc"]
+    assert r2["teacher_test_acc"] == r1["teacher_test_acc"]
+
+    # get_teacher directly: same path, cached, weights identical to a fresh load.
+    c = TrialConfig(**cfg).resolved()
+    from hpo_kd import data
+
+    bundle = data.load("digits", seed=0)
+    t1, info1 = get_teacher(c, bundle, torch.device("cpu"))
+    assert info1["cached"] and os.path.realpath(info1["path"]) == os.path.realpath(path)
+    assert os.stat(path).st_mtime_ns == mtime
+    assert not any(p.requires_grad for p in t1.parameters()) and not t1.training
+    assert calls == ["fixed"]
+
+
+def test_other_teacher_seed_or_epochs_is_another_cache_file(cache):
+    def teacher_path(**kw):
+        c = TrialConfig(**_cfg(cache, **kw)).resolved()
+        from hpo_kd import data
+
+        bundle = data.load("digits", seed=c.split_seed)
+        model, info = get_teacher(c, bundle, torch.device("cpu"))
+        return info["path"], model
+
+    p0, m0 = teacher_path(teacher_seed=21, teacher_epochs=1)
+    p1, m1 = teacher_path(teacher_seed=22, teacher_epochs=1)
+    p2, _ = teacher_path(teacher_seed=21, teacher_epochs=2)
+    p3, _ = teacher_path(teacher_seed=21, teacher_epochs=1, split_seed=1)
+    assert len({p0, p1, p2, p3}) == 4
+    assert all(os.path.exists(p) for p in (p0, p1, p2, p3))
+    # Another teacher seed gives other weights.
+    w0 = next(iter(m0.state_dict().values()))
+    w1 = next(iter(m1.state_dict().values()))
+    assert not torch.equal(w0, w1)
+    # The saved info records the key.
+    blob = torch.load(p0, weights_only=True)
+    info = json.loads(blob["info"])
+    assert info["key"]["seed"] == 21 and info["key"]["epochs"] == 1
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("augment", ["none", "strong"])
+def test_same_seed_same_metrics(cache, tmp_path, augment):
+    cfg = _cfg(cache, augment=augment, seed=3)
+    a = run_trial(cfg)
+    b = run_trial(cfg)
+    assert a["status"] == b["status"] == "ok"
+    assert len(a["history"]) == 2
+    assert _strip(a["history"]) == _strip(b["history"])
+    assert a["tau_t"] == b["tau_t"] and a["val_acc"] == b["val_acc"]
+    # A fresh cache (teacher trained again in the same process) gives the same teacher and
+    # student: the teacher's initialisation is seeded by teacher_seed, not inherited.
+    torch.randn(100)  # disturb the global generators
+    c = run_trial(dict(cfg, cache_dir=str(tmp_path / "fresh")))
+    assert c["teacher_cached"] is False
+    assert c["teacher_val_acc"] == a["teacher_val_acc"]
+    assert _strip(c["history"]) == _strip(a["history"])
+    d = run_trial(dict(cfg, seed=4))
+    assert _strip(d["history"]) != _strip(a["history"])
+    assert d["history"][-1]["train_loss"] != a["history"][-1]["train_loss"]
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+class _NaNTemperature(Fixed):
+    name = "nan_test"
+
+    def temperatures(self):
+        return float("nan"), float("nan")
+
+
+def test_non_finite_loss_is_reported_as_diverged(cache, monkeypatch):
+    monkeypatch.setitem(METHODS._items, "nan_test", _NaNTemperature)
+    rows = []
+    r = run_trial(_cfg(cache, method="nan_test"), report=rows.append)
+    assert r["status"] == "diverged"
+    assert "non-finite" in r["error"]
+    for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val", "method_state"):
+        assert r[k] is None
+    assert rows == [] and r["epochs_run"] == 0
+
+
+def test_huge_learning_rate_diverges_without_raising(cache):
+    # nokd: no teacher (a teacher trained with this lr would diverge too, and get_teacher raises).
+    r = run_trial(_cfg(cache, method="nokd", lr=1e6, warmup_epochs=0, epochs=2))
+    assert r["status"] == "diverged" and r["val_acc"] is None and r["epochs_run"] == 0
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _distill(capsys, *args, cache="unused"):
+    code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--dataset", "imagenet"], ["'imagenet'", "allowed", "digits", "mnist1d", "cifar10"]),
+        (["--student", "nonet"], ["'nonet'", "allowed", "mlp", "cnn_small", "timm"]),
+        (["--teacher", "nonet"], ["'nonet'", "allowed", "cnn_wide"]),
+        (["--method", "magic"], ["'magic'", "allowed", "fixed", "mkd", "dts", "ctkd", "nokd"]),
+        (["--tau-t", "0"], ["tau_t", "(0, inf]"]),
+        (["--tau-s", "-1"], ["tau_s", "(0, inf]"]),
+        (["--alpha", "1.5"], ["alpha", "[0, 1]"]),
+        (["--fraction", "0"], ["fraction", "(0, 1]"]),
+        (["--fraction", "1.5"], ["fraction", "(0, 1]"]),
+        (["--epochs", "0"], ["epochs", "[1, inf]"]),
+        (["--augment", "mega"], ["'mega'", "none", "weak", "strong"]),
+        (["--optimizer", "lbfgs"], ["'lbfgs'", "sgd", "adamw"]),
+        (["--method", "mkd", "--opt", "speed=3"], ["speed", "allowed", "meta_lr"]),
+        (["--method", "mkd", "--opt", "learn=alpha"], ["learn", "both", "tau_t", "tau_s"]),
+    ],
+)
+def test_cli_bad_inputs_exit_2(capsys, tmp_path, args, words):
+    code, out, err = _distill(capsys, *args, cache=str(tmp_path))
+    assert code == 2
+    assert err.startswith("hpo-kd: error: ")
+    assert "Traceback" not in err and out == ""
+    for w in words:
+        assert w in err, (w, err)
+    assert not os.path.exists(tmp_path / "teachers")  # rejected before any training
+
+
+def test_cli_missing_cifar_root(capsys, tmp_path):
+    missing = str(tmp_path / "nowhere")
+    code, out, err = _distill(capsys, "--dataset", "cifar10", "--root", missing, cache=str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert missing in err and "cifar-10-batches-py" in err
+    code, out, err = _distill(capsys, "--dataset", "cifar10", cache=str(tmp_path))
+    assert code == 2 and "--root" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cli_cuda_without_gpu(capsys, tmp_path):
+    code, out, err = _distill(capsys, "--device", "cuda", cache=str(tmp_path))
+    assert code == 2 and "Traceback" not in err
+    assert "cuda" in err and "allowed: cpu, auto" in err
+
+
+def test_cli_unparsable_number_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["distill", "--epochs", "two"])
+    assert e.value.code == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
+def test_cli_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split(":")[0].strip(): line for line in out.splitlines() if ":" in line}
+    assert {"data sets", "models", "methods"} <= set(lines)
+    for name in ("digits", "mnist1d", "cifar10", "cifar100", "imagefolder"):
+        assert name in lines["data sets"]
+    for name in ("mlp", "mlp_wide", "cnn_small", "cnn_wide"):
+        assert name in lines["models"]
+    for name in ("fixed", "nokd", "mkd", "dts", "ctkd"):
+        assert name in lines["methods"]
+
+
+def test_cli_distill_in_process(capsys, cache):
+    code = cli.main(["distill", "--dataset", "digits", "--epochs", "1", "--teacher-epochs", "1",
+                     "--cache-dir", cache, "--method", "mkd", "--opt", "learn=tau_s"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["status"] == "ok" and result["epochs_run"] == 1
+    assert "history" not in result and result["tau_t"] == pytest.approx(4.0)
+    assert "epoch   1" in err and "meta_loss=" in err
+
+
+def _hpo_kd_script():
+    here = os.path.join(os.path.dirname(sys.executable), "hpo-kd")
+    return here if os.path.exists(here) else "hpo-kd"
+
+
+def test_cli_subprocess_distill(tmp_path):
+    cache = tmp_path / "cache"
+    env = dict(os.environ, HPO_KD_CACHE=str(tmp_path / "env_cache"), OMP_NUM_THREADS="1")
+    p = subprocess.run(
+        [_hpo_kd_script(), "distill", "--dataset", "digits", "--epochs", "1", "--teacher-epochs", "1",
+         "--cache-dir", str(cache)],
+        capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result["status"] == "ok"
+    assert 0.0 <= result["val_acc"] <= 1.0 and math.isfinite(result["tau_s"])
+    assert result["teacher_cached"] is False
+    assert any(f.endswith(".pt") for f in os.listdir(cache / "teachers"))
+    assert not (tmp_path / "env_cache").exists()  # --cache-dir wins over the environment
