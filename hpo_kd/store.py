@@ -4,6 +4,7 @@ temporary file, then rename), so a kill at any moment leaves the previous comple
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -72,7 +73,10 @@ class Store:
         path = os.path.join(self.folder, name)
         if os.path.isfile(path):
             try:
-                return _typed(pd.read_parquet(path))
+                # Read the bytes once: pyarrow may reopen a path, which a concurrent (atomic)
+                # replace by a running study would swap underneath it.
+                with open(path, "rb") as f:
+                    return _typed(pd.read_parquet(io.BytesIO(f.read())))
             except Exception as e:  # a foreign or corrupt file
                 raise UserError(f"{path!r} is not a readable results table ({e})") from None
         return pd.DataFrame()

@@ -247,6 +247,9 @@ class Runner:
 
         os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # Ctrl-C stops the whole study at once (KeyboardInterrupt), not just the current Tuner;
+        # every finished trial is already in the store.
+        os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
         env = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "PYTHONWARNINGS": "ignore"}
         if ray.is_initialized():
             return

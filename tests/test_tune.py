@@ -193,3 +193,58 @@ def test_fractional_gpus_on_a_two_node_cluster_match_embedded(study_file, tmp_pa
     # the same trials, the same results, whichever way Ray was reached
     cols = ["status", "val_acc", "test_acc", "tau_t_config"]
     pd.testing.assert_frame_equal(t.loc[embedded.index, cols], embedded[cols])
+
+
+KILL_STUDY = """
+name = "killed"
+seeds = [0, 1, 2]
+[train]
+epochs = 3
+teacher_epochs = 2
+[[settings]]
+dataset = "digits"
+[methods.grid]
+temperatures = [1, 2, 4, 8]
+[methods.nokd]
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_interrupted_run_loses_no_finished_trial_and_redoes_none(study_file, tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = study_file(KILL_STUDY)
+    runs = str(tmp_path / "runs")
+    trials_file = os.path.join(runs, "killed", "trials.parquet")
+    planned = 1 + 3 * 5
+    cmd = [sys.executable, "-m", "hpo_kd.cli", "run", path, "--runs-dir", runs]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and p.poll() is None:
+        if os.path.exists(trials_file) and len(Store(os.path.dirname(trials_file)).trials()) >= 4:
+            break
+        time.sleep(0.2)
+    assert p.poll() is None, "the study ended before it could be interrupted"
+    if sig == "SIGKILL":  # kill -9 of the driver and everything it started
+        os.killpg(p.pid, signal.SIGKILL)
+    else:  # Ctrl-C
+        os.kill(p.pid, signal.SIGINT)
+    out = p.communicate(timeout=120)[0].decode()
+    if sig == "SIGINT":
+        assert p.returncode == 130 and "finished results are kept" in out
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # anything Ray left behind
+        except ProcessLookupError:
+            pass
+    before = Store(os.path.join(runs, "killed")).trials()
+    assert 4 <= len(before) < planned and set(before["status"]) == {"ok"}
+
+    out = _run(path, runs)
+    assert out["ran"] == planned - len(before), "only the missing trials run again"
+    after = Store(os.path.join(runs, "killed")).trials().set_index("trial_id")
+    assert len(after) == planned and set(after["status"]) == {"ok"}
+    kept = after.loc[before["trial_id"]]
+    assert (kept["finished_at"].to_numpy() == before["finished_at"].to_numpy()).all(), "no finished trial redone"
