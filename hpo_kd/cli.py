@@ -113,11 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(a) -> int:
     from .study import load_study, plan_counts
+    from .tune import Runner
 
     study = load_study(a.study)
     if a.dry_run:
-        from .tune import Runner
-
         plan = study.plan()
         counts = plan_counts(plan)
         width = max(len(k[0]) for k in counts)
@@ -130,8 +129,6 @@ def cmd_run(a) -> int:
         left = sum(t.budget - (len(runner.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in pending)
         print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run")
         return 0
-    from .tune import Runner
-
     out = Runner(study, runs_dir=a.runs_dir, address=a.address).run()
     print(f"ran {out['ran']} trial(s); results in {os.path.join(os.path.abspath(a.runs_dir), study.name)}",
           file=sys.stderr)

@@ -102,6 +102,7 @@ class Store:
     # ------------------------------------------------------------------ writing
     def add(self, row: Dict[str, Any], curve: Optional[Iterable[Dict[str, Any]]] = None) -> None:
         """Record one finished trial (replacing an earlier row with the same id) and its curve."""
+        os.makedirs(self.folder, exist_ok=True)
         row = dict(row)
         row.setdefault("finished_at", time.time())
         if isinstance(row.get("options"), dict):

@@ -199,6 +199,8 @@ def _check_model(path, key, name):
 
 
 def _settings(path, raw) -> List[Setting]:
+    from .train import DATASET_DEFAULTS
+
     raw = _list(path, "settings", raw, "a list of [[settings]] tables")
     out = []
     for i, t in enumerate(raw):
@@ -233,8 +235,6 @@ def _settings(path, raw) -> List[Setting]:
             _typed(path, p + "root", root, str, "a folder path")
             root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(root)))
         for d, a, f, (te, st) in itertools.product(datasets, augments, fractions, pairs):
-            from .train import DATASET_DEFAULTS
-
             dflt = DATASET_DEFAULTS.get(d, DATASET_DEFAULTS["imagefolder"])
             te = _check_model(path, p + "teacher", te or dflt["teacher"])
             st = _check_model(path, p + "student", st or dflt["student"])
@@ -295,7 +295,7 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
                 _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
             out[m] = o
         else:
-            allowed = methods_mod.options_of("nokd" if m == "nokd" else m)
+            allowed = methods_mod.options_of(m)
             _keys(path, p + ".", opts, set(allowed))
             try:
                 methods_mod.create(m, **opts)

@@ -229,12 +229,15 @@ class Runner:
                  log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)):
         self.study = study
         self.folder = os.path.abspath(os.path.join(runs_dir, study.name))
-        self.store = Store(self.folder)
+        self.store = Store(self.folder, create=False)  # reading only, until something runs
         self.address = address if address is not None else os.environ.get("RAY_ADDRESS")
         self.log = log
         self._started_ray = False
-        # A copy of the study file beside its results: `hpo-kd transfer` re-creates trials from it.
-        with open(study.path, "rb") as f:
+
+    def _save_study_copy(self):
+        """A copy of the study file beside its results: `hpo-kd transfer` re-creates trials from it."""
+        os.makedirs(self.folder, exist_ok=True)
+        with open(self.study.path, "rb") as f:
             text = f.read()
         tmp = os.path.join(self.folder, "study.toml.tmp")
         with open(tmp, "wb") as f:
@@ -274,6 +277,14 @@ class Runner:
         r = dict(self.study.resources)
         total = ray.cluster_resources()
         gpus = r.get("gpus_per_trial", 0)
+        cpus = r["cpus_per_trial"]
+        # A trial asking for more than the cluster has would wait forever: say so instead.
+        if cpus > total.get("CPU", 0):
+            raise UserError(f"{self.study.path}: resources.cpus_per_trial = {cpus} but the Ray cluster "
+                            f"has {total.get('CPU', 0):g} CPU(s)")
+        if gpus > max(total.get("GPU", 0), 1):
+            raise UserError(f"{self.study.path}: resources.gpus_per_trial = {gpus} but the Ray cluster "
+                            f"has {total.get('GPU', 0):g} GPU(s)")
         if gpus > 0 and total.get("GPU", 0) < min(gpus, 1):
             warnings.warn(
                 f"resources.gpus_per_trial = {gpus} but the Ray cluster has no GPU; running on CPU",
@@ -281,7 +292,6 @@ class Runner:
             )
             self.log(f"warning: resources.gpus_per_trial = {gpus} but the Ray cluster has no GPU; running on CPU")
             gpus = 0
-        cpus = r["cpus_per_trial"]
         slots = int(total.get("CPU", 1) // cpus) if cpus else 1
         if gpus > 0:
             slots = min(slots, int(total.get("GPU", 0) / gpus + 1e-9))
@@ -311,6 +321,7 @@ class Runner:
                  f"{n_trials} to run; results in {self.folder}")
         if not todo:
             return {"ran": 0, "planned": planned}
+        self._save_study_copy()
         self._init_ray()
         try:
             resources, slots, device, threads = self._resources()

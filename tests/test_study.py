@@ -88,6 +88,7 @@ def test_dry_run_prints_counts(study_file, capsys, tmp_path):
     assert "digits(50%,none)" in out and "optuna" in out
     total = sum(t.budget for t in load_study(study_file(GOOD)).plan())
     assert f"total: {total} trial(s); 0 finished" in out
+    assert not (tmp_path / "runs").exists(), "a dry run writes nothing"
 
 
 def test_shipped_studies_are_valid():

@@ -138,6 +138,19 @@ gpus_per_trial = 0.25
     assert t["device"].tolist() == ["cpu"] and t["status"].tolist() == ["ok"]
 
 
+def test_more_cpus_per_trial_than_the_cluster_has_is_an_error(local_ray, study_file, tmp_path, capsys):
+    text = """
+[[settings]]
+dataset = "digits"
+[methods.nokd]
+[resources]
+cpus_per_trial = 3
+"""
+    # the module's Ray has 2 CPUs: such a trial would wait forever
+    assert main(["run", study_file(text), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "resources.cpus_per_trial = 3 but the Ray cluster has 2 CPU(s)" in capsys.readouterr().err
+
+
 CLUSTER_STUDY = """
 name = "shared"
 seeds = [0]
