@@ -1,6 +1,7 @@
 import os
 
 import pytest
+import torch
 
 # Trials write teachers and results under tmp paths; never into the repository.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -17,3 +18,25 @@ def study_file(tmp_path):
         return str(p)
 
     return write
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # The models are tiny: one intra-op thread is as fast on 2 cores and much faster when
+    # other processes compete for them (OpenMP threads spin-waiting on a busy core).
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A teacher cache shared by the tests of one module."""
+    return str(tmp_path_factory.mktemp("hpo_kd_cache"))
+
+
+@pytest.fixture(autouse=True)
+def _no_repo_writes(monkeypatch, tmp_path):
+    # Anything that falls back to the default cache lands in the test's tmp_path.
+    monkeypatch.setenv("HPO_KD_CACHE", str(tmp_path / "default_cache"))

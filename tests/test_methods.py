@@ -20,26 +20,6 @@ ETA = 0.5
 ALPHA = 0.9
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The models are tiny: one intra-op thread is as fast on 2 cores and much faster when
-    # other processes compete for them (OpenMP threads spin-waiting on a busy core).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hpo_kd_cache"))
-
-
-@pytest.fixture(autouse=True)
-def _no_repo_writes(monkeypatch, tmp_path):
-    monkeypatch.setenv("HPO_KD_CACHE", str(tmp_path / "default_cache"))
-
-
 @pytest.fixture
 def float64():
     old = torch.get_default_dtype()

@@ -17,27 +17,6 @@ from hpo_kd.train import TrialConfig, get_teacher, run_trial
 TIMING = {"epoch_seconds", "samples_per_s", "seconds"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # The models are tiny: one intra-op thread is as fast on 2 cores and much faster when
-    # other processes compete for them (OpenMP threads spin-waiting on a busy core).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("hpo_kd_cache"))
-
-
-@pytest.fixture(autouse=True)
-def _no_repo_writes(monkeypatch, tmp_path):
-    # Anything that falls back to the default cache lands in the test's tmp_path.
-    monkeypatch.setenv("HPO_KD_CACHE", str(tmp_path / "default_cache"))
-
-
 def _cfg(cache, **kw):
     base = dict(dataset="digits", epochs=2, teacher_epochs=2, cache_dir=cache, device="cpu")
     base.update(kw)
