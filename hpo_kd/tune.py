@@ -195,7 +195,7 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
         "fraction": s["fraction"], "teacher": s["teacher"], "student": s["student"] if spec["kind"] != "teacher" else None,
         "method": spec["method"], "seed": spec["seed"],
         "tau_t_config": c.get("tau_t"), "tau_s_config": c.get("tau_s"),
-        "options": c.get("method_options", {}), "status": status, "error": error,
+        "options": spec.get("search") or c.get("method_options", {}), "status": status, "error": error,
         "epochs": c.get("epochs"), "node": _nan_to_none(last.get("node")),
         "started_at": _nan_to_none(last.get("started_at")), "gpu_ids": _nan_to_none(last.get("gpu_ids")),
     }
@@ -216,6 +216,7 @@ def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]
     s = t.setting
     return {
         "kind": t.kind, "method": t.method, "seed": t.seed, "config": t.config, "trial_id": t.id,
+        "search": t.search,
         "unit_id": t.id, "cache_dir": cache_dir, "device": device, "threads": threads,
         "setting": {"id": s.id, "label": s.label, "dataset": s.dataset, "augment": s.augment,
                     "fraction": s.fraction, "teacher": s.teacher, "student": s.student},

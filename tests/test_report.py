@@ -167,3 +167,19 @@ def test_report_on_empty_or_foreign_folder_exits_2(tmp_path, capsys):
     (tmp_path / "bad" / "trials.parquet").write_text("not parquet")
     assert main(["report", str(tmp_path / "bad")]) == 2
     assert "not a readable results table" in capsys.readouterr().err
+
+
+def test_optuna_searches_become_optuna_studies(tmp_path):
+    s = _store(tmp_path / "s")
+    for i, (tau, val) in enumerate([(2.0, 0.7), (5.0, 0.9), (11.0, 0.8)]):
+        s.add({"trial_id": f"o{i}", "unit_id": "u", "study": "synthetic", "setting": A, "setting_label": LABEL[A],
+               "method": "optuna", "seed": 0, "tau_t_config": tau, "tau_s_config": tau, "status": "ok",
+               "val_acc": val, "test_acc": val, "epochs_run": 10, "seconds": 1.0, "finished_at": 100.0 + i,
+               "options": {"low": 1.0, "high": 16.0, "separate": False}})
+    (study,) = rep.optuna_studies(s.trials())
+    assert [t.params["tau"] for t in study.trials] == [2.0, 5.0, 11.0]
+    assert study.best_value == 0.9 and study.best_params == {"tau": 5.0}
+    dist = study.trials[0].distributions["tau"]
+    assert (dist.low, dist.high, dist.log) == (1.0, 16.0, True)
+    assert rep.plot_optuna(s.trials(), str(tmp_path / "optuna.png"))
+    assert (tmp_path / "optuna.png").stat().st_size > 10_000

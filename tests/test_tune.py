@@ -138,6 +138,40 @@ gpus_per_trial = 0.25
     assert t["device"].tolist() == ["cpu"] and t["status"].tolist() == ["ok"]
 
 
+def test_optuna_with_asha_records_stopped_trials(local_ray, study_file, tmp_path):
+    text = """
+name = "asha"
+[train]
+epochs = 6
+teacher_epochs = 2
+[[settings]]
+dataset = "mnist1d"
+fraction = 0.25
+[methods.optuna]
+trials = 6
+low = 0.5
+high = 30
+startup_trials = 6
+asha = true
+grace_period = 1
+reduction_factor = 3
+[resources]
+max_concurrent = 1
+"""
+    runs = str(tmp_path / "runs")
+    assert _run(study_file(text), runs)["ran"] == 1 + 6
+    t = Store(os.path.join(runs, "asha")).trials()
+    opt = t[t["method"] == "optuna"]
+    assert len(opt) == 6 and set(opt["status"]) <= {"ok", "stopped"}
+    stopped = opt[opt["status"] == "stopped"]
+    # ASHA (one trial at a time, rungs at epochs 1 and 3) stops the trials below the top third
+    assert len(stopped) >= 1, "ASHA stopped no trial"
+    assert (stopped["epochs_run"] < 6).all() and (opt.loc[opt["status"] == "ok", "epochs_run"] == 6).all()
+    assert stopped["val_acc"].notna().all(), "a stopped trial keeps its last val accuracy"
+    # a finished search is not run again
+    assert _run(study_file(text, "again.toml"), runs)["ran"] == 0
+
+
 def test_more_cpus_per_trial_than_the_cluster_has_is_an_error(local_ray, study_file, tmp_path, capsys):
     text = """
 [[settings]]
