@@ -158,12 +158,18 @@ def _make_callback(store: Store, study: Study, progress: Progress):
             spec = trial.config["spec"]
             last = dict(trial.last_result or {})
             curve = self.curves.pop(trial.trial_id, [])
+            from_curve = status is None and not last.get("final") and curve
             if status is None:
-                status = last.get("status") if last.get("final") else "stopped"
+                # No final report: a scheduler (ASHA) ended the trial. It is `stopped` early unless
+                # it had already run every planned epoch.
+                status = last.get("status") if last.get("final") else (
+                    "ok" if curve and len(curve) >= _planned_epochs(spec) else "stopped")
             row = _row(study, spec, trial.config, last, status, error or _nan_to_none(last.get("error")))
-            if status == "stopped" and curve:
+            if from_curve:
+                best = max(curve, key=lambda r: r["val_acc"])
                 row.update(epochs_run=len(curve), val_acc=curve[-1]["val_acc"], test_acc=curve[-1]["test_acc"],
-                           best_val_acc=max(r["val_acc"] for r in curve),
+                           best_val_acc=best["val_acc"], test_at_best_val=best["test_acc"],
+                           best_epoch=best["epoch"], tau_t=curve[-1].get("tau_t"), tau_s=curve[-1].get("tau_s"),
                            seconds=sum(r.get("epoch_seconds", 0) for r in curve))
             store.add(row, curve)
             progress.finished(row)
@@ -206,6 +212,13 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
         for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val"):
             row[k] = None
     return row
+
+
+def _planned_epochs(spec) -> int:
+    from .train import DATASET_DEFAULTS
+
+    c = spec["config"]
+    return c.get("epochs") or DATASET_DEFAULTS.get(c["dataset"], DATASET_DEFAULTS["imagefolder"])["epochs"]
 
 
 def _hash(obj) -> str:
@@ -389,7 +402,8 @@ class Runner:
         scheduler = None
         if o["asha"]:
             scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
-                                      max_t=t.config.get("epochs") or 10**6,
+                                      # +1: reaching max_t stops a trial before its final report
+                                      max_t=_planned_epochs(spec) + 1,
                                       grace_period=o["grace_period"], reduction_factor=o["reduction_factor"])
         cfg = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=t.budget - len(prev),
                               max_concurrent_trials=slots, reuse_actors=True)
