@@ -92,7 +92,7 @@ def comparison(sel: pd.DataFrame, trials: pd.DataFrame) -> pd.DataFrame:
                 "test_std": test.std(ddof=1) if len(test) > 1 else float("nan"),
                 "test_ci95": _ci95(test),
                 "val_mean": m["val_acc"].mean() * 100,
-                "delta_vs_nokd": test.mean() - nokd_mean * 100,
+                "delta_vs_nokd": round(test.mean() - nokd_mean * 100, 9) + 0.0,  # no "-0.00"
                 "trials_per_seed": m["cost_trials"].mean(),
                 "epochs_per_seed": m["cost_epochs"].mean(),
                 "seconds_per_seed": m["cost_seconds"].mean(),

@@ -125,7 +125,7 @@ class Progress:
         left = self.total - self.done
         eta = elapsed / self.done * left if self.done else 0.0
         taus = ""
-        if row["method"] in ("grid", "optuna"):
+        if row["method"] in ("grid", "optuna", "transfer"):
             taus = f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
         elif row["method"] in ("mkd", "dts", "ctkd") and row.get("tau_t") is not None:
             taus = f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"
