@@ -261,6 +261,18 @@ def _plt():
     return plt
 
 
+def _panels(plt, n: int):
+    """One row of n panels, one per setting."""
+    return plt.subplots(1, n, figsize=(4.6 * n, 3.8), squeeze=False)
+
+
+def _save(plt, fig, path: str) -> None:
+    # No software/date metadata, so the same store gives byte-identical PNGs.
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def matplotlib_ticker():
     import matplotlib.ticker
 
@@ -275,7 +287,7 @@ def plot_temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None
     plt = _plt()
     ok = _ok(trials)
     settings = sorted(sel["setting"].unique())
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 3.8), squeeze=False)
+    fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes[0], settings):
         g = ok[(ok["setting"] == s) & (ok["method"] == "grid") & (ok["tau_t_config"] == ok["tau_s_config"])]
         label = sel.loc[sel["setting"] == s, "setting_label"].iloc[0]
@@ -304,9 +316,7 @@ def plot_temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None
         ax.set_title(f"{label}: test accuracy vs temperature")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_anytime(trials: pd.DataFrame, path: str) -> None:
@@ -314,7 +324,7 @@ def plot_anytime(trials: pd.DataFrame, path: str) -> None:
     t = trials[(trials["method"] != "teacher")].copy()
     settings = sorted(t["setting"].unique())
     labels = _setting_labels(t)
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 3.8), squeeze=False)
+    fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes[0], settings):
         g = t[t["setting"] == s]
         for m in [m for m in METHOD_ORDER if m in set(g["method"])]:
@@ -336,9 +346,7 @@ def plot_anytime(trials: pd.DataFrame, path: str) -> None:
         ax.set_title(f"{labels[s]}: anytime performance")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
@@ -348,7 +356,7 @@ def plot_trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> 
     plt = _plt()
     c = curves.merge(t[["trial_id", "setting", "setting_label", "method", "seed"]], on="trial_id")
     settings = sorted(c["setting"].unique())
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 3.8), squeeze=False)
+    fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes[0], settings):
         g = c[c["setting"] == s]
         for m in [m for m in LEARNED if m in set(g["method"])]:
@@ -363,9 +371,7 @@ def plot_trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> 
         ax.set_title(f"{g['setting_label'].iloc[0]}: learned temperatures\n(line: mean, band: min–max over seeds)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
@@ -398,9 +404,7 @@ def plot_transfer(tm: pd.DataFrame, path: str) -> bool:
     ax.set_ylabel("source setting A (where τ was selected on val)")
     ax.set_title("Transfer regret: B's own selected τ minus A's τ on B\n(test accuracy points, mean ± std over seeds)")
     fig.colorbar(im, ax=ax, label="regret (points; > 0: worse than B's own τ)")
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    _save(plt, fig, path)
     return True
 
 
