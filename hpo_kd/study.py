@@ -6,7 +6,6 @@ finished ones.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json

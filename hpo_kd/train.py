@@ -18,7 +18,6 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import data as data_mod
 from . import methods as methods_mod

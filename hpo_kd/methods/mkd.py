@@ -155,7 +155,7 @@ class MKD(TemperatureMethod):
 
     def _hypergrad_linearised(self, step: Step, x_meta, y_meta, eta):
         named = self._named_params()
-        names, params = list(named), list(named.values())
+        params = list(named.values())
         z = step.student_logits
         # dL/dz keeps its graph to tau; one ordinary backward through the network gives grad_theta.
         dz = torch.autograd.grad(step.losses["loss"], z, create_graph=True)[0]
