@@ -271,8 +271,15 @@ class Runner:
         if ray.is_initialized():
             return
         if self.address:
-            ray.init(address=self.address, runtime_env={"env_vars": env}, log_to_driver=False,
-                     logging_level="WARNING")
+            try:
+                ray.init(address=self.address, runtime_env={"env_vars": env}, log_to_driver=False,
+                         logging_level="WARNING")
+            except ConnectionError as e:
+                raise UserError(
+                    f"could not connect to the Ray cluster at {self.address!r} ({e}). If the cluster "
+                    "uses token authentication (Ray's default), set RAY_AUTH_MODE=token and the "
+                    "cluster's token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token) first"
+                ) from None
         else:
             # address="local": always a new embedded Ray, never a cluster that happens to run here.
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
