@@ -125,8 +125,7 @@ def cmd_run(a) -> int:
             print(f"  {label:<{width}}  {method:<8} {n:4d} trial(s)")
         total = sum(counts.values())
         runner = Runner(study, runs_dir=a.runs_dir, address=a.address)
-        pending = runner.pending()
-        left = sum(t.budget - (len(runner.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in pending)
+        left = runner.remaining(runner.pending())
         print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run")
         return 0
     out = Runner(study, runs_dir=a.runs_dir, address=a.address).run()
@@ -155,7 +154,7 @@ def cmd_report(a) -> int:
 def cmd_transfer(a) -> int:
     from . import report as rep
     from .store import Store
-    from .study import Trial, load_study
+    from .study import load_study
     from .tune import Runner
 
     store = Store.open_existing(a.study)
@@ -168,12 +167,7 @@ def cmd_transfer(a) -> int:
         if not os.path.isfile(study_file):
             raise UserError(f"{study_file!r} is missing: cannot re-create the {len(missing)} missing transfer trial(s)")
         study = load_study(study_file)
-        setting = next((s for s in study.settings if s.id == tgt), None)
-        if setting is None:
-            raise UserError(f"setting {tgt!r} is no longer in {study_file!r}")
-        plan = [Trial("trial", "transfer", setting, seed, dict(study.base_config(setting, seed), method="fixed",
-                                                                 tau_t=tt, tau_s=ts))
-                for seed, tt, ts in missing]
+        plan = study.transfer_trials(tgt, missing)
         Runner(study, runs_dir=os.path.dirname(os.path.abspath(a.study)), address=a.address).run(plan)
         store = Store.open_existing(a.study)
         trials = store.trials()

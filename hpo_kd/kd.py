@@ -28,7 +28,8 @@ def kd_loss(
 
     The KL is summed over classes and averaged over the batch, computed in log space; with
     tau_t = tau_s = T it is the usual T^2-scaled Hinton loss. `target` may be class indices or
-    soft (Mixup) targets. The temperatures may be tensors that require grad.
+    soft (Mixup) targets. The temperatures may be tensors that require grad. With alpha = 0 the
+    loss is the cross-entropy alone and `teacher_logits` may be None.
     Returns a dict with `loss`, `kd` (the scaled KL term before alpha) and `ce`.
     """
     ce = soft_cross_entropy(student_logits, target)

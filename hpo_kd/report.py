@@ -273,12 +273,6 @@ def _save(plt, fig, path: str) -> None:
     plt.close(fig)
 
 
-def matplotlib_ticker():
-    import matplotlib.ticker
-
-    return matplotlib.ticker
-
-
 MARKERS = {"optuna": "D", "mkd": "*", "dts": "s", "ctkd": "^"}
 COLORS = {"grid": "C0", "optuna": "C1", "mkd": "C3", "dts": "C2", "ctkd": "C4", "nokd": "0.4"}
 
@@ -321,6 +315,8 @@ def plot_temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None
 
 def plot_anytime(trials: pd.DataFrame, path: str) -> None:
     plt = _plt()
+    from matplotlib.ticker import NullFormatter
+
     t = trials[(trials["method"] != "teacher")].copy()
     settings = sorted(t["setting"].unique())
     labels = _setting_labels(t)
@@ -340,7 +336,7 @@ def plot_anytime(trials: pd.DataFrame, path: str) -> None:
                     ax.plot(cost, best, marker=MARKERS.get(m, "o"), linestyle="none", **kw)
                 first = False
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib_ticker().NullFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("cumulative cost (trial-seconds, log scale; one line per seed)")
         ax.set_ylabel("best-so-far val accuracy (%)")
         ax.set_title(f"{labels[s]}: anytime performance")

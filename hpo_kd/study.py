@@ -170,6 +170,16 @@ class Study:
     def plan(self) -> List[Trial]:
         return self.teachers() + self.student_trials()
 
+    def transfer_trials(self, setting_id: str, runs) -> List[Trial]:
+        """Fixed-temperature trials on setting `setting_id`, one per (seed, tau_t, tau_s) in `runs`:
+        the temperatures selected elsewhere, run here for the transfer matrix."""
+        setting = next((s for s in self.settings if s.id == setting_id), None)
+        if setting is None:
+            raise StudyError(f"{self.path}: setting {setting_id!r} is no longer in this study")
+        return [Trial("trial", "transfer", setting, seed,
+                      dict(self.base_config(setting, seed), method="fixed", tau_t=tt, tau_s=ts))
+                for seed, tt, ts in runs]
+
 
 # ---------------------------------------------------------------------- parsing and validation
 

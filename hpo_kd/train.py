@@ -23,7 +23,7 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import models as models_mod
 from .errors import UserError, check_range
-from .kd import kd_loss, soft_cross_entropy
+from .kd import kd_loss
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
@@ -261,7 +261,7 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
     x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
     prepare, augment = bundle.prepare, bundle.augmenter
     n = len(y_tr)
-    steps_per_epoch = max(1, n // c.batch_size) if n >= c.batch_size else 1
+    steps_per_epoch = max(1, n // c.batch_size)  # a ragged last batch is dropped (see _batches)
     gen = torch.Generator().manual_seed(c.seed)
     use_kd = method.uses_kd and teacher is not None
     alpha = c.alpha if use_kd else 0.0
@@ -271,9 +271,8 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
     if use_kd and augment.level == "none":
         cached_logits = predict(teacher, x_tr, prepare)
 
-    meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
-
-    def meta_batches():
+    def meta_batches():  # only a method that asks for meta batches pays for the copy
+        meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
         mgen = torch.Generator().manual_seed(c.seed + 7919)
         while True:
             for idx in _batches(len(meta_split[1]), c.batch_size, mgen):
@@ -306,6 +305,7 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
             seen = 0
             for idx in _batches(n, c.batch_size, gen):
                 x, y = prepare(x_tr[idx]), y_tr[idx]
+                z_t = None
                 if use_kd and cached_logits is not None:
                     z_t = cached_logits[idx]
                 x, target = augment(x, y, gen)
@@ -314,14 +314,9 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
                         z_t = teacher(x)
                 tau_t, tau_s = method.temperatures()
                 z_s = model(x)
-                if use_kd:
-                    if len(z_t) != len(z_s):  # augmentation shortened the batch
-                        z_t = z_t[: len(z_s)]
-                    losses = kd_loss(z_s, z_t, target, tau_t, tau_s, alpha)
-                else:
-                    ce = soft_cross_entropy(z_s, target)
-                    losses = {"loss": ce, "ce": ce}
-                    z_t = None
+                if z_t is not None and len(z_t) != len(z_s):  # augmentation shortened the batch
+                    z_t = z_t[: len(z_s)]
+                losses = kd_loss(z_s, z_t, target, tau_t, tau_s, alpha)  # alpha = 0: CE only
                 optimizer.zero_grad(set_to_none=True)
                 info = methods_mod.Step(
                     epoch=epoch, step=step, x=x, target=target, student_logits=z_s,

@@ -41,14 +41,7 @@ def trial_fn(config: Dict[str, Any]) -> None:
     from .train import run_trial, train_teacher
 
     spec = config["spec"]
-    cfg = dict(spec["config"])
-    for k in ("tau", "tau_t", "tau_s"):
-        if k in config:
-            v = float(config[k])
-            if k == "tau":
-                cfg["tau_t"] = cfg["tau_s"] = v
-            else:
-                cfg[k] = v
+    cfg = _trial_config(config)
     cfg.update(cache_dir=spec["cache_dir"], device=spec["device"], threads=spec["threads"])
     node = _node_id()
     try:
@@ -76,6 +69,18 @@ def trial_fn(config: Dict[str, Any]) -> None:
         final = {"status": "failed", "error": msg, "trace": traceback.format_exc()[-2000:]}
     final.update(final=True, node=node, pid=os.getpid(), started_at=started, gpu_ids=json.dumps([str(g) for g in _gpu_ids()]))
     tune.report({k: _clean(v) for k, v in final.items()})
+
+
+def _trial_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The trial's TrialConfig fields: the planned ones plus the temperatures a searcher sampled
+    (`tau` for tau_t = tau_s, or `tau_t` and `tau_s`)."""
+    cfg = dict(config["spec"]["config"])
+    if "tau" in config:
+        cfg["tau_t"] = cfg["tau_s"] = float(config["tau"])
+    for k in ("tau_t", "tau_s"):
+        if k in config:
+            cfg[k] = float(config[k])
+    return cfg
 
 
 def _clean(v):
@@ -184,13 +189,7 @@ def _make_callback(store: Store, study: Study, progress: Progress):
 
 
 def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
-    c = dict(spec["config"])
-    for k in ("tau", "tau_t", "tau_s"):
-        if k in config:
-            if k == "tau":
-                c["tau_t"] = c["tau_s"] = float(config[k])
-            else:
-                c[k] = float(config[k])
+    c = _trial_config(config)
     trial_id = spec["trial_id"]
     if spec["kind"] == "search":
         trial_id = f"{spec['unit_id']}-{_hash([c['tau_t'], c['tau_s']])}"
@@ -332,11 +331,15 @@ class Runner:
                 out.append(t)
         return out
 
+    def remaining(self, todo: List[Trial]) -> int:
+        """How many Ray Tune trials the pending units still need (a search may be half done)."""
+        return sum(t.budget - (len(self.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in todo)
+
     def run(self, plan: Optional[List[Trial]] = None) -> Dict[str, int]:
         """Run every trial of the study (or of `plan`) that is not finished in the store."""
         plan = self.study.plan() if plan is None else plan
         todo = self.pending(plan)
-        n_trials = sum(t.budget - (len(self.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in todo)
+        n_trials = self.remaining(todo)
         planned = sum(t.budget for t in plan)
         self.log(f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
                  f"{n_trials} to run; results in {self.folder}")
