@@ -25,11 +25,11 @@ def _parse_value(text: str):
     return text
 
 
-def _method_options(pairs):
+def _method_options(pairs, flag="--opt"):
     out = {}
     for p in pairs or []:
         if "=" not in p:
-            raise UserError(f"--opt expects KEY=VALUE, got {p!r}")
+            raise UserError(f"{flag} expects KEY=VALUE, got {p!r}")
         k, v = p.split("=", 1)
         out[k] = _parse_value(v)
     return out
@@ -39,7 +39,7 @@ def cmd_distill(a) -> int:
     from .train import TrialConfig, run_trial
 
     cfg = TrialConfig(
-        dataset=a.dataset, root=a.root, split_seed=a.split_seed, fraction=a.fraction,
+        dataset=a.dataset, root=a.root, data_options=_method_options(a.data_opt, "--data-opt"), split_seed=a.split_seed, fraction=a.fraction,
         augment=a.augment, teacher=a.teacher, student=a.student, method=a.method,
         method_options=_method_options(a.opt), tau_t=a.tau_t, tau_s=a.tau_s, alpha=a.alpha,
         optimizer=a.optimizer, lr=a.lr, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("distill", help="train (or reuse) a teacher and distill one student")
     d.add_argument("--dataset", default="digits")
     d.add_argument("--root", default=None, help="local data root (cifar10, cifar100, imagefolder)")
+    d.add_argument("--data-opt", action="append", metavar="KEY=VALUE",
+                   help="a data set option, e.g. train_size=8000 for mnist1d; repeatable")
     d.add_argument("--split-seed", type=int, default=0)
     d.add_argument("--fraction", type=float, default=1.0, help="share of the train split, in (0, 1]")
     d.add_argument("--augment", default="none", help="none, weak or strong")
@@ -171,23 +173,20 @@ def cmd_transfer(a) -> int:
         Runner(study, runs_dir=os.path.dirname(os.path.abspath(a.study)), address=a.address).run(plan)
         store = Store.open_existing(a.study)
         trials = store.trials()
-    rows, still = rep.transfer_cells(trials, src, tgt)
+    rows, _ = rep.transfer_cells(trials, src, tgt)
     if not rows:
         raise UserError(f"no seed has results for both {a.source!r} and {a.target!r}")
-    tm = rep.transfer_matrix(trials)
-    cell = tm[(tm["source_id"] == src) & (tm["target_id"] == tgt)].iloc[0]
-    import numpy as np
-
-    tr = np.array([r["transferred"] for r in rows])
-    own = np.array([r["own"] for r in rows])
-    sd = lambda x: float(x.std(ddof=1)) if len(x) > 1 else float("nan")  # noqa: E731
-    labels = dict(zip(trials["setting"], trials["setting_label"]))
-    spread = cell["target_seed_spread"]
-    sigmas = f" ({cell['regret_mean'] / spread:.1f}σ)" if spread and spread == spread and spread > 0 else ""
-    verdict = "does not transfer" if cell["verdict"] == "does not transfer" else "transfers"
-    print(f"τ={rep._fmt_tau(sorted(set(r['tau_t'] for r in rows)))} selected on {labels[src]} → on {labels[tgt]}: "
-          f"{tr.mean():.1f} ± {sd(tr):.1f} % vs {labels[tgt]}'s own τ={rep._fmt_tau(sorted(set(r['own_tau_t'] for r in rows)))}: "
-          f"{own.mean():.1f} ± {sd(own):.1f} %; regret {cell['regret_mean']:.1f} points{sigmas}: {verdict}.")
+    margin = rep._study_options(a.study)["margin"]
+    r = rep.stats.compare([x["regret"] for x in rows], margin)  # this one cell: no Holm family
+    labels = rep.labels(trials)
+    tr = rep.stats.paired([x["transferred"] for x in rows])
+    own = rep.stats.paired([x["own"] for x in rows])
+    ci = f"[{r['lo']:+.2f}, {r['hi']:+.2f}]" if r["n"] > 1 else "[–]"
+    print(f"τ={rep.fmt_tau([x['tau_t'] for x in rows])} selected on {labels[src]} → on {labels[tgt]}: "
+          f"{tr['mean']:.2f} % vs {labels[tgt]}'s own τ={rep.fmt_tau([x['own_tau_t'] for x in rows])}: "
+          f"{own['mean']:.2f} %; regret {r['mean']:+.2f} points, 95 % CI {ci}, p {r['p']:.3g} over {r['n']} seeds: "
+          f"{rep.transfer_mod.WORDS[r['verdict']]} (margin ±{margin:g}; uncorrected: the report corrects "
+          "over all its comparisons).")
     return 0
 
 

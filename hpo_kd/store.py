@@ -23,13 +23,14 @@ TRIAL_COLUMNS = [
     "teacher", "student", "method", "seed", "tau_t_config", "tau_s_config", "options", "status",
     "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
     "tau_s", "epochs", "epochs_run", "seconds", "device", "node", "gpu_ids", "started_at", "finished_at",
+    "trial_index",  # the order in which a search proposed its trials (Ray Tune's trial number)
 ]
 
 
 NUMERIC = [
     "fraction", "seed", "tau_t_config", "tau_s_config", "val_acc", "test_acc", "best_val_acc",
     "test_at_best_val", "best_epoch", "tau_t", "tau_s", "epochs", "epochs_run", "seconds", "started_at",
-    "finished_at",
+    "finished_at", "trial_index",
 ]
 
 

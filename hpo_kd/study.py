@@ -11,7 +11,7 @@ import itertools
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 try:
     import tomllib
@@ -78,14 +78,18 @@ class Setting:
     teacher: str
     student: str
     root: Optional[str] = None
+    options: Tuple[Tuple[str, Any], ...] = ()  # data set options, sorted (key, value) pairs
+    name: Optional[str] = None  # the study file's name for the data (default: data set and options)
 
     @property
     def id(self) -> str:
-        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}"
+        opts = "".join(f"|{k}={v}" for k, v in self.options)
+        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}"
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}({self.fraction:.0%},{self.augment})"
+        opts = "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]" if self.options else ""
+        return f"{self.name or self.dataset + opts}({self.fraction:.0%},{self.augment})"
 
 
 @dataclass
@@ -119,29 +123,40 @@ class Study:
     train: Dict[str, Any]
     resources: Dict[str, float]
     split_seed: int = 0
+    seed_varies: str = "student"  # what a seed varies: student | split (+ student) | teacher (+ split)
+    report: Dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ the trial plan
     def base_config(self, s: Setting, seed: int) -> Dict[str, Any]:
-        return dict(
+        cfg = dict(
             dataset=s.dataset, root=s.root, split_seed=self.split_seed, fraction=s.fraction,
             augment=s.augment, teacher=s.teacher, student=s.student, seed=seed, **self.train,
         )
+        if s.options:
+            cfg["data_options"] = dict(s.options)
+        if self.seed_varies in ("split", "teacher"):
+            cfg["split_seed"] = self.split_seed + seed
+        if self.seed_varies == "teacher":
+            cfg["teacher_seed"] = seed
+        return cfg
 
     def teachers(self) -> List[Trial]:
+        """One teacher trial per distinct teacher (per seed when seeds vary the split or the
+        teacher), so that every teacher is trained before the students that wait for it."""
         out, seen = [], set()
         needs_teacher = any(m != "nokd" for m in self.methods)
         if not needs_teacher:
             return out
-        for s in self.settings:
-            cfg = self.base_config(s, 0)
-            cfg.update(method="nokd")
-            key = (s.dataset, s.root, s.augment, s.fraction, s.teacher)
-            if key in seen:
-                continue
-            seen.add(key)
-            cfg.pop("student")
-            cfg["seed"] = 0
-            out.append(Trial("teacher", "teacher", s, 0, cfg))
+        for seed in self.seeds:
+            for s in self.settings:
+                cfg = self.base_config(s, seed)
+                cfg.pop("student")
+                cfg.update(method="nokd", seed=cfg.get("teacher_seed", 0))
+                key = json.dumps(cfg, sort_keys=True)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(Trial("teacher", "teacher", s, cfg["seed"], cfg))
         return out
 
     def student_trials(self, settings=None, seeds=None) -> List[Trial]:
@@ -183,8 +198,10 @@ class Study:
 
 # ---------------------------------------------------------------------- parsing and validation
 
-TOP_KEYS = {"name", "seeds", "split_seed", "settings", "methods", "train", "resources"}
-SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root"}
+TOP_KEYS = {"name", "seeds", "split_seed", "seed_varies", "settings", "methods", "train", "resources", "report"}
+SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root", "options", "name"}
+SEED_VARIES = ("student", "split", "teacher")
+REPORT_KEYS = {"margin", "max_spread", "smoke_test"}
 TRAIN_KEYS = {
     "epochs", "teacher_epochs", "alpha", "optimizer", "lr", "momentum", "weight_decay",
     "warmup_epochs", "batch_size",
@@ -239,6 +256,19 @@ def _settings(path, raw) -> List[Setting]:
                     _err(path, f"{p}pairs[{j}]", f"expected [teacher, student], got {pr!r}")
         else:
             pairs = [[t.get("teacher"), t.get("student")]]
+        options = t.get("options", {})
+        if not isinstance(options, dict):
+            _err(path, p + "options", "expected a table of data set options, e.g. {train_size = 8000}")
+        for d in datasets:
+            try:
+                data_mod.check_options(d, options)
+            except UserError as e:
+                _err(path, p + "options", str(e))
+        sname = t.get("name")
+        if sname is not None:
+            _typed(path, p + "name", sname, str, "a short name for the data, e.g. \"mnist1d-12k\"")
+            if len(datasets) > 1:
+                _err(path, p + "name", "one name for several data sets; give each its own [[settings]]")
         root = t.get("root")
         if root is not None:
             _typed(path, p + "root", root, str, "a folder path")
@@ -249,11 +279,11 @@ def _settings(path, raw) -> List[Setting]:
             st = _check_model(path, p + "student", st or dflt["student"])
             if d in ("cifar10", "cifar100", "imagefolder") and root is None:
                 _err(path, p + "root", f"data set {d!r} needs a local root folder")
-            out.append(Setting(d, a, float(f), te, st, root))
-    ids = [s.id for s in out]
-    dup = {i for i in ids if ids.count(i) > 1}
-    if dup:
-        _err(path, "settings", f"duplicate setting(s): {', '.join(sorted(dup))}")
+            out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname))
+    for what, keys in (("setting", [s.id for s in out]), ("setting label", [s.label for s in out])):
+        dup = {i for i in keys if keys.count(i) > 1}
+        if dup:
+            _err(path, "settings", f"duplicate {what}(s): {', '.join(sorted(dup))}")
     return out
 
 
@@ -353,6 +383,19 @@ def _resources(path, raw) -> Dict[str, float]:
     return r
 
 
+def _report(path, raw) -> Dict[str, Any]:
+    if not isinstance(raw, dict):
+        _err(path, "report", "expected a table")
+    _keys(path, "report.", raw, REPORT_KEYS)
+    out = {
+        "margin": float(_num(path, "report.margin", raw.get("margin", 0.5), 0, None, lo_open=True)),
+        "max_spread": float(_num(path, "report.max_spread", raw.get("max_spread", 1.0), 0, None, lo_open=True)),
+    }
+    if "smoke_test" in raw:
+        out["smoke_test"] = _typed(path, "report.smoke_test", raw["smoke_test"], str, "a sentence")
+    return out
+
+
 def load_study(path: str) -> Study:
     """Read and validate a study file; every problem is a StudyError naming file and key."""
     if not os.path.isfile(path):
@@ -376,7 +419,14 @@ def load_study(path: str) -> Study:
         _num(path, "seeds", s, 0, None, integer=True)
     if len(set(seeds)) != len(seeds):
         _err(path, "seeds", f"duplicate seeds in {seeds}")
+    seed_varies = raw.get("seed_varies", "student")
+    if seed_varies not in SEED_VARIES:
+        _err(path, "seed_varies", f"{seed_varies!r} is not allowed; allowed: {', '.join(SEED_VARIES)} "
+                                  "(student: the student's seed only; split: also the data split; "
+                                  "teacher: also the split and the teacher)")
     return Study(
+        seed_varies=seed_varies,
+        report=_report(path, raw.get("report", {})),
         name=name,
         path=os.path.abspath(path),
         settings=_settings(path, raw["settings"]),

@@ -42,6 +42,7 @@ DATASET_DEFAULTS: Dict[str, Dict[str, Any]] = {
 class TrialConfig:
     dataset: str = "digits"
     root: Optional[str] = None
+    data_options: Dict[str, Any] = field(default_factory=dict)  # e.g. mnist1d train_size, test_size
     split_seed: int = 0
     fraction: float = 1.0
     augment: str = "none"
@@ -71,7 +72,8 @@ class TrialConfig:
         if self.dataset not in data_mod.DATASETS:
             data_mod.DATASETS.get(self.dataset)  # raises with the list of names
         d = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["imagefolder"])
-        c = dataclasses.replace(self, method_options=dict(self.method_options))
+        c = dataclasses.replace(self, method_options=dict(self.method_options),
+                                data_options=data_mod.check_options(self.dataset, self.data_options))
         for k in ("teacher", "student", "epochs", "batch_size", "lr"):
             if getattr(c, k) is None:
                 setattr(c, k, d[k])
@@ -406,7 +408,8 @@ def run_trial(
     device = pick_device(c.device)
     if c.threads:
         torch.set_num_threads(c.threads)
-    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root)
+    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root,
+                           **c.data_options)
     method = methods_mod.create(c.method, tau_t=c.tau_t, tau_s=c.tau_s, **c.method_options)
     teacher, tinfo = None, None
     if method.uses_kd:
@@ -427,6 +430,7 @@ def train_teacher(config: TrialConfig | Dict[str, Any], log=lambda m: None) -> D
     device = pick_device(c.device)
     if c.threads:
         torch.set_num_threads(c.threads)
-    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root)
+    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root,
+                           **c.data_options)
     _, info = get_teacher(c, bundle, device, log)
     return info

@@ -3,6 +3,7 @@ import collections
 import hashlib
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -357,3 +358,26 @@ def test_root_none_is_a_user_error(name):
     with pytest.raises(UserError) as e:
         data.load(name, root=None)
     assert "--root" in str(e.value) and name in str(e.value)
+
+
+def test_mnist1d_size_options():
+    b = data.load("mnist1d", seed=0, train_size=2000, test_size=600)
+    assert b.size("test") == 600
+    assert b.size("train") + b.size("meta") + b.size("val") == 2000
+    assert data.load("mnist1d", seed=0).size("test") == 1000  # the package's default 4,000 + 1,000
+    # the default options give the same data (and teacher key) as no options
+    assert data.load("mnist1d", seed=0, train_size=4000, test_size=1000).key == data.load("mnist1d", seed=0).key
+    shuffled = data.load("mnist1d_shuffled", seed=0, train_size=2000, test_size=600)
+    assert shuffled.splits["test"][1].tolist() == b.splits["test"][1].tolist()  # same signals, permuted
+    assert not torch.equal(shuffled.splits["test"][0], b.splits["test"][0])
+    assert torch.equal(shuffled.splits["test"][0].sort(-1).values, b.splits["test"][0].sort(-1).values)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"train_size": 2005}, "train_size = 2005: expected a multiple of 10"),
+    ({"test_size": 0}, "test_size = 0"),
+    ({"colour": "red"}, "unknown option(s) colour for data set 'mnist1d'; allowed: generator_seed"),
+])
+def test_bad_data_set_options_are_user_errors(options, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        data.load("mnist1d", **options)

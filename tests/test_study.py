@@ -64,6 +64,14 @@ BAD = [
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "cifar10"'), "settings[0].root: data set 'cifar10' needs a local root"),
     ("name = 'x'\n[methods.nokd]\n", "settings: missing"),
     ("this is not toml", "not valid TOML"),
+    (GOOD.replace("seeds = [0, 1]", 'seeds = [0, 1]\nseed_varies = "everything"'),
+     "seed_varies: 'everything' is not allowed; allowed: student, split, teacher"),
+    (GOOD.replace("fraction = [1.0, 0.5]", "options = {size = 3}"),
+     "settings[0].options: unknown option(s) size for data set 'digits'; allowed: none"),
+    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {test_size = 4005}'),
+     "mnist1d option test_size = 4005: expected a multiple of 10"),
+    (GOOD + "\n[report]\nmargin = 0\n", "report.margin: 0 is out of range"),
+    (GOOD + "\n[report]\nalpha = 0.1\n", "report.alpha: unknown key; allowed: margin, max_spread, smoke_test"),
 ]
 
 
@@ -97,8 +105,36 @@ def test_shipped_studies_are_valid():
     assert set(q.methods) == {"grid", "optuna", "mkd", "dts", "ctkd", "nokd"}
     assert q.methods["grid"]["pairs"] == [[t, t] for t in (1.0, 2.0, 4.0, 8.0, 16.0)]
     assert q.methods["optuna"]["trials"] == 8 and len(q.seeds) == 2
+    assert q.report.get("smoke_test")  # the report says "Smoke test, not evidence" and why
     t = load_study("studies/transfer.toml")
-    assert len(t.settings) >= 4 and len(t.seeds) == 3
-    assert len({s.dataset for s in t.settings}) > 1
-    assert len({s.fraction for s in t.settings}) > 1
+    assert len(t.seeds) >= 8 and t.seed_varies == "teacher"
+    assert len({s.dataset for s in t.settings}) >= 2
     assert {"none", "strong"} <= {s.augment for s in t.settings}
+    for st in (q, t):  # test splits of at least 4,000 samples where the data set allows it
+        for s in st.settings:
+            if s.dataset.startswith("mnist1d"):
+                assert dict(s.options)["test_size"] >= 4000
+
+
+def test_seed_varies_the_split_and_the_teacher(study_file):
+    text = GOOD.replace("seeds = [0, 1]", "seeds = [0, 1]\nsplit_seed = 10")
+    student = load_study(study_file(text, "student.toml"))
+    full = load_study(study_file(text.replace("split_seed = 10", 'split_seed = 10\nseed_varies = "teacher"'), "t.toml"))
+    split = load_study(study_file(text.replace("split_seed = 10", 'split_seed = 10\nseed_varies = "split"'), "s.toml"))
+    s0 = student.settings[0]
+    assert student.base_config(s0, 1)["split_seed"] == 10 and "teacher_seed" not in student.base_config(s0, 1)
+    assert split.base_config(s0, 1)["split_seed"] == 11 and "teacher_seed" not in split.base_config(s0, 1)
+    assert full.base_config(s0, 1)["split_seed"] == 11 and full.base_config(s0, 1)["teacher_seed"] == 1
+    n = lambda st: sum(1 for t in st.plan() if t.kind == "teacher")  # noqa: E731
+    assert (n(student), n(split), n(full)) == (4, 8, 8)  # one teacher per setting, or per setting and seed
+    teach = [t for t in full.plan() if t.kind == "teacher" and t.seed == 1]
+    assert all(t.config["teacher_seed"] == 1 and t.config["seed"] == 1 for t in teach)
+    # "student" keeps every trial id of a study written before the key existed
+    assert [t.id for t in student.plan()] == [t.id for t in load_study(study_file(text, "again.toml")).plan()]
+
+
+def test_data_set_options_reach_the_trials_and_the_labels(study_file):
+    text = GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {train_size = 2000, test_size = 500}')
+    s = load_study(study_file(text))
+    assert s.settings[0].label == "mnist1d[test_size=500,train_size=2000](100%,none)"
+    assert all(t.config["data_options"] == {"train_size": 2000, "test_size": 500} for t in s.plan())

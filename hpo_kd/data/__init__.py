@@ -78,6 +78,27 @@ def names() -> list[str]:
     return DATASETS.names()
 
 
+def options_of(name: str) -> Dict[str, object]:
+    """The options of data set `name` (besides `root`) with their defaults."""
+    import inspect
+
+    params = inspect.signature(DATASETS.get(name)).parameters
+    return {k: p.default for k, p in params.items() if k != "root"}
+
+
+def check_options(name: str, options: Dict[str, object]) -> Dict[str, object]:
+    """Reject an option data set `name` does not have, naming the ones it has."""
+    allowed = options_of(name)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        listed = ", ".join(f"{k} (default {v!r})" for k, v in allowed.items()) or "none"
+        raise UserError(f"unknown option(s) {', '.join(unknown)} for data set {name!r}; allowed: {listed}")
+    check = getattr(DATASETS.get(name), "check", None)
+    if check is not None:
+        check(**options)
+    return dict(options)
+
+
 def _split(y: np.ndarray, share: float, seed: int):
     idx = np.arange(len(y))
     try:
@@ -100,6 +121,7 @@ def load(
 ) -> DataBundle:
     """Load data set `name` with splits drawn by `seed`; `fraction` subsamples the train split."""
     reader = DATASETS.get(name)
+    check_options(name, options)
     check_range("fraction", fraction, 0.0, 1.0, lo_open=True)
     if augment not in AUGMENTS:
         raise UserError(f"unknown augmentation {augment!r}; allowed: {', '.join(AUGMENTS)}")
@@ -150,7 +172,8 @@ def load(
         augment, raw.kind, raw.num_classes, hflip=raw.hflip, size=input_shape[-1]
     )
     key = {"dataset": name, "split_seed": seed, "fraction": fraction, "augment": augment}
-    key.update({k: v for k, v in options.items()})
+    defaults = options_of(name)
+    key.update({k: v for k, v in sorted(options.items()) if v != defaults[k]})  # one key per data
     return DataBundle(
         name=name,
         kind=raw.kind,
@@ -191,20 +214,31 @@ def _digits(root=None) -> RawData:
     return RawData(kind="image", x=x[:, None, :, :], y=d.target.astype(np.int64))
 
 
-@functools.lru_cache(maxsize=2)
-def _mnist1d_arrays(seed: int):
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(seed: int, train_size: int, test_size: int, shuffle_seq: bool):
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.seed = seed
+    args.num_samples = train_size + test_size
+    args.train_split = train_size / (train_size + test_size)
+    args.shuffle_seq = shuffle_seq
     d = make_dataset(args)  # generated locally; never the package's download path
-    return d["x"], d["y"], d["x_test"], d["y_test"]
+    # The generator splits at int(n * train_split); re-split at exactly train_size.
+    x, y = np.concatenate([d["x"], d["x_test"]]), np.concatenate([d["y"], d["y_test"]])
+    return x[:train_size], y[:train_size], x[train_size:], y[train_size:]
 
 
-@DATASETS.register("mnist1d")
-def _mnist1d(root=None, generator_seed: int = 42) -> RawData:
-    """MNIST-1D generated offline by the mnist1d package: 1x40 signals, 4,000 + 1,000 test."""
-    x, y, xt, yt = _mnist1d_arrays(generator_seed)
+def _check_mnist1d(generator_seed: int = 42, train_size: int = 4000, test_size: int = 1000) -> None:
+    for k, v in (("train_size", train_size), ("test_size", test_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 100 or v % 10:
+            raise UserError(f"mnist1d option {k} = {v!r}: expected a multiple of 10, at least 100")
+    check_range("generator_seed", generator_seed, 0, None)
+
+
+def _mnist1d_raw(generator_seed: int, train_size: int, test_size: int, shuffle_seq: bool) -> RawData:
+    _check_mnist1d(generator_seed, train_size, test_size)
+    x, y, xt, yt = _mnist1d_arrays(generator_seed, train_size, test_size, shuffle_seq)
     return RawData(
         kind="signal",
         x=_standardize(x, x)[:, None, :],
@@ -212,6 +246,25 @@ def _mnist1d(root=None, generator_seed: int = 42) -> RawData:
         x_test=_standardize(xt, x)[:, None, :],
         y_test=np.asarray(yt, dtype=np.int64),
     )
+
+
+@DATASETS.register("mnist1d")
+def _mnist1d(root=None, generator_seed: int = 42, train_size: int = 4000, test_size: int = 1000) -> RawData:
+    """MNIST-1D generated offline by the mnist1d package: 1x40 signals; `train_size` signals
+    (train, meta and val are drawn from them) and `test_size` test signals, each a multiple of 10
+    (the generator makes as many of each class)."""
+    return _mnist1d_raw(generator_seed, train_size, test_size, False)
+
+
+@DATASETS.register("mnist1d_shuffled")
+def _mnist1d_shuffled(root=None, generator_seed: int = 42, train_size: int = 4000, test_size: int = 1000) -> RawData:
+    """MNIST-1D with the package's `shuffle_seq`: one fixed random permutation of the 40 positions,
+    so no spatial structure is left for a convolution to use (the MNIST-1D paper's shuffled
+    variant). Options as for `mnist1d`."""
+    return _mnist1d_raw(generator_seed, train_size, test_size, True)
+
+
+_mnist1d.check = _mnist1d_shuffled.check = _check_mnist1d  # values checked without generating the data
 
 
 # --------------------------------------------------------------------------- data from a local root

@@ -1,0 +1,122 @@
+"""Reports: a results store in, `reports/<study>/report.md` with CSV tables and PNG plots out.
+
+One job per module: `selection` (the trial each method reports), `stats` (paired differences,
+Holm, verdicts, ranks, Friedman), `transfer` (the transfer matrix), `plots`, `markdown`. Every
+number comes from the store; the same store gives the same files (timings apart, in
+`timings.md` / `timings.csv`).
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict
+
+import pandas as pd
+
+from .. import provenance
+from ..store import Store
+from . import markdown, plots, stats
+from . import transfer as transfer_mod
+from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
+from .transfer import cells as transfer_cells
+from .transfer import missing_trials as missing_transfer_trials
+
+DEFAULT_MARGIN = 0.5
+DEFAULT_MAX_SPREAD = 1.0
+MACHINE_COLUMNS = ["seconds", "cost_seconds", "seconds_per_seed", "started_at", "finished_at", "node", "gpu_ids", "device", "pid"]
+
+
+def _study_options(store_dir: str) -> Dict:
+    """The report keys of the study file saved beside the results (defaults when absent)."""
+    out = {"margin": DEFAULT_MARGIN, "max_spread": DEFAULT_MAX_SPREAD, "seed_varies": "student", "smoke": ""}
+    path = os.path.join(store_dir, "study.toml")
+    if os.path.isfile(path):
+        from ..study import load_study
+
+        s = load_study(path)
+        out.update(margin=s.report["margin"], max_spread=s.report["max_spread"], seed_varies=s.seed_varies,
+                   smoke=s.report.get("smoke_test", ""))
+    return out
+
+
+def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_MARGIN,
+            max_spread: float = DEFAULT_MAX_SPREAD) -> Dict:
+    """Every table of a report, computed from the store's trials (no files written)."""
+    trials = trials.copy()
+    if "trial_index" not in trials:
+        trials["trial_index"] = float("nan")
+    sel = select(trials)
+    ranks_long = stats.rank_table(sel)
+    summ = stats.summary(sel, ranks_long)
+    taus = {(s, m): ("–" if m == "nokd" else fmt_tau(list(g["sel_tau_t"]), list(g["sel_tau_s"])))
+            for (s, m), g in sel.groupby(["setting", "method"])}
+    summ["tau"] = [taus[(s, m)] for s, m in zip(summ["setting"], summ["method"])]
+    order = {m: i for i, m in enumerate(method_order(summ["method"]))}
+    summ = summ.sort_values(["setting", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
+    comps = stats.comparisons(sel)
+    trans = transfer_mod.matrix(trials)
+    stats.apply_holm(comps + trans, margin)
+    comp = pd.DataFrame(comps)
+    if not comp.empty:
+        comp["_o"] = comp["method"].map(order)
+        comp = comp.sort_values(["setting", "reference", "_o"]).drop(columns="_o").reset_index(drop=True)
+    avg, fr = stats.overall_ranks(sel)
+    teach = teachers(trials)
+    weak = []
+    if not teach.empty:
+        nokd_val = sel[sel["method"] == "nokd"].groupby("setting_label")["val_acc"].mean() * 100
+        for _, r in teach.iterrows():
+            if r["setting_label"] in nokd_val and r["val"] < nokd_val[r["setting_label"]]:
+                weak.append(f"on {r['setting_label']} the teacher's val accuracy ({r['val']:.2f} %) is below the "
+                            f"no-KD student's ({nokd_val[r['setting_label']]:.2f} %): distillation from it is "
+                            "not expected to help.")
+    return {
+        "trials": trials, "curves": curves, "sel": sel, "summary": summ.reset_index(drop=True),
+        "comparisons": comp, "transfer": transfer_mod.finish(trans, margin), "ranks": avg, "friedman": fr,
+        "rank_blocks": ranks_long, "spread": stats.spread(sel, max_spread), "teachers": teach,
+        "weak_teachers": weak, "margin": margin, "max_spread": max_spread,
+    }
+
+
+def write_report(store_dir: str, out_root: str = "reports") -> str:
+    store = Store.open_existing(store_dir)
+    trials, curves = store.trials(), store.curves()
+    study = trials["study"].iloc[0]
+    opts = _study_options(store_dir)
+    ctx = analyse(trials, curves, opts["margin"], opts["max_spread"])
+    out = os.path.join(out_root, study)
+    os.makedirs(out, exist_ok=True)
+    statuses = trials["status"].value_counts().sort_index()
+    ctx.update(
+        study=study, command=f"hpo-kd report {os.path.relpath(store_dir)}", report_code=provenance.code_version(),
+        provenance=provenance.load(store_dir), n_trials=len(trials),
+        statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()), seed_varies=opts["seed_varies"],
+        smoke=opts["smoke"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]),
+    )
+    ctx["plots"] = plots.all_plots(ctx, out)
+
+    def csv(df, name):
+        df.drop(columns=[c for c in MACHINE_COLUMNS if c in df.columns]).round(4).to_csv(
+            os.path.join(out, name), index=False)
+
+    csv(ctx["summary"], "comparison.csv")
+    csv(ctx["comparisons"], "verdicts.csv")
+    csv(ctx["sel"], "selected.csv")
+    if not ctx["transfer"].empty:
+        csv(ctx["transfer"], "transfer.csv")
+    store.cost()[["setting_label", "method", "trials", "epochs"]].to_csv(os.path.join(out, "cost.csv"), index=False)
+    ctx["summary"][["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
+        os.path.join(out, "timings.csv"), index=False)
+    for name, text in (("report.md", markdown.render(ctx)), ("timings.md", markdown.timings(ctx))):
+        path = os.path.join(out, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    # Files an older version wrote that this one no longer does would mislead: remove them.
+    for stale in ("anytime.png",):
+        if os.path.exists(os.path.join(out, stale)):
+            os.remove(os.path.join(out, stale))
+    return os.path.join(out, "report.md")
+
+
+__all__ = ["analyse", "write_report", "select", "resolve_setting", "transfer_cells", "missing_transfer_trials",
+           "fmt_tau", "labels"]

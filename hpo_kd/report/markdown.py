@@ -1,0 +1,195 @@
+"""The report as Markdown: every sentence is built from a computed table or verdict."""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Tuple
+
+import pandas as pd
+
+from ..provenance import describe
+
+NAMES = {"grid": "the grid's selected τ", "nokd": "no-KD", "optuna": "Optuna", "mkd": "MKD", "dts": "DTS",
+         "ctkd": "CTKD"}
+
+
+def table(df: pd.DataFrame, cols: List[Tuple[str, str, str]]) -> str:
+    head = "| " + " | ".join(h for _, h, _ in cols) + " |"
+    sep = "|" + "|".join("---" for _ in cols) + "|"
+    lines = [head, sep]
+    for _, r in df.iterrows():
+        cells = []
+        for c, _, fmt in cols:
+            v = r[c]
+            if isinstance(v, float) and math.isnan(v):
+                cells.append("–")
+            elif isinstance(v, float) and math.isinf(v):
+                cells.append(f"> {1000}" if v > 0 else "–")
+            else:
+                cells.append(format(v, fmt) if fmt else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _p(p: float) -> str:
+    if p != p:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _ci(lo: float, hi: float) -> str:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "[–]"
+    return f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def finding(r: Dict, margin: float) -> str:
+    """One sentence for one comparison, from its verdict."""
+    a, b = NAMES.get(r["method"], r["method"]), NAMES.get(r["reference"], r["reference"])
+    stat = f"{r['mean']:+.2f} points, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds"
+    v = r["verdict"]
+    if v == "equivalent":
+        return f"{r['setting_label']}: {a} is equivalent to {b} within ±{margin:g} points ({stat})."
+    if v in ("better", "worse"):
+        return f"{r['setting_label']}: {a} is {v} than {b} ({stat})."
+    need = r["seeds_needed"]
+    more = (f"about {int(need)} seeds would resolve it at the observed spread" if math.isfinite(need)
+            else "more seeds would not resolve it at the observed spread")
+    return f"{r['setting_label']}: {a} vs {b} is inconclusive ({stat}); {more}."
+
+
+def render(ctx: Dict) -> str:
+    m = ctx["margin"]
+    md = [f"# Study `{ctx['study']}`", ""]
+    md += ["**Produced by** `" + ctx["command"] + "`.", ""]
+    md.append("- Report: " + ctx["report_code"])
+    for i, e in enumerate(ctx["provenance"] or [], 1):
+        md.append(f"- Run {i} of the study: " + describe(e))
+    if not ctx["provenance"]:
+        md.append("- Runs: no provenance recorded in the store")
+    md += [f"- {ctx['n_trials']} stored trials ({ctx['statuses']}); seeds vary: {ctx['seed_varies']}.", ""]
+    if ctx.get("smoke"):
+        md += ["> **Smoke test, not evidence.** " + ctx["smoke"], ""]
+    md += [
+        "How to read it. Selection on **val** accuracy (final epoch); every accuracy is the **test** accuracy of "
+        "the selected trial, in %. A comparison is the paired difference over seeds (method minus reference, "
+        "points), its 95 % t interval and a paired t-test, Holm-corrected over all "
+        f"{ctx['n_comparisons']} comparisons of this report (transfer cells included). Verdict: *equivalent* when "
+        f"the whole interval lies within ±{m:g} points (the margin); else *better* / *worse* when Holm p < 0.05; "
+        "else *inconclusive*, with the seeds that would resolve it at the observed spread. Cost is in epochs "
+        "per seed (deterministic); trial-seconds are in `timings.md`, apart, because they depend on the machine.",
+        "",
+    ]
+    # ---- findings
+    comp = ctx["comparisons"]
+    decided = comp[comp["verdict"] != "inconclusive"]
+    md += ["## Findings (every verdict that is not inconclusive)", ""]
+    if decided.empty:
+        md += ["None: every comparison is inconclusive at this number of seeds.", ""]
+    else:
+        md += [f"- {finding(r, m)}" for _, r in decided.iterrows()] + [""]
+    tm = ctx["transfer"]
+    if not tm.empty:
+        dec = tm[tm["verdict"] != "inconclusive"]
+        for _, r in dec.iterrows():
+            md.append(f"- Transfer {r['source']} → {r['target']}: {r['verdict']} (regret {r['mean']:+.2f} points, "
+                      f"95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds)"
+                      + (f"; {r['note']}" if r["note"] else "") + ".")
+        if not dec.empty:
+            md.append("")
+    n_inc = int((comp["verdict"] == "inconclusive").sum()) + (int((tm["verdict"] == "inconclusive").sum()) if not tm.empty else 0)
+    md += [f"{n_inc} comparison(s) are inconclusive; they are listed per setting below.", ""]
+    fr = ctx["friedman"]
+    if fr is not None:
+        sig = fr["p_F"] < 0.05
+        md += [f"Ranks: Friedman over {fr['n']} (setting, seed) blocks and {fr['k']} methods: χ² = {fr['chi2']:.2f} "
+               f"(p {_p(fr['p_chi2'])}), Iman–Davenport F = {fr['F']:.2f} (p {_p(fr['p_F'])}): "
+               + ("the methods' ranks differ; pairs further apart than Nemenyi's CD = "
+                  f"{fr['cd']:.2f} differ." if sig else "no ranking: the ranks do not differ significantly."), ""]
+    # ---- teachers and spread
+    t = ctx["teachers"]
+    if not t.empty:
+        md += ["## Teachers", "", table(t, [("setting_label", "setting", ""), ("teacher", "teacher", ""),
+                                             ("teachers", "teachers", "d"), ("val", "val % (mean)", ".2f"),
+                                             ("test", "test % (mean)", ".2f"), ("test_min", "min", ".2f"),
+                                             ("test_max", "max", ".2f")]), ""]
+        for w in ctx["weak_teachers"]:
+            md.append(f"> **Warning:** {w}")
+        if ctx["weak_teachers"]:
+            md.append("")
+    sp = ctx["spread"]
+    if not sp.empty:
+        md += ["## Seed spread", "",
+               f"Standard deviation over seeds of the test accuracy (points); a setting above {ctx['max_spread']:g} "
+               "is flagged: its comparisons need more seeds or longer training.", "",
+               table(sp, [("setting_label", "setting", ""), ("nokd_sd", "no-KD sd", ".2f"),
+                          ("grid_sd", "grid's selection sd", ".2f"), ("flag", "flag", "")]), ""]
+    # ---- per setting
+    s_cols = [("method", "method", ""), ("tau", "selected τ per seed (τ_t/τ_s)", ""), ("seeds", "seeds", "d"),
+              ("test_mean", "test %", ".2f"), ("test_sd", "sd", ".2f"), ("test_ci95", "95 % CI ±", ".2f"),
+              ("val_mean", "val %", ".2f"), ("trials_per_seed", "trials", ".0f"), ("epochs_per_seed", "epochs", ".0f"),
+              ("avg_rank", "mean rank", ".2f")]
+    c_cols = [("label", "comparison", ""), ("mean", "Δ points", "+.2f"), ("ci", "95 % CI", ""), ("p", "p", ""),
+              ("p_holm_s", "Holm p", ""), ("verdict", "verdict", ""), ("need", "seeds to resolve", "")]
+    summ = ctx["summary"]
+    for s in sorted(summ["setting"].unique()):
+        g = summ[summ["setting"] == s]
+        c = comp[comp["setting"] == s].copy()
+        c["label"] = c["method"] + " − " + c["reference"]
+        c["ci"] = [_ci(lo, hi) for lo, hi in zip(c["lo"], c["hi"])]
+        c["p_holm_s"] = c["p_holm"].map(_p)
+        c["p"] = c["p"].map(_p)
+        c["need"] = [("–" if n != n else (str(int(n)) if math.isfinite(n) else "> 1000")) for n in c["seeds_needed"]]
+        md += [f"## {g['setting_label'].iloc[0]} — `{s}`", "", table(g, s_cols), "", table(c, c_cols), ""]
+    # ---- ranks
+    if not ctx["ranks"].empty:
+        md += ["## Average rank per (setting, seed) block", "",
+               "Ranks within each block, ties sharing the average rank; blocks with every method only.", "",
+               table(ctx["ranks"], [("method", "method", ""), ("avg_rank", "average rank", ".2f")]), ""]
+    # ---- transfer
+    if not tm.empty:
+        md += ["## Transfer", "",
+               "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = B's own selected "
+               "τ minus A's τ, on B's test split (points; > 0: A's τ is worse). Normalised regret divides each "
+               "seed's regret by the range of B's grid (best minus worst temperature). Verdicts: *transfers* "
+               f"(interval within ±{m:g}), *does not transfer* (regret > 0, Holm p < 0.05), *beats B's own "
+               "selection*, *inconclusive*. `same τ` counts seeds where A and B selected the same τ (regret 0).", "",
+               table(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])],
+                               ph=tm["p_holm"].map(_p)),
+                     [("source", "A (source)", ""), ("target", "B (target)", ""), ("taus", "τ from A per seed", ""),
+                      ("own_taus", "B's own τ", ""), ("same_tau", "same τ", "d"), ("mean", "regret", "+.2f"),
+                      ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("norm_regret", "normalised", ".2f"),
+                      ("verdict", "verdict", ""), ("note", "note", "")]), ""]
+        mk = comp[(comp["method"] == "mkd") & (comp["reference"] == "grid")]
+        if not mk.empty:
+            md += ["MKD's own runs need no transfer; shown apart, against each setting's grid selection:", "",
+                   table(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p)),
+                         [("setting_label", "setting", ""), ("mean", "MKD − grid", "+.2f"), ("ci", "95 % CI", ""),
+                          ("ph", "Holm p", ""), ("verdict", "verdict", "")]), ""]
+    extra = ctx.get("extra_sections") or []
+    for sec in extra:
+        md += sec + [""]
+    md += ["## Plots", ""]
+    captions = {
+        "accuracy_cost.png": "test accuracy vs cost (epochs per seed), mean ± 95 % CI, Pareto front",
+        "regret_budget.png": "normalised regret vs budget, mean and 95 % CI band over seeds",
+        "forest.png": "paired differences per setting with the margin band",
+        "cd_diagram.png": "critical-difference diagram of average ranks",
+        "temperature.png": "test accuracy vs temperature; triangles: the τ selected on val",
+        "trajectories.png": "learned temperature trajectories",
+        "optuna.png": "Optuna's optimisation history",
+        "transfer.png": "transfer regret heatmap",
+    }
+    for name in ctx["plots"]:
+        md += [f"![{captions.get(name, name)}]({name})", ""]
+    md += ["Timings (trial-seconds, machine-dependent): [`timings.md`](timings.md).", ""]
+    return "\n".join(md)
+
+
+def timings(ctx: Dict) -> str:
+    summ = ctx["summary"]
+    return "\n".join([
+        f"# Study `{ctx['study']}`: timings", "",
+        "Trial-seconds per seed (the training time of every trial a method ran), from the store. They depend on "
+        "the machine and its load, so they live here, apart from the reproducible report.", "",
+        table(summ, [("setting_label", "setting", ""), ("method", "method", ""), ("epochs_per_seed", "epochs", ".0f"),
+                     ("seconds_per_seed", "trial-seconds", ".1f")]), ""])

@@ -1,0 +1,408 @@
+"""The report's plots, each drawn from the tables the other modules compute. Same tables, same
+bytes: no dates or software versions in the PNG metadata."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .selection import LEARNED, best_by_val, grid_curve, labels, method_order, ok
+
+MARKERS = {"grid": "o", "optuna": "D", "mkd": "*", "dts": "s", "ctkd": "^", "nokd": "X"}
+COLORS = {"grid": "C0", "optuna": "C1", "mkd": "C3", "dts": "C2", "ctkd": "C4", "nokd": "0.35"}
+VERDICT_COLORS = {"better": "C2", "worse": "C3", "equivalent": "C0", "inconclusive": "0.5"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "svg.hashsalt": "hpo_kd"})
+    return plt
+
+
+def _panels(plt, n: int, height: float = 3.8):
+    """One row of n panels, one per setting."""
+    return plt.subplots(1, n, figsize=(4.6 * n, height), squeeze=False)
+
+
+def _save(plt, fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def _legend_below(fig, axes) -> None:
+    """One legend for the figure, under the panels, so that no marker or error bar is hidden."""
+    handles, names = {}, []
+    for ax in np.ravel(axes):
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in handles:
+                handles[n] = h
+                names.append(n)
+    if names:
+        fig.legend([handles[n] for n in names], names, loc="lower center", ncol=min(len(names), 4), fontsize=7,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0.06 + 0.035 * math.ceil(len(names) / 4), 1, 1))
+
+
+def _finish(plt, fig, axes, path):
+    _legend_below(fig, axes)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
+    """Per setting: test accuracy (mean and 95 % CI over seeds) against cost in epochs per seed;
+    the Pareto front (no method cheaper and at least as accurate) is joined by a line."""
+    plt = _plt()
+    settings = sorted(summary["setting"].unique())
+    fig, axes = _panels(plt, len(settings), 4.2)
+    for ax, s in zip(axes[0], settings):
+        g = summary[summary["setting"] == s]
+        for _, r in g.iterrows():
+            m = r["method"]
+            ax.errorbar([r["epochs_per_seed"]], [r["test_mean"]], yerr=[0 if math.isnan(r["test_ci95"]) else r["test_ci95"]],
+                        color=COLORS.get(m, "k"), marker=MARKERS.get(m, "o"), markersize=8, capsize=3,
+                        linestyle="none", label=m)
+        front = g.sort_values(["epochs_per_seed", "test_mean"], ascending=[True, False])
+        best, pts = -math.inf, []
+        for _, r in front.iterrows():
+            if r["test_mean"] > best:
+                best = r["test_mean"]
+                pts.append((r["epochs_per_seed"], r["test_mean"]))
+        if pts:
+            xs, ys = zip(*pts)
+            ax.step(xs, ys, where="post", color="k", alpha=0.35, linewidth=1, label="Pareto front (mean)")
+        ax.set_xscale("log")
+        ax.set_xlabel("cost: epochs per seed (log scale)")
+        ax.set_ylabel("test accuracy (%), mean ± 95 % CI")
+        ax.set_title(g["setting_label"].iloc[0])
+        ax.grid(alpha=0.3, which="both")
+    _finish(plt, fig, axes, path)
+
+
+def _incumbent_regret(h: pd.DataFrame, oracle: float, rng: float) -> np.ndarray:
+    """Normalised regret of the val-selected trial after each trial of a search (in order)."""
+    out, best_val, best_test = [], -math.inf, None
+    for _, r in h.iterrows():
+        if r["val_acc"] > best_val:  # ties keep the earlier trial
+            best_val, best_test = r["val_acc"], r["test_acc"] * 100
+        out.append((oracle - best_test) / rng if rng > 0 else 0.0)
+    return np.array(out)
+
+
+def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool:
+    """Per setting: the normalised test regret of each method's val-selected trial against the
+    budget spent (epochs), mean and 95 % CI band over seeds. Per seed, regret is normalised by the
+    grid's range: (best grid temperature - method) / (best - worst grid temperature). Searches are
+    drawn trial by trial (the grid in ascending temperature, Optuna in the order it sampled);
+    single-trial methods are one point."""
+    good = ok(trials)
+    settings = sorted(good.loc[good["method"] == "grid", "setting"].unique())
+    if not settings:
+        return False
+    plt = _plt()
+    lab = labels(trials)
+    fig, axes = _panels(plt, len(settings), 4.2)
+    for ax, s in zip(axes[0], settings):
+        grid = grid_curve(trials, s)
+        ref = {seed: ((g["test_acc"].max() * 100), (g["test_acc"].max() - g["test_acc"].min()) * 100)
+               for seed, g in grid.groupby("seed")}
+        for m in method_order(good.loc[good["setting"] == s, "method"]):
+            runs = good[(good["setting"] == s) & (good["method"] == m)]
+            if m in ("grid", "optuna"):
+                order = ["tau_t_config", "tau_s_config"] if m == "grid" else ["trial_index", "trial_id"]
+                curves = [np.cumsum(h.sort_values(order)["epochs_run"].to_numpy()) for _, h in runs.groupby("seed")]
+                regs = [_incumbent_regret(h.sort_values(order), *ref[seed]) for seed, h in runs.groupby("seed")
+                        if seed in ref]
+                if not regs:
+                    continue
+                k = min(len(r) for r in regs)
+                R = np.array([r[:k] for r in regs])
+                x = np.array([c[:k] for c in curves]).mean(axis=0)
+                mean = R.mean(axis=0)
+                half = np.array([stats.paired(R[:, i])["hi"] - mean[i] if len(R) > 1 else 0 for i in range(k)])
+                ax.step(x, mean, where="post", color=COLORS.get(m, "k"), label=m, marker=MARKERS.get(m), markersize=4)
+                ax.fill_between(x, mean - half, mean + half, step="post", color=COLORS.get(m, "k"), alpha=0.15)
+            else:
+                r = sel[(sel["setting"] == s) & (sel["method"] == m)]
+                vals = [(ref[seed][0] - t) / ref[seed][1] for seed, t in zip(r["seed"], r["test"])
+                        if seed in ref and ref[seed][1] > 0]
+                if not vals:
+                    continue
+                p = stats.paired(vals)
+                half = 0 if len(vals) < 2 else p["hi"] - p["mean"]
+                ax.errorbar([r["cost_epochs"].mean()], [p["mean"]], yerr=[half], color=COLORS.get(m, "k"),
+                            marker=MARKERS.get(m, "o"), markersize=8, capsize=3, linestyle="none", label=m)
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.set_xlabel("budget: epochs per seed")
+        ax.set_ylabel("normalised regret (0 = best grid τ, 1 = worst)")
+        ax.set_title(lab[s])
+        ax.grid(alpha=0.3)
+    _finish(plt, fig, axes, path)
+    return True
+
+
+def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
+    """Per setting: each comparison's paired difference (mean, 95 % CI) with the ±margin band and
+    its verdict."""
+    if rows.empty:
+        return False
+    plt = _plt()
+    settings = sorted(rows["setting"].unique())
+    n_max = max(len(rows[rows["setting"] == s]) for s in settings)
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.8 * len(settings), 0.42 * n_max + 1.8), squeeze=False)
+    for ax, s in zip(axes[0], settings):
+        g = rows[rows["setting"] == s].reset_index(drop=True)
+        y = np.arange(len(g))[::-1]
+        ax.axvspan(-margin, margin, color="C0", alpha=0.12, label=f"±{margin:g} margin")
+        ax.axvline(0, color="k", linewidth=0.8)
+        for yi, (_, r) in zip(y, g.iterrows()):
+            lo, hi = r["lo"], r["hi"]
+            c = VERDICT_COLORS.get(r["verdict"], "k")
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.plot([lo, hi], [yi, yi], color=c, linewidth=2)
+            ax.plot([r["mean"]], [yi], "o", color=c)
+        finite = np.concatenate([g["lo"][np.isfinite(g["lo"])], g["hi"][np.isfinite(g["hi"])], [-margin, margin]])
+        span = max(abs(finite.min()), abs(finite.max())) * 1.1
+        ax.set_xlim(-span, span)
+        ax.set_yticks(y, [f"{r['method']} − {r['reference']}: {r['verdict']}" for _, r in g.iterrows()])
+        ax.set_xlabel("paired difference in test accuracy (points), mean and 95 % CI")
+        ax.set_title(g["setting_label"].iloc[0])
+        ax.grid(alpha=0.3, axis="x")
+    _save(plt, fig, path)
+    return True
+
+
+def cd_diagram(avg: pd.DataFrame, cd: float, n_blocks: int, path: str) -> None:
+    """Critical-difference diagram: average ranks on a line; methods whose ranks differ by less
+    than Nemenyi's CD are joined by a bar."""
+    plt = _plt()
+    k = len(avg)
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.28 * k))
+    ax.set_xlim(0.8, k + 0.2)
+    ax.set_ylim(0, 1)
+    ax.invert_xaxis()  # rank 1 (best) on the right
+    ax.axhline(0.85, color="k", linewidth=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0.85, 0.88], color="k", linewidth=1)
+        ax.text(r, 0.9, str(r), ha="center", va="bottom", fontsize=8)
+    ax.plot([k, k - cd], [0.97, 0.97], color="C3", linewidth=2)
+    ax.text(k - cd / 2, 0.985, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8, color="C3")
+    ranks = avg["avg_rank"].to_numpy()
+    names = avg["method"].tolist()
+    step = 0.7 / max(k, 1)
+    for i, (m, r) in enumerate(zip(names, ranks)):
+        yy = 0.8 - step * (i + 0.5)
+        ax.plot([r, r], [0.85, yy], color=COLORS.get(m, "k"), linewidth=1)
+        ax.plot([r], [0.85], "o", color=COLORS.get(m, "k"), markersize=4)
+        right = r >= (k + 1) / 2
+        xt = k + 0.1 if right else 0.9
+        ax.plot([r, xt], [yy, yy], color=COLORS.get(m, "k"), linewidth=1)
+        ax.text(xt, yy, f"{m} ({r:.2f}) ", ha="right" if not right else "left", va="center", fontsize=8)
+    # Cliques: maximal runs of methods (sorted by rank) within CD of each other.
+    order = np.argsort(ranks)
+    cliques, lvl = [], 0
+    for i in range(k):
+        j = i
+        while j + 1 < k and ranks[order[j + 1]] - ranks[order[i]] < cd:
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in cliques):
+            cliques.append((i, j))
+    for i, j in cliques:
+        yy = 0.82 - 0.03 * lvl
+        ax.plot([ranks[order[i]] - 0.03, ranks[order[j]] + 0.03], [yy, yy], color="k", linewidth=3, alpha=0.6)
+        lvl += 1
+    ax.axis("off")
+    ax.set_title(f"Average rank over {n_blocks} (setting, seed) blocks; bars join methods within "
+                 f"Nemenyi's CD (α = 0.05)", fontsize=8)
+    _save(plt, fig, path)
+
+
+def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
+    """Mean regret of A's temperature on B (points). The colour scale is symmetric and set by the
+    75th percentile of |regret| (at least 2 x margin), so one outlier does not wash out the rest;
+    cells beyond it take the end colour and show their value. The diagonal (zero by definition)
+    is left out."""
+    if tm.empty:
+        return False
+    plt = _plt()
+    srcs = sorted(set(tm["source"]) | set(tm["target"]))
+    M = np.full((len(srcs), len(srcs)), np.nan)
+    for _, r in tm.iterrows():
+        M[srcs.index(r["source"]), srcs.index(r["target"])] = r["mean"]
+    finite = np.abs(M[np.isfinite(M)])
+    vmax = max(2 * margin, float(np.quantile(finite, 0.75)) if len(finite) else 0.0)
+    fig, ax = plt.subplots(figsize=(1.7 * len(srcs) + 4.0, 0.9 * len(srcs) + 2.2))
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.9")
+    im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+    for _, r in tm.iterrows():
+        i, j = srcs.index(r["source"]), srcs.index(r["target"])
+        lo, hi = r["lo"], r["hi"]
+        ci = f"\n[{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+        txt = f"{r['mean']:.1f}{ci}\n{r['verdict']}"
+        dark = abs(r["mean"]) > 0.6 * vmax
+        ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    for i in range(len(srcs)):
+        ax.text(i, i, "(own)", ha="center", va="center", fontsize=7, color="0.4")
+    ax.set_xticks(range(len(srcs)), srcs, rotation=20, ha="right")
+    ax.set_yticks(range(len(srcs)), srcs)
+    ax.set_xlabel("target setting B (where the temperature is used)")
+    ax.set_ylabel("source setting A (where τ was selected on val)")
+    ax.set_title("Transfer regret: B's own selected τ minus A's τ, on B (test points;\n"
+                 "mean, 95 % CI over seeds, Holm-corrected verdict)")
+    fig.colorbar(im, ax=ax, extend="both", label=f"regret (points; scale clipped at ±{vmax:.1f})")
+    _save(plt, fig, path)
+    return True
+
+
+def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
+    """Test accuracy against temperature: the grid (mean and 95 % CI per τ), the τ the grid
+    selected on val per seed (triangles), learned methods at their final τ, and no-KD."""
+    plt = _plt()
+    settings = sorted(sel["setting"].unique())
+    fig, axes = _panels(plt, len(settings), 4.2)
+    for ax, s in zip(axes[0], settings):
+        g = grid_curve(trials, s)
+        ss = sel[sel["setting"] == s]
+        if not g.empty:
+            agg = {t: stats.paired(v.to_numpy() * 100) for t, v in g.groupby("tau_t_config")["test_acc"]}
+            taus = sorted(agg)
+            means = [agg[t]["mean"] for t in taus]
+            half = [0 if not np.isfinite(agg[t]["hi"]) else agg[t]["hi"] - agg[t]["mean"] for t in taus]
+            ax.errorbar(taus, means, yerr=half, color=COLORS["grid"], marker="o", capsize=3,
+                        label="grid: fixed τ (mean ± 95 % CI)")
+            chosen = ss[ss["method"] == "grid"]["sel_tau_t"].value_counts()
+            top = max(m + h for m, h in zip(means, half))
+            for t, c in chosen.items():
+                ax.plot([t], [top + 0.5], "v", color=COLORS["grid"], markersize=5 + c)
+                ax.text(t, top + 0.9, f"×{c}", ha="center", va="bottom", fontsize=7, color=COLORS["grid"])
+            ax.plot([], [], "v", color=COLORS["grid"], label="τ selected on val (× seeds)")
+        for m in method_order(ss["method"]):
+            if m in ("grid", "nokd"):
+                continue
+            r = ss[ss["method"] == m]
+            tau = np.sqrt(r["sel_tau_t"].astype(float) * r["sel_tau_s"].astype(float))
+            p = stats.paired(r["test"])
+            ax.errorbar([tau.mean()], [p["mean"]], yerr=[0 if not np.isfinite(p["hi"]) else p["hi"] - p["mean"]],
+                        color=COLORS.get(m, "k"), marker=MARKERS.get(m, "o"), markersize=9, linestyle="none",
+                        capsize=3, label=f"{m} ({'selected' if m == 'optuna' else 'final learned'} τ)")
+        nk = ss[ss["method"] == "nokd"]
+        if not nk.empty:
+            p = stats.paired(nk["test"])
+            ax.axhline(p["mean"], color=COLORS["nokd"], linestyle="--", label="no-KD student (band: 95 % CI)")
+            if np.isfinite(p["hi"]):
+                ax.axhspan(p["lo"], p["hi"], color=COLORS["nokd"], alpha=0.15)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("temperature τ (log scale; √(τ_t·τ_s) for learned pairs)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(ss["setting_label"].iloc[0])
+        ax.grid(alpha=0.3)
+    _finish(plt, fig, axes, path)
+
+
+def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
+    t = ok(trials[trials["method"].isin(LEARNED)])
+    if t.empty or curves.empty:
+        return False
+    plt = _plt()
+    c = curves.merge(t[["trial_id", "setting", "setting_label", "method", "seed"]], on="trial_id")
+    settings = sorted(c["setting"].unique())
+    fig, axes = _panels(plt, len(settings))
+    for ax, s in zip(axes[0], settings):
+        g = c[c["setting"] == s]
+        for m in [m for m in LEARNED if m in set(g["method"])]:
+            h = g[g["method"] == m]
+            cols = [("tau_t", "τ_t", "-"), ("tau_s", "τ_s", "--")] if m == "mkd" else [("tau_t", "T", "-")]
+            for col, name, ls in cols:
+                agg = h.groupby("epoch")[col].agg(["mean", "min", "max"]).reset_index()
+                ax.plot(agg["epoch"], agg["mean"], color=COLORS[m], linestyle=ls, label=f"{m} {name} (mean)")
+                ax.fill_between(agg["epoch"], agg["min"], agg["max"], color=COLORS[m], alpha=0.15)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("temperature")
+        ax.set_title(f"{g['setting_label'].iloc[0]}: learned temperatures\n(line: mean, band: min–max over seeds)")
+        ax.grid(alpha=0.3)
+    _finish(plt, fig, axes, path)
+    return True
+
+
+def optuna_studies(trials: pd.DataFrame):
+    """The store's Optuna searches as `optuna.Study` objects (one per setting and seed), so that
+    Optuna's own visualisation can draw them."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t = trials[(trials["method"] == "optuna") & trials["status"].isin(["ok", "stopped"])]
+    studies = []
+    for (setting, seed), g in t.groupby(["setting", "seed"], sort=True):
+        search = json.loads(g["options"].iloc[0] or "{}")
+        low = min(search.get("low", g["tau_t_config"].min()), g[["tau_t_config", "tau_s_config"]].min().min())
+        high = max(search.get("high", g["tau_t_config"].max()), g[["tau_t_config", "tau_s_config"]].max().max())
+        dist = optuna.distributions.FloatDistribution(low, high, log=True)
+        names = ["tau_t", "tau_s"] if search.get("separate") else ["tau"]
+        st = optuna.create_study(direction="maximize", study_name=f"{g['setting_label'].iloc[0]} seed {int(seed)}")
+        for _, r in g.sort_values(["trial_index", "trial_id"]).iterrows():
+            params = {"tau": r["tau_t_config"]} if names == ["tau"] else {"tau_t": r["tau_t_config"], "tau_s": r["tau_s_config"]}
+            st.add_trial(optuna.trial.create_trial(params=params, distributions={k: dist for k in params},
+                                                   value=float(r["val_acc"])))
+        studies.append(st)
+    return studies
+
+
+def optuna_history(trials: pd.DataFrame, path: str) -> bool:
+    """Optuna's own optimisation-history plot of every search in the store."""
+    studies = optuna_studies(trials)
+    if not studies:
+        return False
+    plt = _plt()
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    # Optuna switches the global style to ggplot; rc_context puts it back for the other plots.
+    with plt.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib backend experimental
+        ax = plot_optimization_history(studies, target_name="val accuracy")
+        fig = ax.figure
+        fig.set_size_inches(10, 4.2)
+        ax.set_title("Optuna (TPE) searches: val accuracy per trial and best so far\n(drawn by optuna.visualization)")
+        ax.set_xlabel("trial number within the search")
+        ax.set_ylabel("val accuracy (fraction)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.tight_layout()
+        fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def all_plots(ctx: Dict, out: str) -> List[str]:
+    """Draw every plot that the report has data for; returns the file names drawn."""
+    import os
+
+    drawn = []
+
+    def p(name):
+        drawn.append(name)
+        return os.path.join(out, name)
+
+    accuracy_vs_cost(ctx["summary"], p("accuracy_cost.png"))
+    if not regret_vs_budget(ctx["trials"], ctx["sel"], p("regret_budget.png")):
+        drawn.pop()
+    if not forest(ctx["comparisons"], ctx["margin"], p("forest.png")):
+        drawn.pop()
+    if ctx["friedman"] is not None and ctx["friedman"]["n"] >= 5:
+        cd_diagram(ctx["ranks"], ctx["friedman"]["cd"], ctx["friedman"]["n"], p("cd_diagram.png"))
+    temperature(ctx["sel"], ctx["trials"], p("temperature.png"))
+    if not trajectories(ctx["trials"], ctx["curves"], p("trajectories.png")):
+        drawn.pop()
+    if not optuna_history(ctx["trials"], p("optuna.png")):
+        drawn.pop()
+    if not transfer_heatmap(ctx["transfer"], ctx["margin"], p("transfer.png")):
+        drawn.pop()
+    return drawn

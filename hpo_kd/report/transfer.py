@@ -1,0 +1,99 @@
+"""Transfer: the temperature the grid selected on setting A (by val, per seed), run on setting B
+with the same seed, against B's own val-selected temperature. Regret = B's own test accuracy minus
+the transferred one (points; > 0: the transferred temperature is worse), paired by seed.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .selection import best_by_val, fmt_tau, labels, ok
+
+# The verdict on a regret (own minus transferred), in the words of a transfer.
+WORDS = {"better": "does not transfer", "worse": "beats B's own selection", "equivalent": "transfers",
+         "inconclusive": "inconclusive"}
+
+
+def cells(trials: pd.DataFrame, source: str, target: str) -> Tuple[List[Dict], List[Tuple[int, float, float]]]:
+    """Per seed: the tau selected on `source`, its test accuracy on `target`, target's own
+    selection, the range of target's grid (best minus worst temperature) and target's no-KD.
+
+    Returns (rows, missing): missing lists the (seed, tau_t, tau_s) runs absent on target."""
+    good = ok(trials)
+    grid = good[good["method"] == "grid"]
+    src, own_grid = grid[grid["setting"] == source], grid[grid["setting"] == target]
+    on_target = good[(good["setting"] == target) & good["method"].isin(["grid", "transfer"])]
+    nokd = good[(good["setting"] == target) & (good["method"] == "nokd")].set_index("seed")["test_acc"]
+    rows, missing = [], []
+    for seed, g in src.groupby("seed", sort=True):
+        own = own_grid[own_grid["seed"] == seed]
+        if own.empty:
+            continue
+        a, b = best_by_val(g), best_by_val(own)
+        tt, ts = a["tau_t_config"], a["tau_s_config"]
+        hit = on_target[(on_target["seed"] == seed) & np.isclose(on_target["tau_t_config"], tt)
+                        & np.isclose(on_target["tau_s_config"], ts)]
+        if hit.empty:
+            missing.append((int(seed), float(tt), float(ts)))
+            continue
+        transferred = float(hit.sort_values("trial_id")["test_acc"].iloc[0] * 100)
+        rows.append({
+            "seed": int(seed), "tau_t": float(tt), "tau_s": float(ts), "transferred": transferred,
+            "own_tau_t": float(b["tau_t_config"]), "own_tau_s": float(b["tau_s_config"]),
+            "own": float(b["test_acc"] * 100), "regret": float(b["test_acc"] * 100) - transferred,
+            "range": float((own["test_acc"].max() - own["test_acc"].min()) * 100),
+            "nokd": float(nokd.loc[seed] * 100) if seed in nokd.index else float("nan"),
+        })
+    return rows, missing
+
+
+def missing_trials(trials: pd.DataFrame, source: str, target: str):
+    return cells(trials, source, target)[1]
+
+
+def matrix(trials: pd.DataFrame) -> List[Dict]:
+    """One row per ordered pair of different grid settings (A, B): the paired regret over seeds
+    (mean, sd, CI, raw p), the normalised regret (regret / B's grid range, per seed, averaged) and
+    the transferred runs against B's no-KD student. Holm and verdicts are applied with the rest of
+    the report's comparisons (`stats.apply_holm`), then `finish` words them."""
+    lab = labels(trials)
+    settings = sorted(trials.loc[trials["method"] == "grid", "setting"].unique())
+    out = []
+    for a in settings:
+        for b in settings:
+            if a == b:
+                continue
+            rows, missing = cells(trials, a, b)
+            regret = np.array([r["regret"] for r in rows])
+            r = stats.paired(regret)
+            rng = np.array([r_["range"] for r_ in rows])
+            norm = np.where(rng > 0, regret / np.where(rng > 0, rng, 1), 0.0)
+            vs_nokd = stats.paired([r_["transferred"] - r_["nokd"] for r_ in rows if r_["nokd"] == r_["nokd"]])
+            r.update(
+                source=lab[a], target=lab[b], source_id=a, target_id=b, missing=len(missing),
+                taus=fmt_tau([x["tau_t"] for x in rows], [x["tau_s"] for x in rows]),
+                own_taus=fmt_tau([x["own_tau_t"] for x in rows], [x["own_tau_s"] for x in rows]),
+                norm_regret=float(norm.mean()) if len(norm) else float("nan"),
+                same_tau=int(sum(np.isclose(x["tau_t"], x["own_tau_t"]) and np.isclose(x["tau_s"], x["own_tau_s"])
+                                 for x in rows)),
+                vs_nokd_mean=vs_nokd["mean"], vs_nokd_lo=vs_nokd["lo"], vs_nokd_hi=vs_nokd["hi"],
+            )
+            out.append(r)
+    return out
+
+
+def finish(rows: List[Dict], margin: float) -> pd.DataFrame:
+    """Word the verdicts and note a transferred temperature that acts as no KD on B."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["verdict"] = df["verdict"].map(WORDS)
+    df["note"] = [
+        "A's τ acts as no KD on B (within ±margin of B's no-KD student)"
+        if -margin <= lo and hi <= margin else ""
+        for lo, hi in zip(df["vs_nokd_lo"], df["vs_nokd_hi"])
+    ]
+    return df
