@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test quickstart transfer bench clean
+.PHONY: install test quickstart transfer mkd bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ quickstart: $(STAMP)
 transfer: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml
 	$(BIN)/hpo-kd report runs/transfer
+
+mkd: $(STAMP)
+	$(BIN)/hpo-kd run studies/mkd.toml
+	$(BIN)/hpo-kd report runs/mkd
 
 bench: $(STAMP)
 	$(BIN)/python bench/trainer_overhead.py

@@ -34,6 +34,12 @@ class StudyError(UserError):
     pass
 
 
+def base_method(name: str) -> str:
+    """A method variant is named METHOD:NAME (e.g. "mkd:from16", MKD with other options); its
+    temperature method is METHOD."""
+    return name.split(":", 1)[0]
+
+
 def _err(path: str, key: str, msg: str):
     raise StudyError(f"{path}: {key}: {msg}")
 
@@ -175,7 +181,7 @@ class Study:
                                          budget=opts["trials"], search=search))
                     else:
                         o = dict(opts)
-                        cfg = dict(base, method=m, method_options=o)
+                        cfg = dict(base, method=base_method(m), method_options=o)
                         for k in ("tau_t", "tau_s"):
                             if k in o:
                                 cfg[k] = o.pop(k)
@@ -293,8 +299,9 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
     out = {}
     for m, opts in raw.items():
         p = f"methods.{m}"
-        if m not in METHOD_KEYS:
-            _err(path, p, f"unknown method; allowed: {', '.join(METHOD_KEYS)}")
+        if base_method(m) not in METHOD_KEYS or (m != base_method(m) and base_method(m) in SEARCHES):
+            _err(path, p, f"unknown method; allowed: {', '.join(METHOD_KEYS)}, or a variant "
+                          f"\"METHOD:NAME\" of {', '.join(LEARNED)} (e.g. [methods.\"mkd:from16\"])")
         if not isinstance(opts, dict):
             _err(path, p, "expected a table of options (may be empty)")
         opts = dict(opts)
@@ -334,10 +341,10 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
                 _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
             out[m] = o
         else:
-            allowed = methods_mod.options_of(m)
+            allowed = methods_mod.options_of(base_method(m))
             _keys(path, p + ".", opts, set(allowed))
             try:
-                methods_mod.create(m, **opts)
+                methods_mod.create(base_method(m), **opts)
             except UserError as e:
                 _err(path, p, str(e))
             out[m] = opts

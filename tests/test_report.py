@@ -237,3 +237,22 @@ def test_normalised_regret_curve_of_the_grid(tmp_path):
         pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0)
     assert np.allclose(regs, [1.0, 0.0])  # tau 1 first: the worst; then tau 4: the best
     assert plots.regret_vs_budget(s.trials(), rep.select(s.trials()), str(tmp_path / "r.png"))
+
+
+def test_learned_start_dependence(tmp_path):
+    """MKD from 0.5 and from 16: tau_t ends at the same place (x1.1), tau_s keeps a factor of 4."""
+    s = Store(str(tmp_path / "s"))
+    i = 0
+    for seed in SEEDS:
+        for start, tt, ts in ((0.5, 4.0, 2.0), (16.0, 4.4, 8.0)):
+            jitter = 1 + 0.01 * NOISE[seed]
+            s.add({"trial_id": f"m{i}", "unit_id": f"m{i}", "study": "synthetic", "setting": A, "setting_label": LABEL[A],
+                   "method": f"mkd:{start:g}", "seed": seed, "tau_t_config": start, "tau_s_config": start,
+                   "options": {"learn": "both"}, "status": "ok", "val_acc": 0.9, "test_acc": 0.9,
+                   "tau_t": tt * jitter, "tau_s": ts * jitter, "epochs_run": 10, "seconds": 1.0})
+            i += 1
+    st = rep.analyse(s.trials(), s.curves())["starts"].set_index("quantity")
+    assert st.loc["tau_t", "verdict"] == "independent of the start"  # log2(1.1) = 0.14 < 0.5
+    assert st.loc["tau_s", "verdict"] == "depends on the start (ends higher from higher)"
+    assert st.loc["tau_s", "mean"] == pytest.approx(2.0)  # log2(8 / 2)
+    assert st.loc["tau_t", "final_low"] == pytest.approx(4.0, rel=0.01)

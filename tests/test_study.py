@@ -138,3 +138,24 @@ def test_data_set_options_reach_the_trials_and_the_labels(study_file):
     s = load_study(study_file(text))
     assert s.settings[0].label == "mnist1d[test_size=500,train_size=2000](100%,none)"
     assert all(t.config["data_options"] == {"train_size": 2000, "test_size": 500} for t in s.plan())
+
+
+def test_method_variants_run_the_base_method_with_their_options(study_file):
+    text = GOOD.replace("[methods.nokd]", '[methods.nokd]\n[methods."mkd:from16"]\ntau_t = 16.0\ntau_s = 16.0\nlearn = "tau_t"\n')
+    s = load_study(study_file(text))
+    v = [t for t in s.plan() if t.method == "mkd:from16"]
+    assert len(v) == 4 * 2  # 4 settings x 2 seeds
+    assert all(t.config["method"] == "mkd" and t.config["tau_t"] == 16.0 for t in v)
+    assert v[0].config["method_options"] == {"learn": "tau_t"}
+    assert len({t.id for t in s.plan()}) == len(s.plan())
+
+
+@pytest.mark.parametrize("table,message", [
+    ('[methods."grid:x"]\ntemperatures = [1]', 'methods.grid:x: unknown method'),
+    ('[methods."magic:x"]', 'methods.magic:x: unknown method'),
+    ('[methods."mkd:x"]\nspeed = 1', 'methods.mkd:x.speed: unknown key'),
+])
+def test_bad_method_variants(study_file, capsys, tmp_path, table, message):
+    path = study_file(GOOD + "\n" + table + "\n")
+    assert main(["run", path, "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert message in capsys.readouterr().err

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .. import provenance
 from ..store import Store
+from . import learned as learned_mod
 from . import markdown, plots, stats
 from . import transfer as transfer_mod
 from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
@@ -54,7 +55,8 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
     summ = summ.sort_values(["setting", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
     comps = stats.comparisons(sel)
     trans = transfer_mod.matrix(trials)
-    stats.apply_holm(comps + trans, margin)
+    starts = learned_mod.start_dependence(sel)
+    stats.apply_holm(comps + trans + starts, margin)
     comp = pd.DataFrame(comps)
     if not comp.empty:
         comp["_o"] = comp["method"].map(order)
@@ -71,7 +73,7 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
                             "not expected to help.")
     return {
         "trials": trials, "curves": curves, "sel": sel, "summary": summ.reset_index(drop=True),
-        "comparisons": comp, "transfer": transfer_mod.finish(trans, margin), "ranks": avg, "friedman": fr,
+        "comparisons": comp, "transfer": transfer_mod.finish(trans, margin), "starts": learned_mod.finish(starts), "ranks": avg, "friedman": fr,
         "rank_blocks": ranks_long, "spread": stats.spread(sel, max_spread), "teachers": teach,
         "weak_teachers": weak, "margin": margin, "max_spread": max_spread,
     }
@@ -90,7 +92,7 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         study=study, command=f"hpo-kd report {os.path.relpath(store_dir)}", report_code=provenance.code_version(),
         provenance=provenance.load(store_dir), n_trials=len(trials),
         statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()), seed_varies=opts["seed_varies"],
-        smoke=opts["smoke"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]),
+        smoke=opts["smoke"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]) + len(ctx["starts"]),
     )
     ctx["plots"] = plots.all_plots(ctx, out)
 
@@ -103,6 +105,8 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
     csv(ctx["sel"], "selected.csv")
     if not ctx["transfer"].empty:
         csv(ctx["transfer"], "transfer.csv")
+    if not ctx["starts"].empty:
+        csv(ctx["starts"], "learned_start.csv")
     store.cost()[["setting_label", "method", "trials", "epochs"]].to_csv(os.path.join(out, "cost.csv"), index=False)
     ctx["summary"][["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
         os.path.join(out, "timings.csv"), index=False)

@@ -159,15 +159,31 @@ def render(ctx: Dict) -> str:
                       ("own_taus", "B's own τ", ""), ("same_tau", "same τ", "d"), ("mean", "regret", "+.2f"),
                       ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("norm_regret", "normalised", ".2f"),
                       ("verdict", "verdict", ""), ("note", "note", "")]), ""]
-        mk = comp[(comp["method"] == "mkd") & (comp["reference"] == "grid")]
+        mk = comp[(comp["method"].str.split(":").str[0] == "mkd") & (comp["reference"] == "grid")]
         if not mk.empty:
             md += ["MKD's own runs need no transfer; shown apart, against each setting's grid selection:", "",
                    table(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p)),
-                         [("setting_label", "setting", ""), ("mean", "MKD − grid", "+.2f"), ("ci", "95 % CI", ""),
+                         [("setting_label", "setting", ""), ("method", "method", ""), ("mean", "MKD − grid", "+.2f"),
+                          ("ci", "95 % CI", ""),
                           ("ph", "Holm p", ""), ("verdict", "verdict", "")]), ""]
-    extra = ctx.get("extra_sections") or []
-    for sec in extra:
-        md += sec + [""]
+    st = ctx["starts"]
+    if not st.empty:
+        md += ["## Learned temperatures: does the end depend on the start?", "",
+               "Runs of one learned method started from its lowest and its highest initial temperature, paired by "
+               "seed: the difference of the final temperatures in log2 units (1 = a factor of 2), judged against "
+               f"a margin of ±{st['margin'].iloc[0]:g} (a factor of {2 ** st['margin'].iloc[0]:.2f}), Holm-corrected "
+               "with the rest of the report.", "",
+               table(st.assign(ci=[_ci(lo, hi) for lo, hi in zip(st["lo"], st["hi"])], ph=st["p_holm"].map(_p),
+                               fl=[f"{a:.2f} → {b:.2f}" for a, b in zip(st["final_low"], st["final_high"])],
+                               starts=[f"{a:g} vs {b:g}" for a, b in zip(st["start_low"], st["start_high"])]),
+                     [("setting_label", "setting", ""), ("method", "method (learns)", ""), ("quantity", "τ", ""),
+                      ("starts", "starts", ""), ("fl", "final τ (geometric mean): low start → high start", ""),
+                      ("mean", "Δ log2 τ", "+.2f"), ("ci", "95 % CI", ""), ("ph", "Holm p", ""),
+                      ("verdict", "verdict", "")]), ""]
+        for _, r in st[st["verdict"] != "inconclusive"].iterrows():
+            md.append(f"- {r['setting_label']}: {r['method']} final {r['quantity']} is {r['verdict']} "
+                      f"(Δ log2 {r['mean']:+.2f}, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}).")
+        md.append("")
     md += ["## Plots", ""]
     captions = {
         "accuracy_cost.png": "test accuracy vs cost (epochs per seed), mean ± 95 % CI, Pareto front",

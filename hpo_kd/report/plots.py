@@ -11,10 +11,27 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .selection import LEARNED, best_by_val, grid_curve, labels, method_order, ok
+from .selection import base, grid_curve, labels, learned, method_order, ok
 
 MARKERS = {"grid": "o", "optuna": "D", "mkd": "*", "dts": "s", "ctkd": "^", "nokd": "X"}
 COLORS = {"grid": "C0", "optuna": "C1", "mkd": "C3", "dts": "C2", "ctkd": "C4", "nokd": "0.35"}
+
+
+def color(m: str):
+    """The method's colour; variants ("mkd:from16") get their own, stable, from tab20."""
+    if m in COLORS:
+        return COLORS[m]
+    import zlib
+
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"](zlib.crc32(m.encode()) % 20)
+
+
+def marker(m: str) -> str:
+    return MARKERS.get(base(m), "o")
+
+
 VERDICT_COLORS = {"better": "C2", "worse": "C3", "equivalent": "C0", "inconclusive": "0.5"}
 
 
@@ -70,7 +87,7 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
         for _, r in g.iterrows():
             m = r["method"]
             ax.errorbar([r["epochs_per_seed"]], [r["test_mean"]], yerr=[0 if math.isnan(r["test_ci95"]) else r["test_ci95"]],
-                        color=COLORS.get(m, "k"), marker=MARKERS.get(m, "o"), markersize=8, capsize=3,
+                        color=color(m), marker=marker(m), markersize=8, capsize=3,
                         linestyle="none", label=m)
         front = g.sort_values(["epochs_per_seed", "test_mean"], ascending=[True, False])
         best, pts = -math.inf, []
@@ -130,8 +147,8 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
                 x = np.array([c[:k] for c in curves]).mean(axis=0)
                 mean = R.mean(axis=0)
                 half = np.array([stats.paired(R[:, i])["hi"] - mean[i] if len(R) > 1 else 0 for i in range(k)])
-                ax.step(x, mean, where="post", color=COLORS.get(m, "k"), label=m, marker=MARKERS.get(m), markersize=4)
-                ax.fill_between(x, mean - half, mean + half, step="post", color=COLORS.get(m, "k"), alpha=0.15)
+                ax.step(x, mean, where="post", color=color(m), label=m, marker=marker(m), markersize=4)
+                ax.fill_between(x, mean - half, mean + half, step="post", color=color(m), alpha=0.15)
             else:
                 r = sel[(sel["setting"] == s) & (sel["method"] == m)]
                 vals = [(ref[seed][0] - t) / ref[seed][1] for seed, t in zip(r["seed"], r["test"])
@@ -140,8 +157,8 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
                     continue
                 p = stats.paired(vals)
                 half = 0 if len(vals) < 2 else p["hi"] - p["mean"]
-                ax.errorbar([r["cost_epochs"].mean()], [p["mean"]], yerr=[half], color=COLORS.get(m, "k"),
-                            marker=MARKERS.get(m, "o"), markersize=8, capsize=3, linestyle="none", label=m)
+                ax.errorbar([r["cost_epochs"].mean()], [p["mean"]], yerr=[half], color=color(m),
+                            marker=marker(m), markersize=8, capsize=3, linestyle="none", label=m)
         ax.axhline(0, color="k", linewidth=0.8)
         ax.set_xlabel("budget: epochs per seed")
         ax.set_ylabel("normalised regret (0 = best grid τ, 1 = worst)")
@@ -202,11 +219,11 @@ def cd_diagram(avg: pd.DataFrame, cd: float, n_blocks: int, path: str) -> None:
     step = 0.7 / max(k, 1)
     for i, (m, r) in enumerate(zip(names, ranks)):
         yy = 0.8 - step * (i + 0.5)
-        ax.plot([r, r], [0.85, yy], color=COLORS.get(m, "k"), linewidth=1)
-        ax.plot([r], [0.85], "o", color=COLORS.get(m, "k"), markersize=4)
+        ax.plot([r, r], [0.85, yy], color=color(m), linewidth=1)
+        ax.plot([r], [0.85], "o", color=color(m), markersize=4)
         right = r >= (k + 1) / 2
         xt = k + 0.1 if right else 0.9
-        ax.plot([r, xt], [yy, yy], color=COLORS.get(m, "k"), linewidth=1)
+        ax.plot([r, xt], [yy, yy], color=color(m), linewidth=1)
         ax.text(xt, yy, f"{m} ({r:.2f}) ", ha="right" if not right else "left", va="center", fontsize=8)
     # Cliques: maximal runs of methods (sorted by rank) within CD of each other.
     order = np.argsort(ranks)
@@ -293,7 +310,7 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             tau = np.sqrt(r["sel_tau_t"].astype(float) * r["sel_tau_s"].astype(float))
             p = stats.paired(r["test"])
             ax.errorbar([tau.mean()], [p["mean"]], yerr=[0 if not np.isfinite(p["hi"]) else p["hi"] - p["mean"]],
-                        color=COLORS.get(m, "k"), marker=MARKERS.get(m, "o"), markersize=9, linestyle="none",
+                        color=color(m), marker=marker(m), markersize=9, linestyle="none",
                         capsize=3, label=f"{m} ({'selected' if m == 'optuna' else 'final learned'} τ)")
         nk = ss[ss["method"] == "nokd"]
         if not nk.empty:
@@ -310,7 +327,7 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
 
 
 def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
-    t = ok(trials[trials["method"].isin(LEARNED)])
+    t = ok(trials[trials["method"].isin(learned(trials["method"]))])
     if t.empty or curves.empty:
         return False
     plt = _plt()
@@ -319,13 +336,13 @@ def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
     fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes[0], settings):
         g = c[c["setting"] == s]
-        for m in [m for m in LEARNED if m in set(g["method"])]:
+        for m in learned(g["method"]):
             h = g[g["method"] == m]
-            cols = [("tau_t", "τ_t", "-"), ("tau_s", "τ_s", "--")] if m == "mkd" else [("tau_t", "T", "-")]
+            cols = [("tau_t", "τ_t", "-"), ("tau_s", "τ_s", "--")] if base(m) == "mkd" else [("tau_t", "T", "-")]
             for col, name, ls in cols:
                 agg = h.groupby("epoch")[col].agg(["mean", "min", "max"]).reset_index()
-                ax.plot(agg["epoch"], agg["mean"], color=COLORS[m], linestyle=ls, label=f"{m} {name} (mean)")
-                ax.fill_between(agg["epoch"], agg["min"], agg["max"], color=COLORS[m], alpha=0.15)
+                ax.plot(agg["epoch"], agg["mean"], color=color(m), linestyle=ls, label=f"{m} {name} (mean)")
+                ax.fill_between(agg["epoch"], agg["min"], agg["max"], color=color(m), alpha=0.15)
         ax.set_xlabel("epoch")
         ax.set_ylabel("temperature")
         ax.set_title(f"{g['setting_label'].iloc[0]}: learned temperatures\n(line: mean, band: min–max over seeds)")

@@ -19,13 +19,22 @@ METHOD_ORDER = ["grid", "optuna", "mkd", "dts", "ctkd", "nokd"]
 _SELECT_ORDER = (["val_acc", "tau_t_config", "tau_s_config", "trial_id"], [False, True, True, True])
 
 
+def base(method: str) -> str:
+    """The temperature method of a method name: "mkd:from16" (a variant of a study file) is MKD."""
+    return method.split(":", 1)[0]
+
+
+def learned(methods) -> List[str]:
+    return [m for m in method_order(methods) if base(m) in LEARNED]
+
+
 def ok(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[trials["status"] == "ok"].copy()
 
 
 def method_order(methods) -> List[str]:
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(set(methods), key=lambda m: (order.get(m, 99), m))
+    return sorted(set(methods), key=lambda m: (order.get(base(m), 99), m))
 
 
 def best_by_val(g: pd.DataFrame) -> pd.Series:

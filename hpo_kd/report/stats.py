@@ -101,12 +101,13 @@ def compare(d: Sequence[float], margin: float, p_adj: float | None = None) -> Di
 
 def apply_holm(rows: List[Dict], margin: float) -> None:
     """Holm-adjust the `p` of every row (one family: the comparisons of one report) and set each
-    row's `p_holm`, `verdict` and `seeds_needed` in place."""
+    row's `p_holm`, `verdict` and `seeds_needed` in place; a row may carry its own `margin`."""
     adj = holm([r["p"] for r in rows])
     for r, pa in zip(rows, adj):
+        m = r.get("margin", margin)
         r["p_holm"] = float(pa)
-        r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], margin)
-        r["seeds_needed"] = (seeds_to_resolve(r["mean"], r["sd"], margin)
+        r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], m)
+        r["seeds_needed"] = (seeds_to_resolve(r["mean"], r["sd"], m)
                              if r["verdict"] == "inconclusive" else float("nan"))
 
 

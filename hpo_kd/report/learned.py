@@ -1,0 +1,58 @@
+"""Learned temperatures: does where a learned temperature ends depend on where it started?
+
+For each setting and learned method (with its `learn` option), the runs started from the lowest
+and from the highest initial temperature are paired by seed; the difference of their final
+temperatures is taken in log2 units (1 = a factor of 2) and judged like every other comparison,
+against a margin in log2 units."""
+from __future__ import annotations
+
+import json
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .selection import base, learned
+
+TAU_MARGIN = 0.5  # log2 units: final temperatures within a factor of 2**0.5 = 1.41 are "the same"
+WORDS = {"equivalent": "independent of the start", "better": "depends on the start (ends higher from higher)",
+         "worse": "depends on the start (ends lower from higher)", "inconclusive": "inconclusive"}
+
+
+def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict]:
+    rows = []
+    t = sel[sel["method"].isin(learned(sel["method"]))].copy()
+    if t.empty:
+        return rows
+    t["base"] = t["method"].map(base)
+    t["learn"] = [json.loads(o or "{}").get("learn", "both") if isinstance(o, str) else "both" for o in t["options"]]
+    t["start"] = t["tau_t_config"]
+    for (setting, b, learn), g in t.groupby(["setting", "base", "learn"], sort=True):
+        starts = sorted(g["start"].dropna().unique())
+        if len(starts) < 2:
+            continue
+        low = g[g["start"] == starts[0]].set_index("seed")
+        high = g[g["start"] == starts[-1]].set_index("seed")
+        seeds = low.index.intersection(high.index)
+        for col in ("tau_t", "tau_s"):
+            if b == "mkd" and learn not in ("both", col):
+                continue  # that temperature stays where it started
+            if b != "mkd" and col == "tau_s":
+                continue  # one temperature for teacher and student
+            d = np.log2(high.loc[seeds, col].to_numpy(float)) - np.log2(low.loc[seeds, col].to_numpy(float))
+            r = stats.paired(d)
+            r.update(kind="start", setting=setting, setting_label=g["setting_label"].iloc[0], method=f"{b} ({learn})",
+                     reference=f"start {starts[0]:g}", quantity=col, start_low=starts[0], start_high=starts[-1],
+                     final_low=float(np.exp2(np.log2(low.loc[seeds, col].to_numpy(float)).mean())),
+                     final_high=float(np.exp2(np.log2(high.loc[seeds, col].to_numpy(float)).mean())),
+                     margin=margin)
+            rows.append(r)
+    return rows
+
+
+def finish(rows: List[Dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["verdict"] = df["verdict"].map(WORDS)
+    return df
