@@ -80,9 +80,12 @@ def test_verdicts_from_differences():
     assert eq["verdict"] == "equivalent"
     inc = stats.compare([1.0, 3.0], margin=0.5)  # n = 2: t(0.975, 1) = 12.7, a huge interval
     assert inc["verdict"] == "inconclusive"
-    # mean 2, sd sqrt(2): the smallest n with t(n-1) * sqrt(2) / sqrt(n) < max(0.5 - 2, 2) = 2:
+    # mean 2, sd sqrt(2): the smallest n with t(n-1) * sqrt(2) / sqrt(n) < 2:
     # n = 4 gives 3.182 * 1.414 / 2 = 2.25, n = 5 gives 2.776 * 1.414 / 2.236 = 1.76
     assert inc["seeds_needed"] == 5
+    # in a family of 10, excluding 0 needs t at 1 - 0.05/20: n = 7 gives 4.317 * 1.414 / 2.646 = 2.31,
+    # n = 8 gives 4.029 * 1.414 / 2.828 = 2.01, n = 9 gives 3.833 * 1.414 / 3 = 1.81
+    assert stats.seeds_to_resolve(2.0, math.sqrt(2), 0.5, family=10) == 9
     assert stats.compare([2.0, 2.1, 1.9, 2.2, 2.0], margin=0.5)["verdict"] == "better"
     assert stats.compare([-2.0, -2.1, -1.9, -2.2, -2.0], margin=0.5)["verdict"] == "worse"
 
@@ -98,7 +101,7 @@ def test_holm_family_can_turn_a_raw_difference_inconclusive():
 
 
 def test_seeds_to_resolve():
-    # mean 0, sd 1, margin 0.5: needs t(n-1) / sqrt(n) < 0.5, first true at n = 18 (2.110 / 4.243 = 0.497)
+    # mean 0, sd 1, margin 0.5: needs t(n-1) / sqrt(n) <= 0.5, first true at n = 18 (2.110 / 4.243 = 0.497)
     assert stats.seeds_to_resolve(0.0, 1.0, 0.5) == 18
     assert stats.seeds_to_resolve(0.0, 0.0, 0.5) == 2
     assert stats.seeds_to_resolve(0.0, 100.0, 0.5) == math.inf  # beyond the cap

@@ -74,18 +74,17 @@ def verdict(lo: float, hi: float, mean: float, p_adj: float, margin: float) -> s
     return "inconclusive"
 
 
-def seeds_to_resolve(mean: float, sd: float, margin: float, level: float = LEVEL) -> float:
-    """Seeds whose t interval, at the observed mean and spread, would lie inside +-margin
-    (equivalence) or exclude 0 (a difference), whichever needs fewer; inf when neither can."""
+def seeds_to_resolve(mean: float, sd: float, margin: float, family: int = 1, level: float = LEVEL) -> float:
+    """Seeds that would decide at the observed mean and spread: a 95 % interval inside +-margin
+    (equivalent), or one that excludes 0 at the Bonferroni level of a family of `family`
+    comparisons (which implies Holm p < 0.05), whichever comes first; inf when neither comes
+    within MAX_SEEDS."""
     if sd != sd:
         return float("nan")
-    target = max(margin - abs(mean), abs(mean))  # the wider half-width that still decides
-    if target <= 0:
-        return math.inf
-    if sd == 0:
-        return 2
+    alpha = 1 - level
     for n in range(2, MAX_SEEDS + 1):
-        if _t(n - 1, level) * sd / math.sqrt(n) < target:
+        se = sd / math.sqrt(n)
+        if _t(n - 1, level) * se <= margin - abs(mean) or _t(n - 1, 1 - alpha / family) * se < abs(mean):
             return n
     return math.inf
 
@@ -107,7 +106,7 @@ def apply_holm(rows: List[Dict], margin: float) -> None:
         m = r.get("margin", margin)
         r["p_holm"] = float(pa)
         r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], m)
-        r["seeds_needed"] = (seeds_to_resolve(r["mean"], r["sd"], m)
+        r["seeds_needed"] = (seeds_to_resolve(r["mean"], r["sd"], m, family=len(rows))
                              if r["verdict"] == "inconclusive" else float("nan"))
 
 
