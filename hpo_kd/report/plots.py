@@ -65,9 +65,9 @@ def _legend_below(fig, axes) -> None:
                 handles[n] = h
                 names.append(n)
     if names:
-        fig.legend([handles[n] for n in names], names, loc="lower center", ncol=min(len(names), 4), fontsize=7,
-                   frameon=False)
-        fig.tight_layout(rect=(0, 0.06 + 0.035 * math.ceil(len(names) / 4), 1, 1))
+        ncol = max(1, min(len(names), int(fig.get_size_inches()[0] / 2.4)))
+        fig.legend([handles[n] for n in names], names, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.03 + 0.045 * math.ceil(len(names) / ncol), 1, 1))
 
 
 def _finish(plt, fig, axes, path):
@@ -192,7 +192,7 @@ def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
         span = max(abs(finite.min()), abs(finite.max())) * 1.1
         ax.set_xlim(-span, span)
         ax.set_yticks(y, [f"{r['method']} − {r['reference']}: {r['verdict']}" for _, r in g.iterrows()])
-        ax.set_xlabel("paired difference in test accuracy (points), mean and 95 % CI")
+        ax.set_xlabel("Δ test accuracy (points): mean, 95 % CI")
         ax.set_title(g["setting_label"].iloc[0])
         ax.grid(alpha=0.3, axis="x")
     _save(plt, fig, path)
@@ -300,8 +300,9 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             chosen = ss[ss["method"] == "grid"]["sel_tau_t"].value_counts()
             top = max(m + h for m, h in zip(means, half))
             for t, c in chosen.items():
-                ax.plot([t], [top + 0.5], "v", color=COLORS["grid"], markersize=5 + c)
-                ax.text(t, top + 0.9, f"×{c}", ha="center", va="bottom", fontsize=7, color=COLORS["grid"])
+                ax.plot([t], [top + 0.3], "v", color=COLORS["grid"], markersize=6)
+                ax.annotate(f"×{c}", (t, top + 0.3), xytext=(5, 0), textcoords="offset points", va="center",
+                            fontsize=7, color=COLORS["grid"])
             ax.plot([], [], "v", color=COLORS["grid"], label="τ selected on val (× seeds)")
         for m in method_order(ss["method"]):
             if m in ("grid", "nokd"):
