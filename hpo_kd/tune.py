@@ -18,6 +18,7 @@ import traceback
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
+from . import provenance
 from .errors import UserError
 from .store import Store
 from .study import Study, Trial
@@ -132,7 +133,7 @@ class Progress:
         taus = ""
         if row["method"] in ("grid", "optuna", "transfer"):
             taus = f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
-        elif row["method"] in ("mkd", "dts", "ctkd") and row.get("tau_t") is not None:
+        elif row["method"].split(":")[0] in ("mkd", "dts", "ctkd") and row.get("tau_t") is not None:
             taus = f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"
         acc = ""
         if row.get("val_acc") is not None:
@@ -170,6 +171,9 @@ def _make_callback(store: Store, study: Study, progress: Progress):
                 status = last.get("status") if last.get("final") else (
                     "ok" if curve and len(curve) >= _planned_epochs(spec) else "stopped")
             row = _row(study, spec, trial.config, last, status, error or _nan_to_none(last.get("error")))
+            # The order in which a search proposed its trials (Tune's experiment tag starts with a
+            # counter from 1), after the trials an interrupted search had already finished.
+            row["trial_index"] = spec.get("index_offset", 0) + _tune_number(trial.experiment_tag)
             if from_curve:
                 best = max(curve, key=lambda r: r["val_acc"])
                 row.update(epochs_run=len(curve), val_acc=curve[-1]["val_acc"], test_acc=curve[-1]["test_acc"],
@@ -211,6 +215,13 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
         for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val"):
             row[k] = None
     return row
+
+
+def _tune_number(experiment_tag: str) -> int:
+    try:
+        return int(str(experiment_tag).split("_", 1)[0]) - 1
+    except ValueError:
+        return 0
 
 
 def _planned_epochs(spec) -> int:
@@ -349,6 +360,7 @@ class Runner:
         self._init_ray()
         try:
             resources, slots, device, threads = self._resources()
+            provenance.record(self.folder, threads)
             progress = Progress(n_trials, slots)
             cache_dir = self.folder  # teachers go to <study folder>/teachers/
             teachers = [t for t in todo if t.kind == "teacher"]
@@ -391,6 +403,7 @@ class Runner:
         import optuna
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -409,6 +422,10 @@ class Runner:
                                                n_startup_trials=o["startup_trials"]),
             points_to_evaluate=points or None, evaluated_rewards=rewards,
         )
+        # Suggest a new batch only when the whole batch has finished, so that what TPE proposes
+        # depends on the results and not on which trial happened to finish first.
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=slots, batch=True)
+        spec = dict(spec, index_offset=len(prev))
         scheduler = None
         if o["asha"]:
             scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
@@ -416,5 +433,5 @@ class Runner:
                                       max_t=_planned_epochs(spec) + 1,
                                       grace_period=o["grace_period"], reduction_factor=o["reduction_factor"])
         cfg = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=t.budget - len(prev),
-                              max_concurrent_trials=slots, reuse_actors=True)
+                              reuse_actors=True)  # the limiter caps concurrency
         self._tuner({"spec": spec, **space}, resources, cfg, progress, "optuna").fit()

@@ -295,3 +295,36 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(study_file, tmp
     assert len(after) == planned and set(after["status"]) == {"ok"}
     kept = after.loc[before["trial_id"]]
     assert (kept["finished_at"].to_numpy() == before["finished_at"].to_numpy()).all(), "no finished trial redone"
+
+
+OPTUNA = """
+name = "opt"
+seeds = [0]
+[train]
+epochs = 1
+teacher_epochs = 1
+batch_size = 256
+[[settings]]
+dataset = "digits"
+[methods.optuna]
+trials = 6
+startup_trials = 2
+"""
+
+
+@pytest.mark.slow
+def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_path):
+    """Two runs of the same search propose the same temperatures in the same order (batches of
+    2 concurrent trials: TPE only sees whole batches), and the store keeps that order."""
+    path = study_file(OPTUNA)
+    seen = []
+    for i in range(2):
+        runs = str(tmp_path / f"runs{i}")
+        _run(path, runs)
+        t = Store(os.path.join(runs, "opt")).trials()
+        t = t[t["method"] == "optuna"].sort_values("trial_index")
+        assert t["trial_index"].tolist() == list(range(6))
+        seen.append(t["tau_t_config"].round(10).tolist())
+        prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
+        assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
+    assert seen[0] == seen[1]
