@@ -155,6 +155,8 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     assert first == {f: (out / "synthetic" / f).read_bytes() for f in files}
     md = first["report.md"].decode()
     assert "within ±0.25 points" in md  # the study file's margin
+    # ranks: A and B, 16 blocks; grid and MKD beat no-KD by more than the critical difference
+    assert "Pairs further apart than CD: " in md and "ranks above nokd" in md
     assert "MKD is better than the grid's selected τ (+3.04 points" in md
     assert "Transfer mnist1d(100%,none) → mnist1d(100%,strong): does not transfer" in md
     # The same results on a machine twice as slow: the report is the same, only timings.md moves.

@@ -57,6 +57,14 @@ def finding(r: Dict, margin: float) -> str:
     return f"{r['setting_label']}: {a} vs {b} is inconclusive ({stat}); {more}."
 
 
+def _rank_pairs(avg: pd.DataFrame, cd: float) -> str:
+    """The pairs of methods whose average ranks differ by more than the critical difference."""
+    r = list(zip(avg["method"], avg["avg_rank"]))
+    pairs = [f"{a} ranks above {b} ({ra:.2f} vs {rb:.2f})" for i, (a, ra) in enumerate(r) for b, rb in r[i + 1:]
+             if rb - ra > cd]
+    return ("Pairs further apart than CD: " + "; ".join(pairs) + ".") if pairs else "No pair is further apart than CD."
+
+
 def render(ctx: Dict) -> str:
     m = ctx["margin"]
     md = [f"# Study `{ctx['study']}`", ""]
@@ -103,8 +111,8 @@ def render(ctx: Dict) -> str:
         sig = fr["p_F"] < 0.05
         md += [f"Ranks: Friedman over {fr['n']} (setting, seed) blocks and {fr['k']} methods: χ² = {fr['chi2']:.2f} "
                f"(p {_p(fr['p_chi2'])}), Iman–Davenport F = {fr['F']:.2f} (p {_p(fr['p_F'])}): "
-               + ("the methods' ranks differ; pairs further apart than Nemenyi's CD = "
-                  f"{fr['cd']:.2f} differ." if sig else "no ranking: the ranks do not differ significantly."), ""]
+               + (f"the methods' ranks differ (Nemenyi's CD = {fr['cd']:.2f}). " + _rank_pairs(ctx["ranks"], fr["cd"])
+                  if sig else "no ranking: the ranks do not differ significantly."), ""]
     # ---- teachers and spread
     t = ctx["teachers"]
     if not t.empty:
