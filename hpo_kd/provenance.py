@@ -21,10 +21,11 @@ def _git(*args: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
-def code_version() -> str:
+def code_version(runs: bool = False) -> str:
     """hpo_kd's version and the git commit that last changed the package (not HEAD, so that a
     commit that only adds reports does not change it), marked when the package has uncommitted
-    changes; the version alone outside a git checkout."""
+    changes; the version alone outside a git checkout. `runs=True`: the code that produces
+    results, i.e. the package without `report/` (a report-only change does not change a run)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -32,10 +33,11 @@ def code_version() -> str:
     except PackageNotFoundError:
         v = "unknown"
     pkg = os.path.dirname(os.path.abspath(__file__))
-    commit = _git("log", "-1", "--format=%h", "--", pkg)
+    paths = ["--", pkg] + ([f":(exclude){os.path.join(pkg, 'report')}"] if runs else [])
+    commit = _git("log", "-1", "--format=%h", *paths)
     if not commit:
         return f"hpo_kd {v}"
-    dirty = _git("status", "--porcelain", "--", pkg)
+    dirty = _git("status", "--porcelain", *paths)
     return f"hpo_kd {v}, commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
@@ -65,7 +67,7 @@ def versions() -> Dict[str, str]:
 def current(threads_per_trial: int | None = None) -> Dict:
     import torch
 
-    return {"code": code_version(), "versions": versions(), "python": platform.python_version(),
+    return {"code": code_version(runs=True), "versions": versions(), "python": platform.python_version(),
             "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads_per_trial": threads_per_trial,
             "torch_default_threads": torch.get_num_threads()}
 

@@ -65,6 +65,13 @@ def _rank_pairs(avg: pd.DataFrame, cd: float) -> str:
     return ("Pairs further apart than CD: " + "; ".join(pairs) + ".") if pairs else "No pair is further apart than CD."
 
 
+def _start_finding(r) -> str:
+    verb = "is independent of the start" if r["verdict"] == "independent of the start" else r["verdict"]
+    return (f"{r['setting_label']}: {r['method']}, final {r['quantity']} {verb}: {r['start_low']:g} → "
+            f"{r['final_low']:.2f}, {r['start_high']:g} → {r['final_high']:.2f} (Δ log2 {r['mean']:+.2f}, "
+            f"95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds).")
+
+
 def render(ctx: Dict) -> str:
     m = ctx["margin"]
     md = [f"# Study `{ctx['study']}`", ""]
@@ -104,7 +111,11 @@ def render(ctx: Dict) -> str:
                       + (f"; {r['note']}" if r["note"] else "") + ".")
         if not dec.empty:
             md.append("")
-    n_inc = int((comp["verdict"] == "inconclusive").sum()) + (int((tm["verdict"] == "inconclusive").sum()) if not tm.empty else 0)
+    st = ctx["starts"]
+    if not st.empty:
+        dec = st[st["verdict"] != "inconclusive"]
+        md += [f"- {_start_finding(r)}" for _, r in dec.iterrows()] + ([""] if not dec.empty else [])
+    n_inc = sum(int((df["verdict"] == "inconclusive").sum()) for df in (comp, tm, st) if not df.empty)
     md += [f"{n_inc} comparison(s) are inconclusive; they are listed per setting below.", ""]
     fr = ctx["friedman"]
     if fr is not None:
@@ -174,7 +185,6 @@ def render(ctx: Dict) -> str:
                          [("setting_label", "setting", ""), ("method", "method", ""), ("mean", "MKD − grid", "+.2f"),
                           ("ci", "95 % CI", ""),
                           ("ph", "Holm p", ""), ("verdict", "verdict", "")]), ""]
-    st = ctx["starts"]
     if not st.empty:
         md += ["## Learned temperatures: does the end depend on the start?", "",
                "Runs of one learned method started from its lowest and its highest initial temperature, paired by "
@@ -188,10 +198,6 @@ def render(ctx: Dict) -> str:
                       ("starts", "starts", ""), ("fl", "final τ (geometric mean): low start → high start", ""),
                       ("mean", "Δ log2 τ", "+.2f"), ("ci", "95 % CI", ""), ("ph", "Holm p", ""),
                       ("verdict", "verdict", "")]), ""]
-        for _, r in st[st["verdict"] != "inconclusive"].iterrows():
-            md.append(f"- {r['setting_label']}: {r['method']} final {r['quantity']} is {r['verdict']} "
-                      f"(Δ log2 {r['mean']:+.2f}, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}).")
-        md.append("")
     md += ["## Plots", ""]
     captions = {
         "accuracy_cost.png": "test accuracy vs cost (epochs per seed), mean ± 95 % CI, Pareto front",
