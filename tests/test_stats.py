@@ -75,6 +75,15 @@ def test_verdict_edges(lo, hi, mean, p, verdict):
     assert stats.verdict(lo, hi, mean, p, margin=0.5) == verdict
 
 
+def test_two_seeds_that_agree_decide_nothing():
+    # digits' test split has 360 images: two seeds can both differ by exactly +1.39 points
+    two = stats.compare([1.39, 1.39], margin=0.5)
+    assert two["p"] == 0.0 and two["lo"] == two["hi"] == 1.39
+    assert two["verdict"] == "inconclusive" and two["seeds_needed"] == 3
+    assert stats.compare([0.0, 0.0], margin=0.5)["verdict"] == "inconclusive"
+    assert stats.compare([0.0, 0.0, 0.0], margin=0.5)["verdict"] == "equivalent"  # identical runs
+
+
 def test_verdicts_from_differences():
     eq = stats.compare([0.1, -0.1, 0.05, 0.0, 0.1, -0.05, 0.0, 0.05], margin=0.5)
     assert eq["verdict"] == "equivalent"
@@ -103,5 +112,5 @@ def test_holm_family_can_turn_a_raw_difference_inconclusive():
 def test_seeds_to_resolve():
     # mean 0, sd 1, margin 0.5: needs t(n-1) / sqrt(n) <= 0.5, first true at n = 18 (2.110 / 4.243 = 0.497)
     assert stats.seeds_to_resolve(0.0, 1.0, 0.5) == 18
-    assert stats.seeds_to_resolve(0.0, 0.0, 0.5) == 2
+    assert stats.seeds_to_resolve(0.0, 0.0, 0.5) == 3  # never fewer than 3
     assert stats.seeds_to_resolve(0.0, 100.0, 0.5) == math.inf  # beyond the cap

@@ -90,7 +90,8 @@ def render(ctx: Dict) -> str:
         "points), its 95 % t interval and a paired t-test, Holm-corrected over all "
         f"{ctx['n_comparisons']} comparisons of this report (transfer cells included). Verdict: *equivalent* when "
         f"the whole interval lies within ±{m:g} points (the margin); else *better* / *worse* when Holm p < 0.05; "
-        "else *inconclusive*, with the seeds that would resolve it at the observed spread. Cost is in epochs "
+        "else *inconclusive* (always with fewer than 3 seeds), with the seeds that would resolve it at the "
+        "observed spread. Cost is in epochs "
         "per seed (deterministic); trial-seconds are in `timings.md`, apart, because they depend on the machine.",
         "",
     ]

@@ -8,8 +8,9 @@ for the paired differences d (method minus reference, in points) over seeds, the
 [lo, hi] of their mean, the paired t-test's p and its Holm-adjusted value over the report:
   * equivalent:   margin <= lo and hi <= margin (the whole interval inside +-margin);
   * better/worse: not equivalent, and the Holm-adjusted p < 0.05 (the mean's sign says which);
-  * inconclusive: anything else; it comes with the number of seeds that would give an interval
-    narrow enough to decide, at the observed spread of d.
+  * inconclusive: anything else, and always with fewer than 3 seeds (two seeds that happen to
+    agree give a zero-width interval); it comes with the number of seeds that would give an
+    interval narrow enough to decide, at the observed spread of d.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 ALPHA = 0.05
 LEVEL = 0.95
+MIN_SEEDS = 3  # fewer paired seeds decide nothing: two seeds that happen to agree give a zero-width interval
 MAX_SEEDS = 1000  # "more than this" when the margin cannot be resolved at the observed spread
 
 
@@ -66,7 +68,9 @@ def holm(p: Iterable[float]) -> np.ndarray:
     return out
 
 
-def verdict(lo: float, hi: float, mean: float, p_adj: float, margin: float) -> str:
+def verdict(lo: float, hi: float, mean: float, p_adj: float, margin: float, n: int = MIN_SEEDS) -> str:
+    if n < MIN_SEEDS:
+        return "inconclusive"
     if -margin <= lo and hi <= margin:
         return "equivalent"
     if p_adj == p_adj and p_adj < ALPHA:
@@ -82,7 +86,7 @@ def seeds_to_resolve(mean: float, sd: float, margin: float, family: int = 1, lev
     if sd != sd:
         return float("nan")
     alpha = 1 - level
-    for n in range(2, MAX_SEEDS + 1):
+    for n in range(MIN_SEEDS, MAX_SEEDS + 1):
         se = sd / math.sqrt(n)
         if _t(n - 1, level) * se <= margin - abs(mean) or _t(n - 1, 1 - alpha / family) * se < abs(mean):
             return n
@@ -93,7 +97,7 @@ def compare(d: Sequence[float], margin: float, p_adj: float | None = None) -> Di
     """paired(d) with its verdict; `p_adj` is the Holm-adjusted p (defaults to the raw p)."""
     r = paired(d)
     r["p_holm"] = r["p"] if p_adj is None else p_adj
-    r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], margin)
+    r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], margin, r["n"])
     r["seeds_needed"] = seeds_to_resolve(r["mean"], r["sd"], margin) if r["verdict"] == "inconclusive" else float("nan")
     return r
 
@@ -105,7 +109,7 @@ def apply_holm(rows: List[Dict], margin: float) -> None:
     for r, pa in zip(rows, adj):
         m = r.get("margin", margin)
         r["p_holm"] = float(pa)
-        r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], m)
+        r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], m, r["n"])
         r["seeds_needed"] = (seeds_to_resolve(r["mean"], r["sd"], m, family=len(rows))
                              if r["verdict"] == "inconclusive" else float("nan"))
 
