@@ -246,7 +246,7 @@ KILL_STUDY = """
 name = "killed"
 seeds = [0, 1, 2]
 [train]
-epochs = 6
+epochs = 40  # trials of about 0.5 s: the signal lands mid-study, not in the shutdown
 teacher_epochs = 2
 [[settings]]
 dataset = "digits"
