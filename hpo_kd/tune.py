@@ -1,20 +1,34 @@
 """Run a study's trials through Ray Tune on shared workers, writing each finished trial to the store.
 
-Teachers (one Tune trial per distinct teacher key, cached under the study's folder so every
-worker reads them) and every fixed-config trial (grid temperatures, MKD, DTS, CTKD, no-KD) run as
-one Tune grid search, then one `OptunaSearch` (seeded TPE, optional ASHA) per setting and seed.
+One `Tuner` runs every pending trial of a run: the teachers (one Tune trial per distinct teacher
+key, cached under the study's folder so every worker reads them), every fixed-config trial (grid
+temperatures, MKD, DTS, CTKD, no-KD) and every Optuna search (an `OptunaSearch` with a seeded TPE
+sampler per setting and seed, optionally with Ray Tune's ASHA). A `StudySearcher` (a Tune
+`Searcher`) hands Tune the next trial of whichever unit can use a free slot, and a
+`PerSearchScheduler` gives every ASHA search an `ASHAScheduler` of its own. So a run pays one
+Tuner start-up and one actor start-up per slot (every trial reuses the actors), and a search that
+waits for its batch leaves its slots to other trials instead of idling.
+
+An Optuna search proposes in whole batches of `slots` trials and sees a batch's results only when
+all of it has finished, in the order it proposed them: what it proposes depends on results, never
+on timing or on the other trials sharing the slots.
+
 Finished trials are skipped on a re-run; an interrupted Optuna search continues from its
 finished trials (they are handed to the sampler as evaluated points).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import time
-import traceback
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
@@ -22,90 +36,47 @@ from . import provenance
 from .errors import UserError
 from .store import Store
 from .study import Study, Trial
+from .worker import CURVE_KEYS as _CURVE_KEYS
+from .worker import SCALARS as _SCALARS  # noqa: F401  (kept for importers)
+from .worker import clean as _clean  # noqa: F401
+from .worker import trial_config as _trial_config
+from .worker import trial_fn  # noqa: F401  (the Tune trainable lives in hpo_kd.worker)
 
-_SCALARS = (
-    "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
-    "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc",
-)
-_CURVE_KEYS = ("epoch", "train_loss", "train_kd", "train_ce", "val_acc", "test_acc", "tau_t",
-               "tau_s", "lr", "epoch_seconds", "samples_per_s", "meta_loss", "lambda")
+# Ray Tune's own files: nothing per trial (the store keeps every result and curve), and no
+# periodic experiment snapshot (a run resumes from the store, never from Tune's state).
+TUNE_ENV = {
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # no result.json / progress.csv / params.json per trial
+    "TUNE_GLOBAL_CHECKPOINT_S": str(10**9),  # experiment state written once, at the end
+    "TUNE_RESULT_BUFFER_LENGTH": "1",
+}
+# What the workers need in their environment (the embedded Ray passes the driver's environment
+# to its workers; a cluster gets it as a runtime_env).
+WORKER_ENV = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "PYTHONWARNINGS": "ignore"}
 
 
-# ---------------------------------------------------------------------- inside a Ray worker
-
-
-def trial_fn(config: Dict[str, Any]) -> None:
-    """The Ray Tune trainable: one teacher or one student trial, reported per epoch."""
-    started = time.time()
-    from ray import tune
-
-    from .train import run_trial, train_teacher
-
-    spec = config["spec"]
-    cfg = _trial_config(config)
-    cfg.update(cache_dir=spec["cache_dir"], device=spec["device"], threads=spec["threads"])
-    node = _node_id()
+@contextlib.contextmanager
+def _environ(values: Dict[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        if spec["kind"] == "teacher":
-            cfg.pop("method", None)
-            info = train_teacher(cfg)
-            # Cost: the teacher's own training (whichever trial happened to train it).
-            final = {
-                "status": "ok", "val_acc": info["val_acc"], "test_acc": info["test_acc"],
-                "best_val_acc": info["val_acc"], "test_at_best_val": info["test_acc"],
-                "epochs_run": info["epochs_run"], "seconds": info["seconds"],
-            }
-        else:
-            def per_epoch(row):
-                tune.report({k: _clean(row[k]) for k in _CURVE_KEYS if k in row} | {"final": False})
-
-            result = run_trial(cfg, report=per_epoch)
-            final = {k: result.get(k) for k in _SCALARS}
-            if result["status"] == "ok":
-                final["tau_t"], final["tau_s"] = result["tau_t"], result["tau_s"]
-            if final["epochs_run"]:
-                final["epoch"] = final["epochs_run"]
-    except Exception as e:  # recorded as `failed`; the other trials go on
-        msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
-        final = {"status": "failed", "error": msg, "trace": traceback.format_exc()[-2000:]}
-    final.update(final=True, node=node, pid=os.getpid(), started_at=started, gpu_ids=json.dumps([str(g) for g in _gpu_ids()]))
-    tune.report({k: _clean(v) for k, v in final.items()})
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-def _trial_config(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The trial's TrialConfig fields: the planned ones plus the temperatures a searcher sampled
-    (`tau` for tau_t = tau_s, or `tau_t` and `tau_s`)."""
-    cfg = dict(config["spec"]["config"])
-    if "tau" in config:
-        cfg["tau_t"] = cfg["tau_s"] = float(config["tau"])
-    for k in ("tau_t", "tau_s"):
-        if k in config:
-            cfg[k] = float(config[k])
-    return cfg
-
-
-def _clean(v):
-    if v is None:
-        return float("nan")
-    return v
-
-
-def _node_id() -> str:
+@contextlib.contextmanager
+def _quiet(name: str):
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-    except Exception:
-        return ""
-
-
-def _gpu_ids():
-    try:
-        import ray
-
-        return ray.get_gpu_ids()
-    except Exception:
-        return []
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # ---------------------------------------------------------------------- on the driver
@@ -123,6 +94,7 @@ class Progress:
         self.total, self.done, self.concurrency = total, 0, max(concurrency, 1)
         self.start = time.time()
         self.trial_seconds = 0.0
+        self.timings: List[Dict[str, Any]] = []  # one per finished trial, for `Runner.timing`
 
     def finished(self, row: Dict[str, Any]) -> None:
         self.done += 1
@@ -153,7 +125,11 @@ def _make_callback(store: Store, study: Study, progress: Progress):
         """Writes every finished trial to the store as soon as it finishes (driver side)."""
 
         def __init__(self):
-            self.curves: Dict[str, List[Dict[str, Any]]] = {}
+            self.curves: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch reports (ASHA searches)
+            self.started: Dict[str, float] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started[trial.trial_id] = time.time()
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if not result.get("final", False):
@@ -164,6 +140,8 @@ def _make_callback(store: Store, study: Study, progress: Progress):
             spec = trial.config["spec"]
             last = dict(trial.last_result or {})
             curve = self.curves.pop(trial.trial_id, [])
+            if last.get("final") and isinstance(last.get("curve"), list):
+                curve = last["curve"]  # the whole curve came with the final report
             from_curve = status is None and not last.get("final") and curve
             if status is None:
                 # No final report: a scheduler (ASHA) ended the trial. It is `stopped` early unless
@@ -171,9 +149,9 @@ def _make_callback(store: Store, study: Study, progress: Progress):
                 status = last.get("status") if last.get("final") else (
                     "ok" if curve and len(curve) >= _planned_epochs(spec) else "stopped")
             row = _row(study, spec, trial.config, last, status, error or _nan_to_none(last.get("error")))
-            # The order in which a search proposed its trials (Tune's experiment tag starts with a
-            # counter from 1), after the trials an interrupted search had already finished.
-            row["trial_index"] = spec.get("index_offset", 0) + _tune_number(trial.experiment_tag)
+            # The order in which a search proposed its trials, after the trials an interrupted
+            # search had already finished (for the other trials: their place in this run).
+            row["trial_index"] = spec.get("index", 0)
             if from_curve:
                 best = max(curve, key=lambda r: r["val_acc"])
                 row.update(epochs_run=len(curve), val_acc=curve[-1]["val_acc"], test_acc=curve[-1]["test_acc"],
@@ -181,6 +159,12 @@ def _make_callback(store: Store, study: Study, progress: Progress):
                            best_epoch=best["epoch"], tau_t=curve[-1].get("tau_t"), tau_s=curve[-1].get("tau_s"),
                            seconds=sum(r.get("epoch_seconds", 0) for r in curve))
             store.add(row, curve)
+            progress.timings.append({
+                "start": self.started.pop(trial.trial_id, None), "end": time.time(),
+                "pid": _nan_to_none(last.get("pid")), "entered": _nan_to_none(last.get("started_at")),
+                "import_s": _nan_to_none(last.get("import_s")), "run_s": _nan_to_none(last.get("run_s")),
+                "seconds": row.get("seconds"), "kind": spec["kind"],
+            })
             progress.finished(row)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
@@ -217,13 +201,6 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
     return row
 
 
-def _tune_number(experiment_tag: str) -> int:
-    try:
-        return int(str(experiment_tag).split("_", 1)[0]) - 1
-    except ValueError:
-        return 0
-
-
 def _planned_epochs(spec) -> int:
     from .train import DATASET_DEFAULTS
 
@@ -246,6 +223,181 @@ def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]
     }
 
 
+def _teacher_key(study: Study, t: Trial) -> Optional[str]:
+    """The key of the teacher trial a unit waits for (as `Study.teachers()` builds it), or None."""
+    if t.kind == "teacher":
+        return json.dumps(t.config, sort_keys=True)
+    if t.config.get("method") == "nokd":
+        return None
+    cfg = study.base_config(t.setting, t.seed)
+    cfg.pop("student", None)
+    cfg.update(method="nokd", seed=cfg.get("teacher_seed", 0))
+    return json.dumps(cfg, sort_keys=True)
+
+
+class _Search:
+    """One Optuna search inside the study's Tuner: its searcher, budget and current batch."""
+
+    def __init__(self, spec, searcher, budget: int, offset: int, batch: int):
+        self.spec, self.searcher = spec, searcher
+        self.unit_id = spec["unit_id"]
+        self.left, self.offset, self.batch_size = budget, offset, batch
+        self.asked = 0
+        self.queue: List[tuple] = []  # (searcher trial id, index, config) proposed, not yet handed out
+        self.batch: Dict[str, Optional[tuple]] = {}  # searcher trial id -> (result, error) when done
+
+
+def _make_searcher(fixed: List[Dict[str, Any]], searches: List[_Search], waits_for: Dict[str, str],
+                   slots: int):
+    from ray.tune.search import Searcher
+
+    class StudySearcher(Searcher):
+        """Every pending trial of a run, as one Tune search: teachers first, then whichever
+        search can propose (a search proposes `slots` trials at a time and sees their results
+        only when the whole batch has finished), then the fixed-config trials. A unit whose
+        teacher is still training waits while any other unit has a trial to run."""
+
+        def __init__(self):
+            super().__init__(metric=None, mode=None)
+            self._fixed = list(fixed)
+            self._given = [False] * len(self._fixed)
+            self._searches = searches
+            self._waits_for = dict(waits_for)  # unit id -> teacher unit id (pending in this run)
+            self._done_units: set = set()
+            self._owner: Dict[str, tuple] = {}  # Tune trial id -> ("fixed", unit id) | ("search", _Search, id)
+
+        def set_search_properties(self, metric, mode, config, **spec) -> bool:
+            return True
+
+        def _ready(self, unit_id: str) -> bool:
+            t = self._waits_for.get(unit_id)
+            return t is None or t in self._done_units
+
+        def _from_search(self, s: _Search, trial_id: str) -> Optional[Dict[str, Any]]:
+            if not s.queue:
+                if s.batch or s.left <= 0:
+                    return None  # the batch is still running, or the search is done
+                for _ in range(min(s.batch_size, s.left)):
+                    sid = f"{s.unit_id}-{s.asked}"
+                    cfg = s.searcher.suggest(sid)
+                    s.queue.append((sid, s.offset + s.asked, cfg))
+                    s.batch[sid] = None
+                    s.asked += 1
+                    s.left -= 1
+            sid, index, cfg = s.queue.pop(0)
+            self._owner[trial_id] = ("search", s, sid)
+            return {"spec": dict(s.spec, index=index), **cfg}
+
+        def _from_fixed(self, trial_id: str, ready: bool, teachers: bool) -> Optional[Dict[str, Any]]:
+            for i, spec in enumerate(self._fixed):
+                if self._given[i] or (spec["kind"] == "teacher") != teachers:
+                    continue
+                if self._ready(spec["unit_id"]) == ready:
+                    self._given[i] = True
+                    self._owner[trial_id] = ("fixed", spec["unit_id"])
+                    return {"spec": spec}
+            return None
+
+        def suggest(self, trial_id: str) -> Optional[Dict[str, Any]]:
+            cfg = self._from_fixed(trial_id, True, teachers=True)
+            for ready in (True, False):
+                for s in self._searches:
+                    if cfg is None and self._ready(s.unit_id) == ready:
+                        cfg = self._from_search(s, trial_id)
+                if cfg is None:
+                    cfg = self._from_fixed(trial_id, ready, teachers=False)
+                if cfg is not None:
+                    return cfg
+            if all(self._given) and all(s.left <= 0 and not s.queue for s in self._searches):
+                return Searcher.FINISHED
+            return None
+
+        def on_trial_result(self, trial_id: str, result: Dict) -> None:
+            owner = self._owner.get(trial_id)
+            if owner and owner[0] == "search" and owner[1].spec.get("per_epoch") and "val_acc" in result:
+                owner[1].searcher.on_trial_result(owner[2], result)
+
+        def on_trial_complete(self, trial_id: str, result: Optional[Dict] = None, error: bool = False) -> None:
+            owner = self._owner.pop(trial_id, None)
+            if owner is None:
+                return
+            if owner[0] == "fixed":
+                self._done_units.add(owner[1])
+                return
+            _, s, sid = owner
+            s.batch[sid] = (result, error)
+            if all(v is not None for v in s.batch.values()):
+                # The whole batch has finished: the searcher learns its results in the order it
+                # proposed them, whichever finished first.
+                for k, (res, err) in s.batch.items():
+                    s.searcher.on_trial_complete(k, result=res, error=err)
+                s.batch = {}
+
+        def save(self, checkpoint_path: str) -> None:
+            pass  # a run resumes from the store, not from Tune's experiment state
+
+        def restore(self, checkpoint_path: str) -> None:
+            pass
+
+    return StudySearcher()
+
+
+def _make_scheduler(by_unit: Dict[str, Any]):
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    class PerSearchScheduler(FIFOScheduler):
+        """FIFO for every trial, except that each ASHA search's trials go to its own
+        `ASHAScheduler` (its rungs compare that search's trials only)."""
+
+        def __init__(self):
+            super().__init__()
+            self._by_unit = by_unit
+
+        def _of(self, trial):
+            return self._by_unit.get(trial.config.get("spec", {}).get("unit_id"))
+
+        def set_search_properties(self, metric, mode, **spec) -> bool:
+            return True
+
+        def on_trial_add(self, tune_controller, trial):
+            s = self._of(trial)
+            if s is not None:
+                s.on_trial_add(tune_controller, trial)
+
+        def on_trial_error(self, tune_controller, trial):
+            s = self._of(trial)
+            if s is not None:
+                s.on_trial_error(tune_controller, trial)
+
+        def on_trial_result(self, tune_controller, trial, result):
+            s = self._of(trial)
+            return s.on_trial_result(tune_controller, trial, result) if s is not None else TrialScheduler.CONTINUE
+
+        def on_trial_complete(self, tune_controller, trial, result):
+            s = self._of(trial)
+            if s is not None:
+                s.on_trial_complete(tune_controller, trial, result)
+
+        def on_trial_remove(self, tune_controller, trial):
+            s = self._of(trial)
+            if s is not None:
+                s.on_trial_remove(tune_controller, trial)
+
+        def debug_string(self) -> str:
+            return "\n".join(s.debug_string() for s in self._by_unit.values())
+
+    return PerSearchScheduler()
+
+
+def _import_tune() -> None:
+    try:
+        import optuna  # noqa: F401
+        import ray.tune  # noqa: F401
+        import ray.tune.search.optuna  # noqa: F401
+    except Exception:  # imported again where needed, which raises in the right place
+        pass
+
+
 class Runner:
     """Runs a study on a Ray cluster: embedded local Ray by default, or one given by address."""
 
@@ -257,6 +409,7 @@ class Runner:
         self.address = address if address is not None else os.environ.get("RAY_ADDRESS")
         self.log = log
         self._started_ray = False
+        self.timing: Dict[str, Any] = {}  # where the last run's time went (see `_timing`)
 
     def _save_study_copy(self):
         """A copy of the study file beside its results: `hpo-kd transfer` re-creates trials from it."""
@@ -277,12 +430,11 @@ class Runner:
         # Ctrl-C stops the whole study at once (KeyboardInterrupt), not just the current Tuner;
         # every finished trial is already in the store.
         os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-        env = {"RAY_CHDIR_TO_TRIAL_DIR": "0", "PYTHONWARNINGS": "ignore"}
         if ray.is_initialized():
             return
         if self.address:
             try:
-                ray.init(address=self.address, runtime_env={"env_vars": env}, log_to_driver=False,
+                ray.init(address=self.address, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False,
                          logging_level="WARNING")
             except ConnectionError as e:
                 raise UserError(
@@ -292,8 +444,11 @@ class Runner:
                 ) from None
         else:
             # address="local": always a new embedded Ray, never a cluster that happens to run here.
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                     runtime_env={"env_vars": env}, log_to_driver=False, logging_level="WARNING")
+            # Its workers inherit the environment its processes start with: no runtime_env, whose
+            # set-up would delay the start of every worker.
+            with _environ(WORKER_ENV):
+                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
+                         log_to_driver=False, logging_level="WARNING")
         self._started_ray = True
 
     def _shutdown(self):
@@ -348,6 +503,7 @@ class Runner:
 
     def run(self, plan: Optional[List[Trial]] = None) -> Dict[str, int]:
         """Run every trial of the study (or of `plan`) that is not finished in the store."""
+        t_run = time.time()
         plan = self.study.plan() if plan is None else plan
         todo = self.pending(plan)
         n_trials = self.remaining(todo)
@@ -357,53 +513,78 @@ class Runner:
         if not todo:
             return {"ran": 0, "planned": planned}
         self._save_study_copy()
+        marks = {"run": t_run}
+        # The driver's own imports for the Tuner, while Ray starts its processes.
+        preload = threading.Thread(target=_import_tune, daemon=True)
+        preload.start()
         self._init_ray()
+        preload.join()
+        marks["ray_started"] = time.time()
+        progress = None
         try:
             resources, slots, device, threads = self._resources()
             provenance.record(self.folder, threads)
             progress = Progress(n_trials, slots)
-            cache_dir = self.folder  # teachers go to <study folder>/teachers/
-            teachers = [t for t in todo if t.kind == "teacher"]
-            fixed = [t for t in todo if t.kind == "trial"]
-            searches = [t for t in todo if t.kind == "search"]
-            specs = lambda ts: [_spec(t, cache_dir, device, threads) for t in ts]  # noqa: E731
-            if teachers or fixed:
-                # One Tuner for both: teachers come first in the grid, and a student that starts
-                # before its teacher is done waits on the teacher's file lock (never trains it twice).
-                self._grid(specs(teachers + fixed), resources, slots, progress, "trials")
-            for t in searches:
-                self._optuna(t, _spec(t, cache_dir, device, threads), resources, slots, progress)
+            self._tune(todo, n_trials, resources, slots, device, threads, progress, marks)
         finally:
+            marks["tune_ended"] = time.time()
             self._shutdown()
+            marks["ray_stopped"] = time.time()
+            if progress is not None:
+                self.timing = _timing(marks, progress, slots)
         return {"ran": progress.done, "planned": planned}
 
-    def _tuner(self, param_space, resources, tune_config, progress, name):
+    def _tune(self, todo: List[Trial], n_trials: int, resources, slots: int, device: str, threads: int,
+              progress: Progress, marks: Dict[str, float]) -> None:
+        """One Tuner for every pending trial of this run."""
         from ray import tune
 
-        return tune.Tuner(
-            tune.with_resources(trial_fn, resources),
-            param_space=param_space,
-            tune_config=tune_config,
-            run_config=tune.RunConfig(
-                name=f"{name}-{int(time.time() * 1000)}",
-                storage_path=os.path.join(self.folder, "ray"),
-                verbose=0,
-                callbacks=[_make_callback(self.store, self.study, progress)],
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            ),
-        )
+        cache_dir = self.folder  # teachers go to <study folder>/teachers/
+        units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
+        fixed = [dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)]
+        searches, ashas = [], {}
+        for t in todo:
+            if t.kind == "search":
+                s = self._search(t, _spec(t, cache_dir, device, threads), slots)
+                searches.append(s)
+                if t.search["asha"]:
+                    ashas[t.id] = self._asha(t, s.spec)
+        # A student waits for its teacher only while the teacher trains in this run.
+        teacher_ids = {_teacher_key(self.study, t): t.id for t in todo if t.kind == "teacher"}
+        waits_for = {}
+        for t in todo:
+            key = _teacher_key(self.study, t) if t.kind != "teacher" else None
+            if key in teacher_ids:
+                waits_for[t.id] = teacher_ids[key]
+        searcher = _make_searcher(fixed, searches, waits_for, slots)
+        storage = tempfile.mkdtemp(prefix=f"hpo_kd-{self.study.name}-tune-")
+        try:
+            with _environ(TUNE_ENV):
+                tuner = tune.Tuner(
+                    tune.with_resources(trial_fn, resources),
+                    param_space={},
+                    tune_config=tune.TuneConfig(
+                        search_alg=searcher, scheduler=_make_scheduler(ashas) if ashas else None,
+                        num_samples=n_trials, max_concurrent_trials=slots, reuse_actors=True,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=f"{self.study.name}-{int(time.time() * 1000)}",
+                        storage_path=storage,
+                        verbose=0,
+                        callbacks=[_make_callback(self.store, self.study, progress)],
+                        failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                    ),
+                )
+                marks["tune_started"] = time.time()
+                # Tune's result grid looks for the per-trial files it no longer writes: quiet.
+                with _quiet("ray.tune.analysis.experiment_analysis"):
+                    tuner.fit()
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
 
-    def _grid(self, specs, resources, slots, progress, name):
-        from ray import tune
-
-        cfg = tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=True)
-        self._tuner({"spec": tune.grid_search(specs)}, resources, cfg, progress, name).fit()
-
-    def _optuna(self, t: Trial, spec, resources, slots, progress):
+    def _search(self, t: Trial, spec: Dict[str, Any], slots: int) -> _Search:
         import optuna
         from ray import tune
-        from ray.tune.schedulers import ASHAScheduler
-        from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -411,27 +592,60 @@ class Runner:
         prev = self.store.unit_rows(t.id)
         if o["separate"]:
             space = {"tau_t": tune.loguniform(o["low"], o["high"]), "tau_s": tune.loguniform(o["low"], o["high"])}
-            points = [{"tau_t": a, "tau_s": b} for a, b in zip(prev["tau_t_config"], prev["tau_s_config"])]
+            points = [{"tau_t": a, "tau_s": b} for a, b in zip(prev["tau_t_config"], prev["tau_s_config"])] if len(prev) else []
         else:
             space = {"tau": tune.loguniform(o["low"], o["high"])}
-            points = [{"tau": a} for a in prev["tau_t_config"]]
+            points = [{"tau": a} for a in prev["tau_t_config"]] if len(prev) else []
         rewards = [v if v == v else 0.0 for v in prev["val_acc"].astype(float)] if len(prev) else None
         searcher = OptunaSearch(
-            metric="val_acc", mode="max",
+            space=OptunaSearch.convert_search_space(space), metric="val_acc", mode="max",
             sampler=optuna.samplers.TPESampler(seed=o["seed"] * 100003 + t.seed,
                                                n_startup_trials=o["startup_trials"]),
             points_to_evaluate=points or None, evaluated_rewards=rewards,
         )
-        # Suggest a new batch only when the whole batch has finished, so that what TPE proposes
-        # depends on the results and not on which trial happened to finish first.
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=slots, batch=True)
-        spec = dict(spec, index_offset=len(prev))
-        scheduler = None
-        if o["asha"]:
-            scheduler = ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
-                                      # +1: reaching max_t stops a trial before its final report
-                                      max_t=_planned_epochs(spec) + 1,
-                                      grace_period=o["grace_period"], reduction_factor=o["reduction_factor"])
-        cfg = tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=t.budget - len(prev),
-                              reuse_actors=True)  # the limiter caps concurrency
-        self._tuner({"spec": spec, **space}, resources, cfg, progress, "optuna").fit()
+        # Per-epoch reports only where a scheduler reads them (ASHA); otherwise the curve comes
+        # with the final report.
+        spec = dict(spec, per_epoch=bool(o["asha"]))
+        return _Search(spec, searcher, budget=t.budget - len(prev), offset=len(prev), batch=slots)
+
+    def _asha(self, t: Trial, spec: Dict[str, Any]):
+        from ray.tune.schedulers import ASHAScheduler
+
+        o = t.search
+        return ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
+                             # +1: reaching max_t stops a trial before its final report
+                             max_t=_planned_epochs(spec) + 1,
+                             grace_period=o["grace_period"], reduction_factor=o["reduction_factor"])
+
+
+def _timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str, Any]:
+    """Where a run's time went, in seconds: the fixed costs of the run (Ray's start and stop, the
+    Tuner's start before the first trial and its end after the last) and, per trial, the mean of
+    what an actor spent outside the trial's training (`seconds`): imports on a new actor, set-up
+    in the trial (data, teacher, model), and the driver's gap between two trials on one actor."""
+    t = sorted((x for x in progress.timings if x["start"] is not None), key=lambda x: x["start"])
+    out: Dict[str, Any] = {
+        "slots": slots, "trials": len(progress.timings),
+        "wall_s": marks["ray_stopped"] - marks["run"],
+        "ray_start_s": marks["ray_started"] - marks["run"],
+        "ray_stop_s": marks["ray_stopped"] - marks["tune_ended"],
+        "trial_seconds": sum(x["seconds"] or 0.0 for x in progress.timings),
+    }
+    if "tune_started" in marks and t:
+        out["tuner_to_first_trial_s"] = t[0]["start"] - marks["tune_started"]
+        out["last_trial_to_tuner_end_s"] = marks["tune_ended"] - max(x["end"] for x in t)
+    n = max(len(t), 1)
+    out["actors"] = len({x["pid"] for x in t if x["pid"] is not None})
+    out["import_s_per_trial"] = sum(x["import_s"] or 0.0 for x in t) / n
+    out["setup_s_per_trial"] = sum(max((x["run_s"] or 0.0) - (x["seconds"] or 0.0), 0.0)
+                                   for x in t if x["kind"] != "teacher") / n
+    out["fit_s_per_trial"] = sum(x["seconds"] or 0.0 for x in t) / n
+    gaps, last_end = [], {}
+    for x in t:
+        if x["pid"] in last_end:
+            gaps.append(x["start"] - last_end[x["pid"]])
+        last_end[x["pid"]] = x["end"]
+    out["between_trials_s_per_trial"] = sum(gaps) / n
+    out["slot_s_per_trial_outside_fit"] = (slots * out["wall_s"] - out["trial_seconds"]) / n
+    out["per_trial"] = t
+    return out

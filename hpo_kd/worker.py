@@ -1,0 +1,130 @@
+"""The Ray Tune trainable: one teacher or one student trial, run inside a (reused) Tune actor.
+
+This module is what a Tune actor imports to run a trial, so it imports nothing heavy at module
+level: torch, scikit-learn and the training code are imported by the first trial an actor runs
+(`import_s` in its final report) and stay imported for every later trial on that actor.
+
+A trial reports once, at the end, with its per-epoch curve inside the final result (`curve`),
+unless its search has a scheduler that reads per-epoch results (`spec["per_epoch"]`, for ASHA):
+then every epoch is a `tune.report` of its own, as Tune's schedulers need.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, Dict
+
+# The final result's scalar fields, and the per-epoch fields kept in the curves store.
+SCALARS = (
+    "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
+    "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc",
+)
+CURVE_KEYS = ("epoch", "train_loss", "train_kd", "train_ce", "val_acc", "test_acc", "tau_t",
+              "tau_s", "lr", "epoch_seconds", "samples_per_s", "meta_loss", "lambda")
+
+
+def trial_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The trial's TrialConfig fields: the planned ones plus the temperatures a searcher sampled
+    (`tau` for tau_t = tau_s, or `tau_t` and `tau_s`)."""
+    cfg = dict(config["spec"]["config"])
+    if "tau" in config:
+        cfg["tau_t"] = cfg["tau_s"] = float(config["tau"])
+    for k in ("tau_t", "tau_s"):
+        if k in config:
+            cfg[k] = float(config[k])
+    return cfg
+
+
+def clean(v):
+    """None as NaN: Tune's result handling wants numbers."""
+    if v is None:
+        return float("nan")
+    return v
+
+
+def curve_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: clean(row[k]) for k in CURVE_KEYS if k in row}
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:
+        return ""
+
+
+def _gpu_ids():
+    try:
+        import ray
+
+        return ray.get_gpu_ids()
+    except Exception:
+        return []
+
+
+def _import_training() -> float:
+    """Import the training code (torch, scikit-learn, ...) once per process; the seconds it took
+    (0 when this process already had it)."""
+    if "hpo_kd.train" in sys.modules:
+        return 0.0
+    t0 = time.perf_counter()
+    import hpo_kd.train  # noqa: F401
+
+    return time.perf_counter() - t0
+
+
+def trial_fn(config: Dict[str, Any]) -> None:
+    """The Ray Tune trainable: one teacher or one student trial."""
+    started = time.time()
+    from ray import tune
+
+    import_s = _import_training()
+    from .errors import UserError
+    from .train import run_trial, train_teacher
+
+    spec = config["spec"]
+    cfg = trial_config(config)
+    cfg.update(cache_dir=spec["cache_dir"], device=spec["device"], threads=spec["threads"])
+    node = _node_id()
+    per_epoch = bool(spec.get("per_epoch"))
+    curve = []
+    t_run = time.perf_counter()
+    try:
+        if spec["kind"] == "teacher":
+            cfg.pop("method", None)
+            info = train_teacher(cfg)
+            # Cost: the teacher's own training (whichever trial happened to train it).
+            final = {
+                "status": "ok", "val_acc": info["val_acc"], "test_acc": info["test_acc"],
+                "best_val_acc": info["val_acc"], "test_at_best_val": info["test_acc"],
+                "epochs_run": info["epochs_run"], "seconds": info["seconds"],
+            }
+        else:
+            def on_epoch(row):
+                r = curve_row(row)
+                if per_epoch:  # a scheduler (ASHA) reads every epoch: report it now
+                    tune.report(dict(r, final=False))
+                else:  # nobody reads it before the end: it travels in the final report
+                    curve.append(r)
+
+            result = run_trial(cfg, report=on_epoch)
+            final = {k: result.get(k) for k in SCALARS}
+            if result["status"] == "ok":
+                final["tau_t"], final["tau_s"] = result["tau_t"], result["tau_s"]
+            if final["epochs_run"]:
+                final["epoch"] = final["epochs_run"]
+    except Exception as e:  # recorded as `failed`; the other trials go on
+        msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+        final = {"status": "failed", "error": msg, "trace": traceback.format_exc()[-2000:]}
+    final.update(final=True, node=node, pid=os.getpid(), started_at=started,
+                 gpu_ids=json.dumps([str(g) for g in _gpu_ids()]),
+                 import_s=import_s, run_s=time.perf_counter() - t_run)
+    out = {k: clean(v) for k, v in final.items()}
+    if not per_epoch:
+        out["curve"] = curve
+    tune.report(out)
