@@ -8,6 +8,8 @@ import platform
 import subprocess
 from typing import Dict, List
 
+from .files import atomic_write
+
 PACKAGES = ("torch", "optuna", "ray", "scipy", "numpy", "pandas", "timm")
 FILE = "provenance.json"
 
@@ -79,10 +81,11 @@ def record(folder: str, threads_per_trial: int | None) -> None:
     entry = current(threads_per_trial)
     if not runs or {k: v for k, v in runs[-1].items()} != entry:
         runs.append(entry)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(runs, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(runs, f, indent=1, sort_keys=True)
+
+    atomic_write(path, write)
 
 
 def load(folder: str) -> List[Dict]:

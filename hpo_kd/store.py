@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional
 import pandas as pd
 
 from .errors import UserError
+from .files import atomic_write
 
 TRIALS = "trials.parquet"
 CURVES = "curves.parquet"
@@ -43,9 +44,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _atomic_parquet(df: pd.DataFrame, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 class Store:

@@ -198,7 +198,7 @@ def test_load_weights_round_trip(tmp_path, trained, wrap):
     assert torch.equal(out, ref)
     assert info["keys"] == len(m.state_dict())
     assert info["path"] == str(path)
-    assert info["sha256"] == file_hash(path) and len(info["sha256"]) == 20
+    assert info["sha256"] == file_hash(path) and len(info["sha256"]) == 16
     int(info["sha256"], 16)
 
 
@@ -207,7 +207,7 @@ def test_file_hash_depends_on_bytes(tmp_path):
     a.write_bytes(b"teacher")
     b.write_bytes(b"teacher!")
     assert file_hash(a) == file_hash(tmp_path / "a") != file_hash(b)
-    assert file_hash(a) == hashlib.sha256(b"teacher").hexdigest()[:20]
+    assert file_hash(a) == hashlib.sha256(b"teacher").hexdigest()[:16]
 
 
 def test_mismatch_names_missing_and_unexpected_keys(tmp_path):

@@ -3,7 +3,6 @@ RepDistiller / mdistiller, saved as {"model": state_dict, "epoch": ..., ...}).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Mapping
 
@@ -12,6 +11,7 @@ from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from ..errors import UserError
+from ..files import hasher, short
 
 # Where training scripts nest the state_dict inside a checkpoint, in the order they are tried.
 NESTED_KEYS = ("model", "state_dict", "net")
@@ -19,12 +19,12 @@ _SHOW = 10  # keys listed per kind in a mismatch message
 
 
 def file_hash(path) -> str:
-    """The sha256 of the file's bytes, hex, first 20 characters (for cache keys)."""
-    h = hashlib.sha256()
+    """The sha256 of the file's bytes, as short as `files.digest` (for cache keys)."""
+    h = hasher()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:20]
+    return short(h)
 
 
 def _is_state_dict(obj) -> bool:
