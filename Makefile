@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test quickstart transfer mkd bench clean
+.PHONY: install test test-fast quickstart transfer mkd bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,6 +14,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Everything but the Ray and subprocess tests (marked slow): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 quickstart: $(STAMP)
 	$(BIN)/hpo-kd run studies/quickstart.toml

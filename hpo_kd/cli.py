@@ -38,12 +38,13 @@ def _method_options(pairs, flag="--opt"):
 def cmd_distill(a) -> int:
     from .train import TrialConfig, run_trial
 
+    from .train import SCHEMA
+
+    given = {k: getattr(a, k) for k in SCHEMA if getattr(a, k) is not None}  # the rest: TrialConfig's
     cfg = TrialConfig(
-        dataset=a.dataset, root=a.root, data_options=_method_options(a.data_opt, "--data-opt"), split_seed=a.split_seed, fraction=a.fraction,
-        augment=a.augment, teacher=a.teacher, student=a.student, method=a.method,
-        method_options=_method_options(a.opt), tau_t=a.tau_t, tau_s=a.tau_s, alpha=a.alpha,
-        optimizer=a.optimizer, lr=a.lr, epochs=a.epochs, batch_size=a.batch_size, seed=a.seed,
-        teacher_epochs=a.teacher_epochs, device=a.device, cache_dir=a.cache_dir,
+        dataset=a.dataset, root=a.root, data_options=_method_options(a.data_opt, "--data-opt"),
+        teacher=a.teacher, student=a.student, method=a.method, method_options=_method_options(a.opt),
+        cache_dir=a.cache_dir, **given,
     )
 
     def progress(row):
@@ -75,6 +76,22 @@ def cmd_list(a) -> int:
     return 0
 
 
+def _schema_flags(parser) -> None:
+    """One flag per trial option of the config schema (train.SCHEMA), with its type, what it
+    allows and TrialConfig's default; an unset flag leaves the option to TrialConfig."""
+    import dataclasses
+
+    from .train import SCHEMA, TrialConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrialConfig)}
+    for k, opt in SCHEMA.items():
+        d = defaults[k]
+        dflt = "" if d is None else f"; default {d}"
+        helptext = "; ".join(x for x in (opt.help, f"allowed: {opt.allowed()}") if x) + dflt
+        parser.add_argument("--" + k.replace("_", "-"), dest=k, type=opt.type if opt.type in (int, float) else str,
+                            default=None, help=helptext.replace("%", "%%"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hpo-kd", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -84,23 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--root", default=None, help="local data root (cifar10, cifar100, imagefolder)")
     d.add_argument("--data-opt", action="append", metavar="KEY=VALUE",
                    help="a data set option, e.g. train_size=8000 for mnist1d; repeatable")
-    d.add_argument("--split-seed", type=int, default=0)
-    d.add_argument("--fraction", type=float, default=1.0, help="share of the train split, in (0, 1]")
-    d.add_argument("--augment", default="none", help="none, weak or strong")
     d.add_argument("--teacher", default=None, help="default: per data set")
     d.add_argument("--student", default=None, help="default: per data set")
     d.add_argument("--method", default="fixed", help="temperature method (see `hpo-kd list`)")
     d.add_argument("--opt", action="append", metavar="KEY=VALUE", help="a method option; repeatable")
-    d.add_argument("--tau-t", type=float, default=4.0, help="teacher temperature (initial, for learned ones)")
-    d.add_argument("--tau-s", type=float, default=4.0, help="student temperature (initial, for learned ones)")
-    d.add_argument("--alpha", type=float, default=0.9, help="weight of the KD term, in [0, 1]")
-    d.add_argument("--optimizer", default="sgd", help="sgd or adamw")
-    d.add_argument("--lr", type=float, default=None)
-    d.add_argument("--epochs", type=int, default=None)
-    d.add_argument("--teacher-epochs", type=int, default=None)
-    d.add_argument("--batch-size", type=int, default=None)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _schema_flags(d)
     d.add_argument("--cache-dir", default=None, help="teacher cache (default ./.cache/hpo_kd or $HPO_KD_CACHE)")
     d.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     d.set_defaults(func=cmd_distill)

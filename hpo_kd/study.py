@@ -6,7 +6,6 @@ finished ones.
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -22,10 +21,14 @@ from . import data as data_mod
 from . import methods as methods_mod
 from . import models as models_mod
 from .errors import UserError
+from .files import digest
 
-SEARCHES = ("grid", "optuna")
-LEARNED = ("mkd", "dts", "ctkd", "nokd")
-METHOD_KEYS = SEARCHES + LEARNED
+SEARCHES = ("grid", "optuna")  # the searchers whose options this module parses (methods.SEARCHERS)
+
+
+def method_keys() -> List[str]:
+    """What [methods] may name: the searchers and every registered method that runs on its own."""
+    return methods_mod.study_methods()
 
 NUM = (int, float)
 
@@ -98,6 +101,9 @@ class Setting:
         return f"{self.name or self.dataset + opts}({self.fraction:.0%},{self.augment})"
 
 
+SEARCH_BUDGET_KEYS = ("trials", "startup_trials")
+
+
 @dataclass
 class Trial:
     """One unit of work: a teacher, one fixed-config student, or one Optuna search."""
@@ -112,11 +118,14 @@ class Trial:
 
     @property
     def id(self) -> str:
+        # A search's budget is not part of its id: raising `trials` extends the same search (its
+        # finished trials are kept and handed to the sampler), and so does a new startup_trials.
+        search = {k: v for k, v in self.search.items() if k not in SEARCH_BUDGET_KEYS}
         blob = json.dumps(
-            {"kind": self.kind, "method": self.method, "config": self.config, "search": self.search},
+            {"kind": self.kind, "method": self.method, "config": self.config, "search": search},
             sort_keys=True,
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest(blob.encode())
 
 
 @dataclass
@@ -208,10 +217,6 @@ TOP_KEYS = {"name", "seeds", "split_seed", "seed_varies", "settings", "methods",
 SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root", "options", "name"}
 SEED_VARIES = ("student", "split", "teacher")
 REPORT_KEYS = {"margin", "max_spread", "smoke_test"}
-TRAIN_KEYS = {
-    "epochs", "teacher_epochs", "alpha", "optimizer", "lr", "momentum", "weight_decay",
-    "warmup_epochs", "batch_size",
-}
 RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent"}
 GRID_KEYS = {"temperatures", "pairs"}
 OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "startup_trials", "asha", "grace_period",
@@ -231,8 +236,6 @@ def _check_model(path, key, name):
 
 
 def _settings(path, raw) -> List[Setting]:
-    from .train import DATASET_DEFAULTS
-
     raw = _list(path, "settings", raw, "a list of [[settings]] tables")
     out = []
     for i, t in enumerate(raw):
@@ -280,10 +283,10 @@ def _settings(path, raw) -> List[Setting]:
             _typed(path, p + "root", root, str, "a folder path")
             root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(root)))
         for d, a, f, (te, st) in itertools.product(datasets, augments, fractions, pairs):
-            dflt = DATASET_DEFAULTS.get(d, DATASET_DEFAULTS["imagefolder"])
+            dflt = data_mod.train_defaults(d)
             te = _check_model(path, p + "teacher", te or dflt["teacher"])
             st = _check_model(path, p + "student", st or dflt["student"])
-            if d in ("cifar10", "cifar100", "imagefolder") and root is None:
+            if data_mod.needs_root(d) and root is None:
                 _err(path, p + "root", f"data set {d!r} needs a local root folder")
             out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname))
     for what, keys in (("setting", [s.id for s in out]), ("setting label", [s.label for s in out])):
@@ -295,13 +298,15 @@ def _settings(path, raw) -> List[Setting]:
 
 def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
     if not isinstance(raw, dict) or not raw:
-        _err(path, "methods", "must be a non-empty table; allowed methods: " + ", ".join(METHOD_KEYS))
+        _err(path, "methods", "must be a non-empty table; allowed methods: " + ", ".join(method_keys()))
     out = {}
     for m, opts in raw.items():
         p = f"methods.{m}"
-        if base_method(m) not in METHOD_KEYS or (m != base_method(m) and base_method(m) in SEARCHES):
-            _err(path, p, f"unknown method; allowed: {', '.join(METHOD_KEYS)}, or a variant "
-                          f"\"METHOD:NAME\" of {', '.join(LEARNED)} (e.g. [methods.\"mkd:from16\"])")
+        keys = method_keys()
+        if base_method(m) not in keys or (m != base_method(m) and base_method(m) in SEARCHES):
+            own = [k for k in keys if k not in SEARCHES]
+            _err(path, p, f"unknown method; allowed: {', '.join(keys)}, or a variant "
+                          f"\"METHOD:NAME\" of {', '.join(own)} (e.g. [methods.\"mkd:from16\"])")
         if not isinstance(opts, dict):
             _err(path, p, "expected a table of options (may be empty)")
         opts = dict(opts)
@@ -352,26 +357,18 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
 
 
 def _train(path, raw) -> Dict[str, Any]:
+    """[train]: the trial options that TrialConfig's SCHEMA marks as study keys, checked by it."""
+    from .train import SCHEMA, STUDY_TRAIN_KEYS
+
     if not isinstance(raw, dict):
         _err(path, "train", "expected a table")
-    _keys(path, "train.", raw, TRAIN_KEYS)
-    t = dict(raw)
-    checks = {
-        "epochs": dict(lo=1, integer=True),
-        "teacher_epochs": dict(lo=1, integer=True),
-        "batch_size": dict(lo=1, integer=True),
-        "warmup_epochs": dict(lo=0, integer=True),
-        "alpha": dict(lo=0, hi=1),
-        "lr": dict(lo=0, lo_open=True),
-        "momentum": dict(lo=0, hi=1),
-        "weight_decay": dict(lo=0),
-    }
-    for k, kw in checks.items():
-        if k in t:
-            _num(path, f"train.{k}", t[k], **kw)
-    if "optimizer" in t and t["optimizer"] not in ("sgd", "adamw"):
-        _err(path, "train.optimizer", f"unknown optimizer {t['optimizer']!r}; allowed: sgd, adamw")
-    return t
+    _keys(path, "train.", raw, set(STUDY_TRAIN_KEYS))
+    for k, v in raw.items():
+        try:
+            SCHEMA[k].check(f"train.{k}", v)
+        except UserError as e:
+            raise StudyError(f"{path}: {e}") from None
+    return dict(raw)
 
 
 def _resources(path, raw) -> Dict[str, float]:
@@ -420,7 +417,7 @@ def load_study(path: str) -> Study:
     if "settings" not in raw:
         _err(path, "settings", "missing; add at least one [[settings]] table")
     if "methods" not in raw:
-        _err(path, "methods", "missing; allowed methods: " + ", ".join(METHOD_KEYS))
+        _err(path, "methods", "missing; allowed methods: " + ", ".join(method_keys()))
     seeds = _list(path, "seeds", raw.get("seeds", [0]), "a list of integers")
     for s in seeds:
         _num(path, "seeds", s, 0, None, integer=True)
@@ -431,7 +428,7 @@ def load_study(path: str) -> Study:
         _err(path, "seed_varies", f"{seed_varies!r} is not allowed; allowed: {', '.join(SEED_VARIES)} "
                                   "(student: the student's seed only; split: also the data split; "
                                   "teacher: also the split and the teacher)")
-    return Study(
+    study = Study(
         seed_varies=seed_varies,
         report=_report(path, raw.get("report", {})),
         name=name,
@@ -443,6 +440,26 @@ def load_study(path: str) -> Study:
         resources=_resources(path, raw.get("resources", {})),
         split_seed=_num(path, "split_seed", raw.get("split_seed", 0), 0, None, integer=True),
     )
+    _check_trials(study)
+    return study
+
+
+def _check_trials(study: Study) -> None:
+    """Build every planned trial's config and method as a worker would, so that whatever a trial
+    would reject is rejected here, before any compute (and by `--dry-run`)."""
+    from .train import TrialConfig, make_method
+
+    seen = set()
+    for t in study.plan():
+        key = json.dumps(t.config, sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            make_method(TrialConfig(**t.config).resolved())
+        except UserError as e:
+            raise StudyError(f"{study.path}: {t.setting.label}, {t.method}, seed {t.seed}: {e}") from None
+
 
 
 def plan_counts(trials: List[Trial]):

@@ -4,17 +4,14 @@
 """
 from __future__ import annotations
 
-import contextlib
+import collections
 import dataclasses
-import fcntl
-import hashlib
-import json
 import math
 import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -24,18 +21,75 @@ from . import methods as methods_mod
 from . import models as models_mod
 from .errors import UserError, check_range
 from .kd import kd_loss
+from . import teacher_cache
+from .files import digest
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 
-# Per data set defaults: every option of a trial has one, so `--dataset NAME` alone works.
-DATASET_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "digits": dict(teacher="cnn_wide", student="mlp", epochs=20, batch_size=64, lr=0.05),
-    "mnist1d": dict(teacher="cnn_wide", student="cnn_small", epochs=20, batch_size=64, lr=0.05),
-    "cifar10": dict(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05),
-    "cifar100": dict(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05),
-    "imagefolder": dict(teacher="resnet18", student="resnet10t", epochs=30, batch_size=64, lr=0.05),
+
+@dataclass(frozen=True)
+class Option:
+    """What a trial option allows. SCHEMA below is the one home of these facts: TrialConfig
+    validates with it, `hpo-kd distill` derives its flags from it and a study's [train] table its
+    keys (`study=True`)."""
+
+    type: type = float
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: Optional[Tuple[str, ...]] = None
+    help: str = ""
+    study: bool = False
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return ", ".join(self.choices)
+        left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        kind = "an integer in " if self.type is int else ""
+        return f"{kind}{left}{lo}, {hi}{right}"
+
+    def check(self, key: str, value: Any) -> Any:
+        """`value`, or a UserError naming `key` and what is allowed."""
+        if self.choices is not None:
+            if value not in self.choices:
+                raise UserError(f"{key} = {value!r} is not allowed; allowed: {self.allowed()}")
+            return value
+        wanted = (int,) if self.type is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, wanted):
+            raise UserError(f"{key} = {value!r}: expected {'an integer' if self.type is int else 'a number'}; "
+                            f"allowed: {self.allowed()}")
+        try:
+            return check_range(key, value, self.lo, self.hi, self.lo_open, self.hi_open)
+        except UserError:
+            raise UserError(f"{key} = {value!r} is out of range; allowed: {self.allowed()}") from None
+
+
+SCHEMA: Dict[str, Option] = {
+    "split_seed": Option(int, lo=0, help="seed of the train/meta/val split"),
+    "fraction": Option(float, lo=0, hi=1, lo_open=True, help="share of the train split"),
+    "augment": Option(str, choices=tuple(data_mod.AUGMENTS), help="augmentation level"),
+    "tau_t": Option(float, lo=0, lo_open=True, help="teacher temperature (start of a learned one); "
+                                                    "default: the method's own"),
+    "tau_s": Option(float, lo=0, lo_open=True, help="student temperature; default: the method's own"),
+    "alpha": Option(float, lo=0, hi=1, help="weight of the KD term", study=True),
+    "optimizer": Option(str, choices=OPTIMIZERS, study=True),
+    "lr": Option(float, lo=0, lo_open=True, help="default: per data set", study=True),
+    "momentum": Option(float, lo=0, hi=1, hi_open=True, help="SGD momentum", study=True),
+    "weight_decay": Option(float, lo=0, study=True),
+    "warmup_epochs": Option(int, lo=0, help="linear warm-up before the cosine schedule", study=True),
+    "epochs": Option(int, lo=1, help="default: per data set", study=True),
+    "batch_size": Option(int, lo=1, help="default: per data set", study=True),
+    "teacher_epochs": Option(int, lo=1, help="default: the student's epochs", study=True),
+    "seed": Option(int, lo=0, help="the student's seed"),
+    "teacher_seed": Option(int, lo=0),
+    "device": Option(str, choices=DEVICES),
+    "threads": Option(int, lo=1, help="torch threads (default: torch's)"),
 }
+STUDY_TRAIN_KEYS = tuple(k for k, o in SCHEMA.items() if o.study)
 
 
 @dataclass
@@ -50,8 +104,8 @@ class TrialConfig:
     student: Optional[str] = None
     method: str = "fixed"
     method_options: Dict[str, Any] = field(default_factory=dict)
-    tau_t: float = 4.0
-    tau_s: float = 4.0
+    tau_t: Optional[float] = None  # None: the method's own start (e.g. 4 for fixed, the authors' for CTKD)
+    tau_s: Optional[float] = None
     alpha: float = 0.9
     optimizer: str = "sgd"
     lr: Optional[float] = None
@@ -69,9 +123,7 @@ class TrialConfig:
 
     def resolved(self) -> "TrialConfig":
         """A copy with every default filled in from the data set's defaults, validated."""
-        if self.dataset not in data_mod.DATASETS:
-            data_mod.DATASETS.get(self.dataset)  # raises with the list of names
-        d = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["imagefolder"])
+        d = data_mod.train_defaults(self.dataset)  # an unknown name raises with the list of names
         c = dataclasses.replace(self, method_options=dict(self.method_options),
                                 data_options=data_mod.check_options(self.dataset, self.data_options))
         for k in ("teacher", "student", "epochs", "batch_size", "lr"):
@@ -85,25 +137,10 @@ class TrialConfig:
         return c
 
     def validate(self) -> None:
-        check_range("tau_t", self.tau_t, 0, None, lo_open=True)
-        check_range("tau_s", self.tau_s, 0, None, lo_open=True)
-        check_range("alpha", self.alpha, 0, 1)
-        check_range("fraction", self.fraction, 0, 1, lo_open=True)
-        check_range("epochs", self.epochs, 1, None)
-        check_range("teacher_epochs", self.teacher_epochs, 1, None)
-        check_range("batch_size", self.batch_size, 1, None)
-        check_range("lr", self.lr, 0, None, lo_open=True)
-        check_range("momentum", self.momentum, 0, 1, hi_open=True)
-        check_range("weight_decay", self.weight_decay, 0, None)
-        check_range("warmup_epochs", self.warmup_epochs, 0, None)
-        if self.optimizer not in OPTIMIZERS:
-            raise UserError(f"unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-        if self.device not in DEVICES:
-            raise UserError(f"unknown device {self.device!r}; allowed: {', '.join(DEVICES)}")
-        if self.augment not in data_mod.AUGMENTS:
-            raise UserError(
-                f"unknown augmentation {self.augment!r}; allowed: {', '.join(data_mod.AUGMENTS)}"
-            )
+        for k, opt in SCHEMA.items():
+            v = getattr(self, k)
+            if v is not None or _FIELD_DEFAULTS[k] is not None:  # None: the default chosen later
+                opt.check(k, v)
         methods_mod.METHODS.get(self.method)
         for name in (self.teacher, self.student):
             if name not in models_mod.MODELS:
@@ -111,6 +148,10 @@ class TrialConfig:
 
                 if not timm.is_model(name):
                     models_mod.MODELS.get(name, ["or any timm model name (see timm.list_models())"])
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialConfig)}
+assert set(SCHEMA) <= set(_FIELD_DEFAULTS), "SCHEMA names a field TrialConfig lacks"
 
 
 def pick_device(requested: str) -> torch.device:
@@ -149,40 +190,10 @@ def accuracy(model, split, prepare) -> float:
 
 def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
     """Everything that determines a teacher's weights."""
-    return {
-        "data": {k: v for k, v in bundle.key.items()},
-        "arch": c.teacher,
-        "epochs": c.teacher_epochs,
-        "optimizer": c.optimizer,
-        "lr": c.lr,
-        "momentum": c.momentum,
-        "weight_decay": c.weight_decay,
-        "warmup_epochs": c.warmup_epochs,
-        "batch_size": c.batch_size,
-        "seed": c.teacher_seed,
-        "version": 1,
-    }
-
-
-def key_hash(key: Dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-
-
-@contextlib.contextmanager
-def _file_lock(path: str):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    return teacher_cache.key(
+        bundle.key, c.teacher, epochs=c.teacher_epochs, optimizer=c.optimizer, lr=c.lr, momentum=c.momentum,
+        weight_decay=c.weight_decay, warmup_epochs=c.warmup_epochs, batch_size=c.batch_size, seed=c.teacher_seed,
+    )
 
 
 def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lambda m: None):
@@ -190,34 +201,25 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
 
     Returns (model in eval mode without grad, info dict with val/test accuracy and `cached`)."""
     key = teacher_key(c, bundle)
-    h = key_hash(key)
-    folder = os.path.join(c.cache_dir, "teachers")
-    path = os.path.join(folder, f"{c.teacher}-{h}.pt")
+    path = teacher_cache.path(c.cache_dir, c.teacher, key)
     # The key promises that teacher_seed fixes the weights: seed the initialisation (and Mixup's
     # NumPy draws) rather than inheriting whatever state the global generators are in.
     seed_everything(c.teacher_seed)
     model = models_mod.create(c.teacher, bundle.input_shape, bundle.num_classes)
-    with _file_lock(path + ".lock"):
-        cached = os.path.exists(path)
-        if cached:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(blob["state_dict"])
-            info = json.loads(blob["info"])
-        else:
-            log(f"training teacher {c.teacher} ({h}) for {c.teacher_epochs} epochs")
-            tc = dataclasses.replace(
-                c, method="nokd", method_options={}, epochs=c.teacher_epochs, seed=c.teacher_seed
+
+    def train() -> Dict[str, Any]:
+        log(f"training teacher {c.teacher} ({os.path.basename(path)}) for {c.teacher_epochs} epochs")
+        tc = dataclasses.replace(c, method="nokd", method_options={}, tau_t=None, tau_s=None,
+                                 epochs=c.teacher_epochs, seed=c.teacher_seed)
+        info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None)
+        if info["status"] != "ok":
+            raise UserError(
+                f"teacher {c.teacher} training {info['status']}: {info.get('error', '')}; "
+                f"try a lower lr (now {c.lr:g}) or another optimizer"
             )
-            info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None)
-            if info["status"] != "ok":
-                raise UserError(
-                    f"teacher {c.teacher} training {info['status']}: {info.get('error', '')}; "
-                    f"try a lower lr (now {c.lr:g}) or another optimizer"
-                )
-            info = {k: info[k] for k in ("val_acc", "test_acc", "seconds", "epochs_run")}
-            info["key"] = key
-            blob = {"state_dict": model.state_dict(), "info": json.dumps(info)}
-            atomic_torch_save(blob, path)
+        return {k: info[k] for k in ("val_acc", "test_acc", "seconds", "epochs_run")}
+
+    info, cached = teacher_cache.get_or_train(path, model, train, key)
     model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -257,8 +259,30 @@ def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
     return sched.SequentialLR(optimizer, [warm, cosine], milestones=[warmup_steps])
 
 
-def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[str, Any]:
-    """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it)."""
+# Teacher logits of un-augmented training data, per process: a reused Ray actor runs many trials
+# with the same teacher and data, and the logits are a pure function of (teacher file, data).
+_LOGITS: "collections.OrderedDict[str, torch.Tensor]" = collections.OrderedDict()
+_LOGITS_KEEP = 4
+
+
+def teacher_logits(teacher, x, prepare, key: Optional[str]) -> torch.Tensor:
+    """`predict(teacher, x)`, remembered under `key` (None: not remembered)."""
+    if key is not None and key in _LOGITS:
+        _LOGITS.move_to_end(key)
+        return _LOGITS[key]
+    out = predict(teacher, x, prepare)
+    if key is not None:
+        _LOGITS[key] = out
+        while len(_LOGITS) > _LOGITS_KEEP:
+            _LOGITS.popitem(last=False)
+    return out
+
+
+def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
+        logits_key: Optional[str] = None) -> Dict[str, Any]:
+    """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it).
+    `logits_key` names the teacher and data, so that the teacher's logits are computed once per
+    process."""
     model.to(device).train()
     x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
     prepare, augment = bundle.prepare, bundle.augmenter
@@ -271,7 +295,7 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report) -> Dict[
     # Teacher logits of the un-augmented training data, computed once per trial.
     cached_logits = None
     if use_kd and augment.level == "none":
-        cached_logits = predict(teacher, x_tr, prepare)
+        cached_logits = teacher_logits(teacher, x_tr, prepare, logits_key)
 
     def meta_batches():  # only a method that asks for meta batches pays for the copy
         meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
@@ -410,18 +434,26 @@ def run_trial(
         torch.set_num_threads(c.threads)
     bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root,
                            **c.data_options)
-    method = methods_mod.create(c.method, tau_t=c.tau_t, tau_s=c.tau_s, **c.method_options)
+    method = make_method(c)
     teacher, tinfo = None, None
     if method.uses_kd:
         teacher, tinfo = get_teacher(c, bundle, device, log)
     seed_everything(c.seed)
     student = models_mod.create(c.student, bundle.input_shape, bundle.num_classes)
-    result = fit(student, bundle, method, teacher, c, device, report)
+    logits_key = f"{tinfo['path']}|{digest(bundle.key)}|{device}" if tinfo else None
+    result = fit(student, bundle, method, teacher, c, device, report, logits_key)
     result["teacher_val_acc"] = tinfo["val_acc"] if tinfo else None
     result["teacher_test_acc"] = tinfo["test_acc"] if tinfo else None
     result["teacher_cached"] = tinfo["cached"] if tinfo else None
     result["student_params"] = models_mod.count_parameters(student)
     return result
+
+
+def make_method(c: TrialConfig):
+    """The trial's temperature method: the temperatures it was given (a method that has no such
+    temperature rejects one, naming what it allows) and its options."""
+    taus = {k: getattr(c, k) for k in ("tau_t", "tau_s") if getattr(c, k) is not None}
+    return methods_mod.create(c.method, **taus, **c.method_options)
 
 
 def train_teacher(config: TrialConfig | Dict[str, Any], log=lambda m: None) -> Dict[str, Any]:

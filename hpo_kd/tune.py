@@ -19,7 +19,6 @@ finished trials (they are handed to the sampler as evaluated points).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -36,11 +35,11 @@ from . import provenance
 from .errors import UserError
 from .store import Store
 from .study import Study, Trial
-from .worker import CURVE_KEYS as _CURVE_KEYS
 from .worker import SCALARS as _SCALARS  # noqa: F401  (kept for importers)
 from .worker import clean as _clean  # noqa: F401
 from .worker import trial_config as _trial_config
 from .worker import trial_fn  # noqa: F401  (the Tune trainable lives in hpo_kd.worker)
+from .files import atomic_write, digest
 
 # Ray Tune's own files: nothing per trial (the store keeps every result and curve), and no
 # periodic experiment snapshot (a run resumes from the store, never from Tune's state).
@@ -88,6 +87,12 @@ def _nan_to_none(v):
     return v
 
 
+def _learned(method: str) -> bool:
+    from . import methods
+
+    return methods.info(method)["kind"] == "learned"
+
+
 class Progress:
     def __init__(self, total: int, concurrency: int):
         # No stream is held: Ray Tune pickles its callbacks with the experiment state.
@@ -95,8 +100,30 @@ class Progress:
         self.start = time.time()
         self.trial_seconds = 0.0
         self.timings: List[Dict[str, Any]] = []  # one per finished trial, for `Runner.timing`
+        self.teacher_val: Dict[str, List[float]] = {}  # setting -> its teachers' val accuracies
+        self.warned: set = set()
+
+    def know_teachers(self, rows) -> None:
+        """Teachers finished by an earlier run (a resumed study does not train them again)."""
+        for r in rows:
+            if r.get("method") == "teacher" and r.get("status") == "ok" and r.get("val_acc") == r.get("val_acc") \
+                    and r.get("val_acc") is not None:
+                self.teacher_val.setdefault(r["setting"], []).append(r["val_acc"])
+
+    def weak_teacher(self, row: Dict[str, Any]) -> Optional[str]:
+        """A warning when a no-KD student beats its setting's teachers on val (once per setting)."""
+        if row["method"] != "nokd" or row.get("val_acc") is None or row["setting"] in self.warned:
+            return None
+        vals = self.teacher_val.get(row["setting"])
+        if not vals or row["val_acc"] <= sum(vals) / len(vals):
+            return None
+        self.warned.add(row["setting"])
+        return (f"warning: on {row['setting_label']} the teacher's val accuracy ({100 * sum(vals) / len(vals):.2f} %, "
+                f"mean of {len(vals)}) is below the no-KD student's ({100 * row['val_acc']:.2f} %, seed "
+                f"{row['seed']}): distillation from this teacher is not expected to help")
 
     def finished(self, row: Dict[str, Any]) -> None:
+        self.know_teachers([row])
         self.done += 1
         self.trial_seconds += row.get("seconds") or 0.0
         elapsed = time.time() - self.start
@@ -105,7 +132,7 @@ class Progress:
         taus = ""
         if row["method"] in ("grid", "optuna", "transfer"):
             taus = f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
-        elif row["method"].split(":")[0] in ("mkd", "dts", "ctkd") and row.get("tau_t") is not None:
+        elif _learned(row["method"]) and row.get("tau_t") is not None:
             taus = f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"
         acc = ""
         if row.get("val_acc") is not None:
@@ -116,6 +143,9 @@ class Progress:
             f"{taus}: {row['status']}{acc} {row.get('seconds') or 0:.1f}s{err}  ETA {eta:.0f}s",
             file=sys.stderr, flush=True,
         )
+        weak = self.weak_teacher(row)
+        if weak:
+            print(weak, file=sys.stderr, flush=True)
 
 
 def _make_callback(store: Store, study: Study, progress: Progress):
@@ -133,7 +163,7 @@ def _make_callback(store: Store, study: Study, progress: Progress):
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if not result.get("final", False):
-                row = {k: result[k] for k in _CURVE_KEYS if k in result}
+                row = {k: result[k] for k in str(result.get("curve_keys", "")).split(",") if k in result}
                 self.curves.setdefault(trial.trial_id, []).append(row)
 
         def _record(self, trial, status=None, error=None):
@@ -202,14 +232,14 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
 
 
 def _planned_epochs(spec) -> int:
-    from .train import DATASET_DEFAULTS
+    from . import data as data_mod
 
     c = spec["config"]
-    return c.get("epochs") or DATASET_DEFAULTS.get(c["dataset"], DATASET_DEFAULTS["imagefolder"])["epochs"]
+    return c.get("epochs") or data_mod.train_defaults(c["dataset"])["epochs"]
 
 
 def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+    return digest(obj)
 
 
 def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]:
@@ -416,10 +446,11 @@ class Runner:
         os.makedirs(self.folder, exist_ok=True)
         with open(self.study.path, "rb") as f:
             text = f.read()
-        tmp = os.path.join(self.folder, "study.toml.tmp")
-        with open(tmp, "wb") as f:
-            f.write(text)
-        os.replace(tmp, os.path.join(self.folder, "study.toml"))
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                f.write(text)
+
+        atomic_write(os.path.join(self.folder, "study.toml"), write)
 
     # ------------------------------------------------------------------ Ray lifecycle
     def _init_ray(self):
@@ -525,6 +556,7 @@ class Runner:
             resources, slots, device, threads = self._resources()
             provenance.record(self.folder, threads)
             progress = Progress(n_trials, slots)
+            progress.know_teachers(self.store.trials().to_dict("records"))
             self._tune(todo, n_trials, resources, slots, device, threads, progress, marks)
         finally:
             marks["tune_ended"] = time.time()

@@ -17,13 +17,11 @@ import time
 import traceback
 from typing import Any, Dict
 
-# The final result's scalar fields, and the per-epoch fields kept in the curves store.
+# The final result's scalar fields. Curves keep every number the trainer logs per epoch.
 SCALARS = (
     "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
     "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc",
 )
-CURVE_KEYS = ("epoch", "train_loss", "train_kd", "train_ce", "val_acc", "test_acc", "tau_t",
-              "tau_s", "lr", "epoch_seconds", "samples_per_s", "meta_loss", "lambda")
 
 
 def trial_config(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -46,7 +44,8 @@ def clean(v):
 
 
 def curve_row(row: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: clean(row[k]) for k in CURVE_KEYS if k in row}
+    """An epoch of the trainer's log, every metric in it (a method's own ones included)."""
+    return {k: clean(v) for k, v in row.items() if v is None or isinstance(v, (int, float))}
 
 
 def _node_id() -> str:
@@ -108,7 +107,8 @@ def trial_fn(config: Dict[str, Any]) -> None:
             def on_epoch(row):
                 r = curve_row(row)
                 if per_epoch:  # a scheduler (ASHA) reads every epoch: report it now
-                    tune.report(dict(r, final=False))
+                    # (which keys are the trainer's: Tune adds its own to every result)
+                    tune.report(dict(r, final=False, curve_keys=",".join(r)))
                 else:  # nobody reads it before the end: it travels in the final report
                     curve.append(r)
 

@@ -227,10 +227,11 @@ def test_dts_rule_by_hand():
 
 
 def test_dts_rule_switches():
-    base = dict(T0=4.0, T_min=1.0, T_max=5.0, momentum=0.0)
-    # momentum 0 gives T* itself; adjust=False never boosts.
+    base = dict(T0=4.0, T_min=1.0, T_max=5.0, momentum=0.0, adjust=True)
+    # momentum 0 gives T* itself; adjust=False (the default, as in the authors' code) never boosts.
     assert next_temperature(9.0, 0.5, 3.5, 5, 10, **base) == pytest.approx(3.0)
-    assert next_temperature(9.0, 0.5, 3.5, 5, 10, adjust=False, **base) == pytest.approx(2.0)
+    assert next_temperature(9.0, 0.5, 3.5, 5, 10, **dict(base, adjust=False)) == pytest.approx(2.0)
+    assert next_temperature(9.0, 0.5, 3.5, 5, 10, T0=4.0, T_min=1.0, T_max=5.0, momentum=0.0) == pytest.approx(2.0)
     # gap = -1 (division by zero) is no boost.
     assert next_temperature(9.0, 0.5, 1.5, 5, 10, **base) == pytest.approx(2.0)
     # A teacher worse than the student (gap > 0): ratio < 1, no boost.
@@ -291,11 +292,34 @@ def test_ctkd_temperature_bounds_and_reversal():
     loss = (T - 3.0) ** 2  # increasing in T at T = 11
     (g,) = torch.autograd.grad(loss, m.w)
     assert g.item() < 0  # a descent step on w raises T, i.e. raises the loss
-    m.start_epoch(1)
+    m.start_epoch(0)
     (g0,) = torch.autograd.grad((m.temperature() - 3.0) ** 2, m.w)
     assert g0.item() == 0.0
     with pytest.raises(UserError):
         CTKD(tau_t=0.5, T_lo=1.0)
+
+
+def test_ctkd_authors_start_and_schedule():
+    # The authors' parameter starts at w = 1: T = 1 + 20 * sigmoid(1).
+    m = CTKD()
+    assert m.current()[0] == pytest.approx(1 + 20 / (1 + math.exp(-1)), abs=1e-6)
+    assert m.current()[0] == pytest.approx(15.62, abs=0.01)
+    # Their cosine, over epochs counted from 1, reaches -1 at epoch 10 (ramp_epochs), not 11.
+    lams = []
+    for e in range(1, 12):
+        m.start_epoch(e)
+        lams.append(m.lam)
+    assert lams[9] == -1.0 and lams[8] > -1.0
+    assert lams[0] == pytest.approx(-0.5 * (1 - math.cos(math.pi / 10)), abs=1e-12)
+
+
+@pytest.mark.parametrize("method,option", [("dts", "tau_s"), ("ctkd", "tau_s"), ("nokd", "tau_t"),
+                                           ("dts", "T0"), ("ctkd", "init_T")])
+def test_a_temperature_a_method_does_not_use_is_an_error(method, option):
+    from hpo_kd import methods
+
+    with pytest.raises(UserError, match=option):
+        methods.create(method, **{option: 3.0})
 
 
 def test_ctkd_trial_stays_in_range(cache):
@@ -303,11 +327,9 @@ def test_ctkd_trial_stays_in_range(cache):
                        method_options={"ramp_epochs": 2}, cache_dir=cache, device="cpu"))
     assert r["status"] == "ok"
     hist = r["history"]
-    assert [row["lambda"] for row in hist] == pytest.approx([0.0, -0.5, -1.0])
+    assert [row["lambda"] for row in hist] == pytest.approx([-0.5, -1.0, -1.0])
     for row in hist:
         assert 1.0 < row["tau_t"] < 21.0 and row["tau_s"] == row["tau_t"]
-    # Epoch 1 trains with lambda = 0: the temperature has no gradient and does not move.
-    assert hist[0]["tau_t"] == pytest.approx(4.0, rel=1e-6)
     assert hist[-1]["tau_t"] != pytest.approx(4.0, rel=1e-4)
 
 

@@ -56,8 +56,12 @@ BAD = [
     (GOOD.replace("every = 2", "speed = 2"), "methods.mkd.speed: unknown key; allowed:"),
     (GOOD.replace("every = 2", "every = 0"), "methods.mkd: every = 0 is out of range"),
     (GOOD.replace("trials = 3", "trials = 0"), "methods.optuna.trials: 0 is out of range"),
-    (GOOD.replace("epochs = 2", "epochs = 0"), "train.epochs: 0 is out of range"),
-    (GOOD.replace("epochs = 2", 'epochs = "two"'), "train.epochs: expected an integer"),
+    (GOOD.replace("epochs = 2", "epochs = 0"), "train.epochs = 0 is out of range; allowed: an integer in [1, inf]"),
+    (GOOD.replace("epochs = 2", 'epochs = "two"'), "train.epochs = 'two': expected an integer"),
+    # a value that only a trial rejected once (it passed --dry-run and failed in a Ray worker)
+    (GOOD.replace("epochs = 2", "epochs = 2\nmomentum = 1.0"), "train.momentum = 1.0 is out of range; allowed: [0, 1)"),
+    (GOOD.replace("epochs = 2", 'epochs = 2\noptimizer = "lion"'), "train.optimizer = 'lion' is not allowed; allowed: sgd, adamw"),
+    (GOOD.replace("[methods.nokd]", "[methods.ctkd]\ntau_s = 2.0"), "tau_s"),
     (GOOD.replace("seeds = [0, 1]", "seeds = []"), "seeds: must not be empty"),
     (GOOD + "\n[resources]\ngpus_per_trial = -1\n", "resources.gpus_per_trial: -1 is out of range"),
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "digits"\nstudent = "nonet"'), "settings[0].student: unknown model 'nonet'"),
@@ -83,6 +87,36 @@ def test_invalid_study_exits_2_naming_file_and_key(study_file, capsys, text, mes
     assert path in err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_one_schema_for_trials_the_cli_and_study_files():
+    """Every trial option of train.SCHEMA is a TrialConfig field and a `distill` flag; a study's
+    [train] keys are the schema's study keys; the defaults are TrialConfig's."""
+    import dataclasses
+
+    from hpo_kd.cli import build_parser
+    from hpo_kd.study import _train
+    from hpo_kd.train import SCHEMA, STUDY_TRAIN_KEYS, TrialConfig
+
+    fields = {f.name for f in dataclasses.fields(TrialConfig)}
+    assert set(SCHEMA) <= fields
+    args = build_parser().parse_args(["distill"])
+    for k in SCHEMA:
+        assert getattr(args, k) is None, f"--{k} must default to TrialConfig's value (None = unset)"
+    assert {"momentum", "weight_decay", "warmup_epochs", "lr", "epochs"} <= set(STUDY_TRAIN_KEYS)
+    for k in STUDY_TRAIN_KEYS:
+        assert _train("f.toml", {k: getattr(TrialConfig(), k) or 1}) is not None
+
+
+def test_per_data_set_defaults_live_with_the_data_sets():
+    from hpo_kd import data
+    from hpo_kd.train import TrialConfig
+
+    for name in data.names():
+        d = data.train_defaults(name)
+        assert set(d) == {"teacher", "student", "epochs", "batch_size", "lr"}, name
+    c = TrialConfig(dataset="mnist1d_shuffled").resolved()  # once fell through to resnet18
+    assert (c.teacher, c.student) == (data.train_defaults("mnist1d")["teacher"], data.train_defaults("mnist1d")["student"])
 
 
 def test_missing_study_file(capsys, tmp_path):

@@ -30,14 +30,42 @@ def _strip(history):
 # --------------------------------------------------------------------------- teacher cache
 
 
+def test_teacher_logits_are_computed_once_per_process_and_change_nothing(tmp_path, monkeypatch):
+    """A reused Ray actor runs many trials with one teacher: its logits of the training split are
+    remembered per (teacher file, data, device); the results are those of a fresh process."""
+    cache = str(tmp_path / "cache")
+    train_mod._LOGITS.clear()
+    fresh = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))  # computes and remembers them
+    n_train = len(train_mod.data_mod.load("digits", seed=0).splits["train"][1])
+    calls = []
+    real_predict = train_mod.predict
+
+    def counting_predict(model, x, prepare):
+        if len(x) == n_train:  # not the val/test evaluations
+            calls.append(len(x))
+        return real_predict(model, x, prepare)
+
+    monkeypatch.setattr(train_mod, "predict", counting_predict)
+    again = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))
+    assert calls == [], "the teacher's training-split logits were computed again"
+    assert _strip(again["history"]) == _strip(fresh["history"])
+    train_mod._LOGITS.clear()
+    cold = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))
+    assert len(calls) == 1
+    assert _strip(cold["history"]) == _strip(fresh["history"])
+    other = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0, split_seed=1))  # other data: other logits
+    assert len(calls) == 2 and _strip(other["history"]) != _strip(fresh["history"])
+
+
+
 def test_teacher_cache_hit_trains_nothing(tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
     calls = []
     real_fit = train_mod.fit
 
-    def counting_fit(model, bundle, method, teacher, c, device, report):
-        calls.append(method.name)
-        return real_fit(model, bundle, method, teacher, c, device, report)
+    def counting_fit(*args, **kwargs):
+        calls.append(args[2].name)
+        return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(train_mod, "fit", counting_fit)
     cfg = _cfg(cache, teacher_seed=11)
@@ -236,6 +264,7 @@ def _hpo_kd_script():
     return here if os.path.exists(here) else "hpo-kd"
 
 
+@pytest.mark.slow
 def test_cli_subprocess_distill(tmp_path):
     cache = tmp_path / "cache"
     env = dict(os.environ, HPO_KD_CACHE=str(tmp_path / "env_cache"), OMP_NUM_THREADS="1")

@@ -13,6 +13,8 @@ from hpo_kd.store import Store  # noqa: E402
 from hpo_kd.study import load_study  # noqa: E402
 from hpo_kd.tune import Runner  # noqa: E402
 
+pytestmark = pytest.mark.slow  # every test here runs Ray
+
 STUDY = """
 name = "tiny"
 seeds = [0]
@@ -69,6 +71,8 @@ def test_study_runs_every_method_and_resumes(local_ray, study_file, tmp_path, ca
     c = store.curves()
     assert len(c) == 2 * len(students)  # one row per epoch
     assert {"tau_t", "tau_s", "val_acc", "train_loss"} <= set(c.columns)
+    # every metric the trainer logs, the methods' own ones included
+    assert {"lambda", "meta_loss", "samples_per_s", "train_kd", "train_ce"} <= set(c.columns)
     # teachers are stored under the study's folder, once per teacher key
     assert len([f for f in os.listdir(os.path.join(runs, "tiny", "teachers")) if f.endswith(".pt")]) == 2
 
@@ -328,3 +332,109 @@ def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_
         prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
         assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
     assert seen[0] == seen[1]
+
+
+def test_a_new_per_epoch_metric_reaches_the_curves():
+    from hpo_kd.worker import curve_row
+
+    row = {"epoch": 3, "val_acc": 0.5, "my_new_metric": 1.25, "nothing": None, "note": "text"}
+    out = curve_row(row)
+    assert out["my_new_metric"] == 1.25 and out["epoch"] == 3
+    assert out["nothing"] != out["nothing"]  # None travels as NaN
+    assert "note" not in out  # curves hold numbers
+
+
+def test_raising_the_optuna_budget_extends_the_search(local_ray, study_file, tmp_path):
+    runs = str(tmp_path / "runs")
+    _run(study_file(OPTUNA.replace("trials = 6", "trials = 2"), "small.toml"), runs)
+    first = Store(os.path.join(runs, "opt")).trials()
+    first = first[first["method"] == "optuna"]
+    assert len(first) == 2
+    out = _run(study_file(OPTUNA, "big.toml"), runs)
+    assert out["ran"] == 4, "only the 4 new trials run"
+    t = Store(os.path.join(runs, "opt")).trials()
+    t = t[t["method"] == "optuna"].sort_values("trial_index")
+    assert t["unit_id"].nunique() == 1, "the same search, extended"
+    assert t["trial_index"].tolist() == list(range(6))
+    kept = t.set_index("trial_id").loc[first["trial_id"], "finished_at"]
+    assert (kept.to_numpy() == first["finished_at"].to_numpy()).all(), "finished trials kept"
+
+
+# A temperature method defined here, in the test, and nowhere else: the study, the Ray workers
+# and the report must find it through the registry alone (one file per method).
+PLUGIN = '''
+from hpo_kd.methods import register
+from hpo_kd.methods.base import TemperatureMethod
+
+
+@register("halving")
+class Halving(TemperatureMethod):
+    """Starts at tau_t and halves both temperatures each epoch after the first (a toy schedule)."""
+
+    name = "halving"
+    kind = "learned"
+    label = "halving τ"
+    color = "C5"
+    marker = "v"
+    order = 45
+
+    def __init__(self, tau_t: float = 8.0):
+        super().__init__(tau_t, tau_t)
+        self.start, self.halvings = tau_t, 0
+
+    def start_epoch(self, epoch):
+        self.halvings = epoch - 1
+        self.tau_t = self.tau_s = max(self.start / 2 ** self.halvings, 1.0)
+
+    def epoch_metrics(self):
+        return {"halvings": float(self.halvings)}
+'''
+
+PLUGIN_STUDY = """
+name = "plugin"
+seeds = [0, 1]
+[train]
+epochs = 2
+teacher_epochs = 2
+batch_size = 128
+[[settings]]
+dataset = "digits"
+[methods.grid]
+temperatures = [4]
+[methods.halving]
+tau_t = 8.0
+[methods.nokd]
+"""
+
+
+def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(study_file, tmp_path):
+    import subprocess
+    import sys
+
+    from hpo_kd.methods import base
+
+    assert hasattr(base.TemperatureMethod, "start_epoch"), "the toy method uses this hook"
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "halving_plugin.py").write_text(PLUGIN)
+    env = dict(os.environ, HPO_KD_PLUGINS="halving_plugin",
+               PYTHONPATH=os.pathsep.join([str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")]))
+    path = study_file(PLUGIN_STUDY)
+    runs, reports = str(tmp_path / "runs"), str(tmp_path / "reports")
+    for cmd in (["run", path, "--runs-dir", runs], ["report", os.path.join(runs, "plugin"), "--out", reports]):
+        p = subprocess.run([sys.executable, "-m", "hpo_kd.cli", *cmd], env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert p.returncode == 0, p.stderr[-3000:]
+    trials = Store(os.path.join(runs, "plugin")).trials()
+    mine = trials[trials["method"] == "halving"]
+    assert len(mine) == 2 and set(mine["status"]) == {"ok"}
+    assert list(mine["tau_t"]) == [4.0, 4.0]  # 8, then 4 in epoch 2: the method ran
+    curves = Store(os.path.join(runs, "plugin")).curves()
+    assert sorted(curves.loc[curves["trial_id"].isin(mine["trial_id"]), "halvings"]) == [0, 0, 1, 1]
+    md = open(os.path.join(reports, "plugin", "report.md")).read()
+    assert "| halving | 4, 4 | 2 |" in md  # its row: final τ per seed, 2 seeds
+    assert "| halving − grid |" in md and "| halving − nokd |" in md  # compared like any method
+    # Without the plugin the study names an unknown method, before any compute.
+    env.pop("HPO_KD_PLUGINS")
+    p = subprocess.run([sys.executable, "-m", "hpo_kd.cli", "run", path, "--dry-run", "--runs-dir", runs],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "methods.halving: unknown method" in p.stderr

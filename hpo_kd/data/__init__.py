@@ -7,7 +7,6 @@ hyper-parameters, `test` is only reported.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
@@ -19,6 +18,7 @@ from sklearn.model_selection import train_test_split
 from ..errors import UserError, check_range
 from ..registry import Registry
 from .augment import AUGMENTS, Augmenter, make_augmenter
+from ..files import hasher, short
 
 DATASETS = Registry("data set")
 
@@ -48,12 +48,12 @@ class DataBundle:
 
     def fingerprint(self) -> str:
         """Hash of the stored tensors; two loads with the same arguments give the same value."""
-        h = hashlib.sha256()
+        h = hasher()
         for s in SPLITS:
             x, y = self.splits[s]
             h.update(x.numpy().tobytes())
             h.update(y.numpy().tobytes())
-        return h.hexdigest()[:16]
+        return short(h)
 
 
 @dataclass
@@ -72,6 +72,26 @@ class RawData:
     uint8_images: bool = False
     mean: Tuple[float, ...] = ()
     std: Tuple[float, ...] = ()
+
+
+def defaults(teacher: str, student: str, epochs: int, batch_size: int, lr: float, needs_root: bool = False):
+    """Attach a data set's training defaults (what a trial uses when the user gives none) and
+    whether it reads a local root; put it under `@DATASETS.register(...)`."""
+    def deco(fn):
+        fn.train_defaults = dict(teacher=teacher, student=student, epochs=epochs, batch_size=batch_size, lr=lr)
+        fn.needs_root = needs_root
+        return fn
+
+    return deco
+
+
+def train_defaults(name: str) -> Dict[str, object]:
+    """teacher, student, epochs, batch_size and lr for data set `name`."""
+    return dict(DATASETS.get(name).train_defaults)
+
+
+def needs_root(name: str) -> bool:
+    return DATASETS.get(name).needs_root
 
 
 def names() -> list[str]:
@@ -205,13 +225,24 @@ def _standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 @DATASETS.register("digits")
+@defaults(teacher="cnn_wide", student="mlp", epochs=20, batch_size=64, lr=0.05)
 def _digits(root=None) -> RawData:
     """scikit-learn's 8x8 handwritten digits: 1,797 images, 10 classes (ships with sklearn)."""
+    x, y = _digits_arrays()
+    return RawData(kind="image", x=x, y=y)
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_arrays():
+    """Read once per process (a reused worker runs many trials); callers index copies out of it."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = (d.images.astype(np.float32) / 16.0 - 0.5) / 0.5
-    return RawData(kind="image", x=x[:, None, :, :], y=d.target.astype(np.int64))
+    x, y = x[:, None, :, :], d.target.astype(np.int64)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
 
 
 @functools.lru_cache(maxsize=4)
@@ -249,6 +280,7 @@ def _mnist1d_raw(generator_seed: int, train_size: int, test_size: int, shuffle_s
 
 
 @DATASETS.register("mnist1d")
+@defaults(teacher="cnn_wide", student="cnn_small", epochs=20, batch_size=64, lr=0.05)
 def _mnist1d(root=None, generator_seed: int = 42, train_size: int = 4000, test_size: int = 1000) -> RawData:
     """MNIST-1D generated offline by the mnist1d package: 1x40 signals; `train_size` signals
     (train, meta and val are drawn from them) and `test_size` test signals, each a multiple of 10
@@ -257,6 +289,7 @@ def _mnist1d(root=None, generator_seed: int = 42, train_size: int = 4000, test_s
 
 
 @DATASETS.register("mnist1d_shuffled")
+@defaults(teacher="cnn_wide", student="cnn_small", epochs=20, batch_size=64, lr=0.05)
 def _mnist1d_shuffled(root=None, generator_seed: int = 42, train_size: int = 4000, test_size: int = 1000) -> RawData:
     """MNIST-1D with the package's `shuffle_seq`: one fixed random permutation of the 40 positions,
     so no spatial structure is left for a convolution to use (the MNIST-1D paper's shuffled
@@ -332,12 +365,14 @@ def _cifar(name: str, root: Optional[str]) -> RawData:
 
 
 @DATASETS.register("cifar10")
+@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True)
 def _cifar10(root=None) -> RawData:
     """CIFAR-10 read from a local root (torchvision, download=False)."""
     return _cifar("cifar10", root)
 
 
 @DATASETS.register("cifar100")
+@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True)
 def _cifar100(root=None) -> RawData:
     """CIFAR-100 read from a local root (torchvision, download=False)."""
     return _cifar("cifar100", root)
@@ -347,6 +382,7 @@ IMAGEFOLDER_LAYOUT = "<root>/{train,val,test}/<class name>/<image files> (same c
 
 
 @DATASETS.register("imagefolder")
+@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=64, lr=0.05, needs_root=True)
 def _imagefolder(root=None, image_size: int = 32) -> RawData:
     """A folder of class sub-folders per split, resized to image_size x image_size, RGB."""
     from torchvision import datasets, transforms

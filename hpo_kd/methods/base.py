@@ -4,7 +4,13 @@ A method gives the temperatures for the next training step (`temperatures`), may
 backward pass of a step (`backward`, MKD does), learns from the step that just ran (`observe`:
 teacher/student logits, labels, loss terms), adds scalars to the epoch log (`epoch_metrics`),
 and saves/loads its state (`state_dict`). Register a new method with `@register("name")` in its
-own file under `hpo_kd/methods/`.
+own file under `hpo_kd/methods/` (every module there is imported), or in a module of your own
+named by the environment variable `HPO_KD_PLUGINS` (comma-separated module names).
+
+What studies, reports and the CLI need to know about a method lives on its class: `kind`
+(`searched`: fixed temperatures that a searcher chooses; `learned`: the method moves its
+temperatures while training; `baseline`), `label`, `color`, `marker` and `order` (its place in
+tables and legends).
 """
 from __future__ import annotations
 
@@ -56,6 +62,11 @@ class TemperatureMethod:
 
     name = "base"
     uses_kd = True  # False: cross-entropy only, no teacher at all
+    kind = "learned"  # "searched" | "learned" | "baseline"
+    label: Optional[str] = None  # in tables, legends and sentences; default: the name
+    color: Optional[str] = None  # a matplotlib colour; default: a stable pick from tab20
+    marker = "o"
+    order = 50  # place in tables and legends (lower first)
 
     def __init__(self, tau_t: float = 4.0, tau_s: float = 4.0):
         self.tau_t = float(tau_t)

@@ -4,6 +4,10 @@ T = T_lo + T_span * sigmoid(w). The student's optimizer trains w through a gradi
 layer whose factor lambda follows a cosine from 0 to -1 over the first `ramp_epochs` epochs, so
 the temperature learns to *raise* the KD loss (an ever harder curriculum) while the student
 learns to lower it.
+
+As in the authors' code: w starts at 1 (T = 1 + 20 * sigmoid(1) = 15.62) unless `tau_t` gives the
+start, and epoch e (counted from 1) trains with lambda(e), so lambda reaches -1 at epoch
+`ramp_epochs`. One temperature for teacher and student: there is no `tau_s`.
 """
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ class GradientReversal(torch.autograd.Function):
         return grad * ctx.lam, None
 
 
+AUTHORS_W0 = 1.0  # the authors' initial parameter (T = T_lo + T_span * sigmoid(1))
+
+
 def reversal_factor(epoch: int, ramp_epochs: int, lam_min: float = 0.0, lam_max: float = -1.0) -> float:
     """Cosine ramp from lam_min at epoch 0 to lam_max at epoch >= ramp_epochs."""
     if ramp_epochs <= 0 or epoch >= ramp_epochs:
@@ -39,25 +46,32 @@ def reversal_factor(epoch: int, ramp_epochs: int, lam_min: float = 0.0, lam_max:
 @register("ctkd")
 class CTKD(TemperatureMethod):
     name = "ctkd"
+    kind = "learned"
+    label = "CTKD"
+    color = "C4"
+    marker = "^"
+    order = 40
 
     def __init__(
         self,
-        tau_t: float = 4.0,
-        tau_s: float = 4.0,
+        tau_t: float | None = None,
         T_lo: float = 1.0,
         T_span: float = 20.0,
         ramp_epochs: int = 10,
-        init_T: float | None = None,
     ):
-        init = float(tau_t if init_T is None else init_T)
         check_range("T_lo", T_lo, 0, None, lo_open=True)
         check_range("T_span", T_span, 0, None, lo_open=True)
-        check_range("init_T", init, T_lo, T_lo + T_span, lo_open=True, hi_open=True)
         check_range("ramp_epochs", ramp_epochs, 0, None)
-        super().__init__(init, init)
+        if tau_t is None:  # the authors' start: w = 1
+            w0 = AUTHORS_W0
+            tau_t = T_lo + T_span / (1.0 + math.exp(-w0))
+        else:
+            check_range("tau_t", tau_t, T_lo, T_lo + T_span, lo_open=True, hi_open=True)
+            p = (tau_t - T_lo) / T_span
+            w0 = math.log(p / (1 - p))
+        super().__init__(tau_t, tau_t)
         self.T_lo, self.T_span, self.ramp_epochs = float(T_lo), float(T_span), int(ramp_epochs)
-        p = (init - T_lo) / T_span
-        self.w = nn.Parameter(torch.tensor(math.log(p / (1 - p))))
+        self.w = nn.Parameter(torch.tensor(float(w0)))
         self.lam = reversal_factor(0, self.ramp_epochs)
 
     def setup(self, ctx):
@@ -68,8 +82,8 @@ class CTKD(TemperatureMethod):
         return [self.w]
 
     def start_epoch(self, epoch: int) -> None:
-        # epoch is counted from 1: the first epoch trains with lambda(0) = 0.
-        self.lam = reversal_factor(epoch - 1, self.ramp_epochs)
+        # epoch is counted from 1, as in the authors' loop: lambda(ramp_epochs) = -1.
+        self.lam = reversal_factor(epoch, self.ramp_epochs)
 
     def temperature(self) -> torch.Tensor:
         return self.T_lo + self.T_span * torch.sigmoid(GradientReversal.apply(self.w, self.lam))

@@ -4,12 +4,14 @@ One temperature T for teacher and student. After every training step:
 
     gap = CE_teacher - CE_student                      # usually negative
     c   = 0.5 * (1 + cos(curve * pi * epoch / epochs))  # epoch counted from 1
-    if adjust and gap / (gap + 1) > 1:
+    if adjust and gap / (gap + 1) > 1:          # adjust is off by default, as in the authors' code
         s = gap / (gap + 1); if s > cap_above: s = cap
         T* = T0 * c * s
     else:
         T* = T0 * c
     T* = clamp(T*, T_min, T_max);  T = momentum * T + (1 - momentum) * T*
+
+T0 is the method's `tau_t` (the start). One temperature for teacher and student: no `tau_s`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def next_temperature(
     T_min: float = 2.0,
     T_max: float = 4.0,
     curve: float = 1.0,
-    adjust: bool = True,
+    adjust: bool = False,
     cap: float = 1.35,
     cap_above: float = 2.0,
     momentum: float = 0.9,
@@ -53,22 +55,25 @@ class DTS(TemperatureMethod):
     """Cosine-scheduled temperature, boosted when the student lags the teacher."""
 
     name = "dts"
+    kind = "learned"
+    label = "DTS"
+    color = "C2"
+    marker = "s"
+    order = 30
 
     def __init__(
         self,
         tau_t: float = 4.0,
-        tau_s: float = 4.0,
-        T0: float | None = None,
         T_min: float = 2.0,
         T_max: float = 4.0,
         curve: float = 1.0,
-        adjust: bool = True,
+        adjust: bool = False,
         cap: float = 1.35,
         cap_above: float = 2.0,
         momentum: float = 0.9,
     ):
-        T0 = float(tau_t if T0 is None else T0)
-        check_range("T0", T0, 0, None, lo_open=True)
+        T0 = float(tau_t)
+        check_range("tau_t", T0, 0, None, lo_open=True)
         check_range("T_min", T_min, 0, None, lo_open=True)
         check_range("T_max", T_max, T_min, None)
         check_range("momentum", momentum, 0, 1, hi_open=True)

@@ -10,6 +10,8 @@ class Fixed(TemperatureMethod):
     """Constant tau_t and tau_s for the whole run."""
 
     name = "fixed"
+    kind = "searched"  # run by the searchers (grid, optuna), never alone in a study
+    label = "fixed τ"
 
     def __init__(self, tau_t: float = 4.0, tau_s: float = 4.0):
         check_range("tau_t", tau_t, 0, None, lo_open=True)
@@ -23,8 +25,13 @@ class NoKD(TemperatureMethod):
 
     name = "nokd"
     uses_kd = False
+    kind = "baseline"
+    label = "no-KD"
+    color = "0.35"
+    marker = "X"
+    order = 90
 
-    def __init__(self, tau_t: float = 1.0, tau_s: float = 1.0):
+    def __init__(self):  # no temperature: setting one is an error, not silently ignored
         super().__init__(1.0, 1.0)
 
     def current(self):

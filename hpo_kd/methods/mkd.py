@@ -33,6 +33,11 @@ from .base import Step, TemperatureMethod, register
 @register("mkd")
 class MKD(TemperatureMethod):
     name = "mkd"
+    kind = "learned"
+    label = "MKD"
+    color = "C3"
+    marker = "*"
+    order = 20
 
     def __init__(
         self,

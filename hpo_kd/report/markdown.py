@@ -6,10 +6,14 @@ from typing import Dict, List, Tuple
 
 import pandas as pd
 
+from .. import methods as methods_mod
 from ..provenance import describe
 
-NAMES = {"grid": "the grid's selected τ", "nokd": "no-KD", "optuna": "Optuna", "mkd": "MKD", "dts": "DTS",
-         "ctkd": "CTKD"}
+
+
+def words(method: str) -> str:
+    """How a sentence names a method (from its class)."""
+    return methods_mod.info(method)["words"]
 
 
 def table(df: pd.DataFrame, cols: List[Tuple[str, str, str]]) -> str:
@@ -44,7 +48,7 @@ def _ci(lo: float, hi: float) -> str:
 
 def finding(r: Dict, margin: float) -> str:
     """One sentence for one comparison, from its verdict."""
-    a, b = NAMES.get(r["method"], r["method"]), NAMES.get(r["reference"], r["reference"])
+    a, b = words(r["method"]), words(r["reference"])
     stat = f"{r['mean']:+.2f} points, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds"
     v = r["verdict"]
     if v == "equivalent":

@@ -10,17 +10,16 @@ from typing import Dict, List
 import numpy as np
 import pandas as pd
 
+from .. import methods as methods_mod
 from . import stats
 from .selection import base, grid_curve, labels, learned, method_order, ok
 
-MARKERS = {"grid": "o", "optuna": "D", "mkd": "*", "dts": "s", "ctkd": "^", "nokd": "X"}
-COLORS = {"grid": "C0", "optuna": "C1", "mkd": "C3", "dts": "C2", "ctkd": "C4", "nokd": "0.35"}
-
-
 def color(m: str):
-    """The method's colour; variants ("mkd:from16") get their own, stable, from tab20."""
-    if m in COLORS:
-        return COLORS[m]
+    """The method's colour (from its class); variants ("mkd:from16") and methods without one get
+    their own, stable, from tab20."""
+    c = methods_mod.info(m)["color"]
+    if c is not None:
+        return c
     import zlib
 
     import matplotlib
@@ -29,7 +28,7 @@ def color(m: str):
 
 
 def marker(m: str) -> str:
-    return MARKERS.get(base(m), "o")
+    return methods_mod.info(m)["marker"]
 
 
 VERDICT_COLORS = {"better": "C2", "worse": "C3", "equivalent": "C0", "inconclusive": "0.5"}
@@ -295,15 +294,15 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             taus = sorted(agg)
             means = [agg[t]["mean"] for t in taus]
             half = [0 if not np.isfinite(agg[t]["hi"]) else agg[t]["hi"] - agg[t]["mean"] for t in taus]
-            ax.errorbar(taus, means, yerr=half, color=COLORS["grid"], marker="o", capsize=3,
+            ax.errorbar(taus, means, yerr=half, color=color("grid"), marker="o", capsize=3,
                         label="grid: fixed τ (mean ± 95 % CI)")
             chosen = ss[ss["method"] == "grid"]["sel_tau_t"].value_counts()
             top = max(m + h for m, h in zip(means, half))
             for t, c in chosen.items():
-                ax.plot([t], [top + 0.3], "v", color=COLORS["grid"], markersize=6)
+                ax.plot([t], [top + 0.3], "v", color=color("grid"), markersize=6)
                 ax.annotate(f"×{c}", (t, top + 0.3), xytext=(5, 0), textcoords="offset points", va="center",
-                            fontsize=7, color=COLORS["grid"])
-            ax.plot([], [], "v", color=COLORS["grid"], label="τ selected on val (× seeds)")
+                            fontsize=7, color=color("grid"))
+            ax.plot([], [], "v", color=color("grid"), label="τ selected on val (× seeds)")
         for m in method_order(ss["method"]):
             if m in ("grid", "nokd"):
                 continue
@@ -316,9 +315,9 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
         nk = ss[ss["method"] == "nokd"]
         if not nk.empty:
             p = stats.paired(nk["test"])
-            ax.axhline(p["mean"], color=COLORS["nokd"], linestyle="--", label="no-KD student (band: 95 % CI)")
+            ax.axhline(p["mean"], color=color("nokd"), linestyle="--", label="no-KD student (band: 95 % CI)")
             if np.isfinite(p["hi"]):
-                ax.axhspan(p["lo"], p["hi"], color=COLORS["nokd"], alpha=0.15)
+                ax.axhspan(p["lo"], p["hi"], color=color("nokd"), alpha=0.15)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("temperature τ (log scale; √(τ_t·τ_s) for learned pairs)")
         ax.set_ylabel("test accuracy (%)")

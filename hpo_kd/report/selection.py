@@ -10,11 +10,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from .. import methods as methods_mod
 from ..errors import UserError
-
-SEARCHED = ("grid", "optuna")
-LEARNED = ("mkd", "dts", "ctkd")
-METHOD_ORDER = ["grid", "optuna", "mkd", "dts", "ctkd", "nokd"]
 # Val ties: the lower temperature, then the trial id (deterministic).
 _SELECT_ORDER = (["val_acc", "tau_t_config", "tau_s_config", "trial_id"], [False, True, True, True])
 
@@ -24,8 +21,13 @@ def base(method: str) -> str:
     return method.split(":", 1)[0]
 
 
+def kind(method: str) -> str:
+    """searched / learned / baseline, from the method's class (a searcher's for grid, optuna)."""
+    return methods_mod.info(method)["kind"]
+
+
 def learned(methods) -> List[str]:
-    return [m for m in method_order(methods) if base(m) in LEARNED]
+    return [m for m in method_order(methods) if kind(m) == "learned"]
 
 
 def ok(trials: pd.DataFrame) -> pd.DataFrame:
@@ -33,8 +35,7 @@ def ok(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def method_order(methods) -> List[str]:
-    order = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return sorted(set(methods), key=lambda m: (order.get(base(m), 99), m))
+    return sorted(set(methods), key=lambda m: (methods_mod.info(m)["order"], m))
 
 
 def best_by_val(g: pd.DataFrame) -> pd.Series:
@@ -60,7 +61,7 @@ def select(trials: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     best = best.merge(cost, on=["setting", "method", "seed"], how="left")
-    searched = best["method"].isin(SEARCHED)
+    searched = best["method"].map(kind) == "searched"
     best["sel_tau_t"] = np.where(searched, best["tau_t_config"], best["tau_t"])
     best["sel_tau_s"] = np.where(searched, best["tau_s_config"], best["tau_s"])
     best["test"] = best["test_acc"] * 100
