@@ -71,9 +71,9 @@ def main():
         p.requires_grad_(False)
     labels = list(METHODS)
     with tempfile.TemporaryDirectory() as cache:
-        c = TrialConfig(dataset="digits", augment="weak", epochs=a.epochs, batch_size=BATCH, device="cpu",
+        c = TrialConfig(dataset="digits", augment="weak", epochs=a.epochs, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0,
                         cache_dir=cache).resolved()
-        warm = TrialConfig(dataset="digits", augment="weak", epochs=1, batch_size=BATCH, device="cpu",
+        warm = TrialConfig(dataset="digits", augment="weak", epochs=1, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0,
                            cache_dir=cache).resolved()
         for label in labels:
             run(bundle, teacher, warm, label, 99)

@@ -50,7 +50,7 @@ def make_setup():
 
 
 def config(epochs: int, cache: str) -> TrialConfig:
-    return TrialConfig(dataset="digits", epochs=epochs, batch_size=BATCH, device="cpu",
+    return TrialConfig(dataset="digits", epochs=epochs, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0,
                        cache_dir=cache).resolved()
 
 
