@@ -258,3 +258,8 @@ def test_learned_start_dependence(tmp_path):
     assert st.loc["tau_s", "verdict"] == "depends on the start (ends higher from higher)"
     assert st.loc["tau_s", "mean"] == pytest.approx(2.0)  # log2(8 / 2)
     assert st.loc["tau_t", "final_low"] == pytest.approx(4.0, rel=0.01)
+    # the report's findings list these verdicts and does not open with "None"
+    md = open(rep.write_report(str(tmp_path / "s"), out_root=str(tmp_path / "r"))).read()
+    findings = md.split("## Findings")[1].split("\n## ")[0]
+    assert "None: every comparison" not in findings
+    assert "final tau_s depends on the start" in findings and "final tau_t is independent" in findings

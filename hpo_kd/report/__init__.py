@@ -57,7 +57,10 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
     trans = transfer_mod.matrix(trials)
     starts = learned_mod.start_dependence(sel)
     stats.apply_holm(comps + trans + starts, margin)
-    comp = pd.DataFrame(comps)
+    # (a study without the grid and no-KD has no comparisons: an empty table with its columns)
+    comp = pd.DataFrame(comps) if comps else pd.DataFrame(columns=[
+        "setting", "setting_label", "method", "reference", "n", "mean", "sd", "lo", "hi", "p", "p_holm",
+        "verdict", "seeds_needed"])
     if not comp.empty:
         comp["_o"] = comp["method"].map(order)
         comp = comp.sort_values(["setting", "reference", "_o"]).drop(columns="_o").reset_index(drop=True)

@@ -103,9 +103,11 @@ def render(ctx: Dict) -> str:
     comp = ctx["comparisons"]
     decided = comp[comp["verdict"] != "inconclusive"]
     md += ["## Findings (every verdict that is not inconclusive)", ""]
-    if decided.empty:
+    n_decided = sum(int((df["verdict"] != "inconclusive").sum())
+                    for df in (comp, ctx["transfer"], ctx["starts"]) if not df.empty)
+    if n_decided == 0:
         md += ["None: every comparison is inconclusive at this number of seeds.", ""]
-    else:
+    elif not decided.empty:
         md += [f"- {finding(r, m)}" for _, r in decided.iterrows()] + [""]
     tm = ctx["transfer"]
     if not tm.empty:
