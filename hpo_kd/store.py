@@ -28,6 +28,14 @@ TRIAL_COLUMNS = [
 ]
 
 
+# The columns a trial's row takes from the trainer's final result; the rest describe the trial
+# (its setting, method, configured temperatures), the run (node, times) or the search.
+RESULT_COLUMNS = (
+    "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
+    "tau_s", "epochs_run", "seconds", "device",
+)
+assert set(RESULT_COLUMNS) <= set(TRIAL_COLUMNS)
+
 NUMERIC = [
     "fraction", "seed", "tau_t_config", "tau_s_config", "val_acc", "test_acc", "best_val_acc",
     "test_at_best_val", "best_epoch", "tau_t", "tau_s", "epochs", "epochs_run", "seconds", "started_at",

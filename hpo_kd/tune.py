@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import provenance
 from .errors import UserError
-from .store import Store
+from .store import RESULT_COLUMNS, Store
 from .study import Study, Trial
 from .worker import SCALARS as _SCALARS  # noqa: F401  (kept for importers)
 from .worker import clean as _clean  # noqa: F401
@@ -222,9 +222,9 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
         "epochs": c.get("epochs"), "node": _nan_to_none(last.get("node")),
         "started_at": _nan_to_none(last.get("started_at")), "gpu_ids": _nan_to_none(last.get("gpu_ids")),
     }
-    for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t", "tau_s",
-              "epochs_run", "seconds", "device"):
-        row[k] = _nan_to_none(last.get(k))
+    for k in RESULT_COLUMNS:
+        if k not in ("status", "error"):
+            row[k] = _nan_to_none(last.get(k))
     if status in ("failed",):
         for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val"):
             row[k] = None

@@ -17,7 +17,9 @@ import time
 import traceback
 from typing import Any, Dict
 
-# The final result's scalar fields. Curves keep every number the trainer logs per epoch.
+# The final result's scalar fields (the store's RESULT_COLUMNS and the teacher's accuracies; a
+# test keeps the two in step without importing pandas here). Curves keep every number the
+# trainer logs per epoch.
 SCALARS = (
     "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
     "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc",
