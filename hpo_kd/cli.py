@@ -44,6 +44,7 @@ def cmd_distill(a) -> int:
     cfg = TrialConfig(
         dataset=a.dataset, root=a.root, data_options=_method_options(a.data_opt, "--data-opt"),
         teacher=a.teacher, student=a.student, method=a.method, method_options=_method_options(a.opt),
+        teacher_checkpoint=a.teacher_checkpoint,
         cache_dir=a.cache_dir, **given,
     )
 
@@ -76,6 +77,16 @@ def cmd_list(a) -> int:
     return 0
 
 
+def _int_list(text: str) -> list:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 150,180,210; got {text!r}")
+
+
+_FLAG_TYPES = {int: int, float: float, list: _int_list}
+
+
 def _schema_flags(parser) -> None:
     """One flag per trial option of the config schema (train.SCHEMA), with its type, what it
     allows and TrialConfig's default; an unset flag leaves the option to TrialConfig."""
@@ -88,7 +99,7 @@ def _schema_flags(parser) -> None:
         d = defaults[k]
         dflt = "" if d is None else f"; default {d}"
         helptext = "; ".join(x for x in (opt.help, f"allowed: {opt.allowed()}") if x) + dflt
-        parser.add_argument("--" + k.replace("_", "-"), dest=k, type=opt.type if opt.type in (int, float) else str,
+        parser.add_argument("--" + k.replace("_", "-"), dest=k, type=_FLAG_TYPES.get(opt.type, str),
                             default=None, help=helptext.replace("%", "%%"))
 
 
@@ -103,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a data set option, e.g. train_size=8000 for mnist1d; repeatable")
     d.add_argument("--teacher", default=None, help="default: per data set")
     d.add_argument("--student", default=None, help="default: per data set")
+    d.add_argument("--teacher-checkpoint", default=None, metavar="PATH",
+                   help="use this trained teacher (a state_dict file, loaded with weights_only) instead of training one")
     d.add_argument("--method", default="fixed", help="temperature method (see `hpo-kd list`)")
     d.add_argument("--opt", action="append", metavar="KEY=VALUE", help="a method option; repeatable")
     _schema_flags(d)

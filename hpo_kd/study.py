@@ -89,11 +89,14 @@ class Setting:
     root: Optional[str] = None
     options: Tuple[Tuple[str, Any], ...] = ()  # data set options, sorted (key, value) pairs
     name: Optional[str] = None  # the study file's name for the data (default: data set and options)
+    teacher_checkpoint: Optional[str] = None  # absolute path of a trained teacher's weights
+    checkpoint_hash: Optional[str] = None  # its content hash: part of the id
 
     @property
     def id(self) -> str:
         opts = "".join(f"|{k}={v}" for k, v in self.options)
-        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}"
+        ckpt = f"|teacher_checkpoint={self.checkpoint_hash}" if self.teacher_checkpoint else ""
+        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}{ckpt}"
 
     @property
     def label(self) -> str:
@@ -149,6 +152,8 @@ class Study:
         )
         if s.options:
             cfg["data_options"] = dict(s.options)
+        if s.teacher_checkpoint:
+            cfg["teacher_checkpoint"] = s.teacher_checkpoint
         if self.seed_varies in ("split", "teacher"):
             cfg["split_seed"] = self.split_seed + seed
         if self.seed_varies == "teacher":
@@ -214,7 +219,8 @@ class Study:
 # ---------------------------------------------------------------------- parsing and validation
 
 TOP_KEYS = {"name", "seeds", "split_seed", "seed_varies", "settings", "methods", "train", "resources", "report"}
-SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root", "options", "name"}
+SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root", "options", "name",
+                "teacher_checkpoint"}
 SEED_VARIES = ("student", "split", "teacher")
 REPORT_KEYS = {"margin", "max_spread", "smoke_test"}
 RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent"}
@@ -282,13 +288,24 @@ def _settings(path, raw) -> List[Setting]:
         if root is not None:
             _typed(path, p + "root", root, str, "a folder path")
             root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(root)))
+        ckpt, ckpt_hash = t.get("teacher_checkpoint"), None
+        if ckpt is not None:
+            from .models.checkpoint import file_hash
+
+            _typed(path, p + "teacher_checkpoint", ckpt, str, "the path of a teacher's state_dict file")
+            if "pairs" in t:
+                _err(path, p + "teacher_checkpoint", "goes with one teacher = \"NAME\", not with pairs")
+            ckpt = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(ckpt)))
+            if not os.path.isfile(ckpt):
+                _err(path, p + "teacher_checkpoint", f"file not found: {ckpt}")
+            ckpt_hash = file_hash(ckpt)
         for d, a, f, (te, st) in itertools.product(datasets, augments, fractions, pairs):
             dflt = data_mod.train_defaults(d)
             te = _check_model(path, p + "teacher", te or dflt["teacher"])
             st = _check_model(path, p + "student", st or dflt["student"])
             if data_mod.needs_root(d) and root is None:
                 _err(path, p + "root", f"data set {d!r} needs a local root folder")
-            out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname))
+            out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname, ckpt, ckpt_hash))
     for what, keys in (("setting", [s.id for s in out]), ("setting label", [s.label for s in out])):
         dup = {i for i in keys if keys.count(i) > 1}
         if dup:

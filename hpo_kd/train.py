@@ -11,7 +11,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -26,6 +26,8 @@ from .files import digest
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
+LR_SCHEDULES = ("cosine", "multistep")
+MULTISTEP_FRACTIONS = (0.625, 0.75, 0.875)  # the CIFAR KD recipe's 150, 180, 210 of 240 epochs
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Option:
         left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
         hi = "inf" if self.hi is None else f"{self.hi:g}"
-        kind = "an integer in " if self.type is int else ""
+        kind = {int: "an integer in ", list: "increasing integers in "}.get(self.type, "")
         return f"{kind}{left}{lo}, {hi}{right}"
 
     def check(self, key: str, value: Any) -> Any:
@@ -57,6 +59,15 @@ class Option:
         if self.choices is not None:
             if value not in self.choices:
                 raise UserError(f"{key} = {value!r} is not allowed; allowed: {self.allowed()}")
+            return value
+        if self.type is list:  # a list of integers, increasing, each in range
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int)
+                                                           for v in value):
+                raise UserError(f"{key} = {value!r}: expected a list of integers; allowed: {self.allowed()}")
+            if list(value) != sorted(set(value)):
+                raise UserError(f"{key} = {value!r}: expected increasing integers; allowed: {self.allowed()}")
+            for v in value:
+                Option(int, self.lo, self.hi, self.lo_open, self.hi_open).check(key, v)
             return value
         wanted = (int,) if self.type is int else (int, float)
         if isinstance(value, bool) or not isinstance(value, wanted):
@@ -84,6 +95,13 @@ SCHEMA: Dict[str, Option] = {
     "epochs": Option(int, lo=1, help="default: per data set", study=True),
     "batch_size": Option(int, lo=1, help="default: per data set", study=True),
     "teacher_epochs": Option(int, lo=1, help="default: the student's epochs", study=True),
+    "teacher_lr": Option(float, lo=0, lo_open=True, help="default: the student's lr", study=True),
+    "teacher_optimizer": Option(str, choices=OPTIMIZERS, help="default: the student's", study=True),
+    "lr_schedule": Option(str, choices=LR_SCHEDULES, help="cosine to zero, or multistep (x lr_decay at "
+                                                          "each of lr_milestones)", study=True),
+    "lr_milestones": Option(list, lo=1, help="epochs where multistep decays (default: 62.5, 75 and 87.5 % "
+                                             "of the epochs, e.g. 150, 180, 210 of 240)", study=True),
+    "lr_decay": Option(float, lo=0, hi=1, lo_open=True, help="multistep's factor", study=True),
     "seed": Option(int, lo=0, help="the student's seed"),
     "teacher_seed": Option(int, lo=0),
     "device": Option(str, choices=DEVICES),
@@ -101,6 +119,7 @@ class TrialConfig:
     fraction: float = 1.0
     augment: str = "none"
     teacher: Optional[str] = None
+    teacher_checkpoint: Optional[str] = None  # a trained teacher's weights (a state_dict file): no training
     student: Optional[str] = None
     method: str = "fixed"
     method_options: Dict[str, Any] = field(default_factory=dict)
@@ -116,6 +135,11 @@ class TrialConfig:
     batch_size: Optional[int] = None
     seed: int = 0
     teacher_epochs: Optional[int] = None
+    teacher_lr: Optional[float] = None  # None: the student's
+    teacher_optimizer: Optional[str] = None  # None: the student's
+    lr_schedule: str = "cosine"
+    lr_milestones: Optional[List[int]] = None  # None: MULTISTEP_FRACTIONS of the epochs
+    lr_decay: float = 0.1
     teacher_seed: int = 0
     device: str = "auto"
     threads: Optional[int] = None
@@ -141,6 +165,8 @@ class TrialConfig:
             v = getattr(self, k)
             if v is not None or _FIELD_DEFAULTS[k] is not None:  # None: the default chosen later
                 opt.check(k, v)
+        if self.teacher_checkpoint is not None and not os.path.isfile(self.teacher_checkpoint):
+            raise UserError(f"teacher_checkpoint: file not found: {self.teacher_checkpoint}")
         methods_mod.METHODS.get(self.method)
         for name in (self.teacher, self.student):
             if name not in models_mod.MODELS:
@@ -175,25 +201,50 @@ def seed_everything(seed: int) -> None:
 def predict(model, x: torch.Tensor, prepare, batch_size: int = 1024) -> torch.Tensor:
     was = model.training
     model.eval()
-    out = [model(prepare(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    dev = next(model.parameters()).device  # the split may live elsewhere (val/test stay on the CPU)
+    out = [model(prepare(x[i : i + batch_size].to(dev, non_blocking=True))) for i in range(0, len(x), batch_size)]
     model.train(was)
     return torch.cat(out)
 
 
 def accuracy(model, split, prepare) -> float:
     x, y = split
-    return (predict(model, x, prepare).argmax(-1) == y).float().mean().item()
+    return (predict(model, x, prepare).argmax(-1).to(y.device) == y).float().mean().item()
 
 
 # --------------------------------------------------------------------------- teachers
 
 
 def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
-    """Everything that determines a teacher's weights."""
+    """Everything that determines a teacher's weights (for a checkpoint: the file's hash) and
+    its accuracies (the data)."""
+    if c.teacher_checkpoint:
+        from .models.checkpoint import file_hash
+
+        return teacher_cache.key(bundle.key, c.teacher, checkpoint=file_hash(c.teacher_checkpoint))
+    t = teacher_config(c)
+    schedule = {} if t.lr_schedule == "cosine" else {  # absent for cosine: older keys stay valid
+        "lr_schedule": t.lr_schedule, "lr_milestones": milestones(t), "lr_decay": t.lr_decay}
     return teacher_cache.key(
-        bundle.key, c.teacher, epochs=c.teacher_epochs, optimizer=c.optimizer, lr=c.lr, momentum=c.momentum,
-        weight_decay=c.weight_decay, warmup_epochs=c.warmup_epochs, batch_size=c.batch_size, seed=c.teacher_seed,
+        bundle.key, t.teacher, epochs=t.epochs, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
+        weight_decay=t.weight_decay, warmup_epochs=t.warmup_epochs, batch_size=t.batch_size, seed=t.seed,
+        **schedule,
     )
+
+
+def teacher_config(c: TrialConfig) -> TrialConfig:
+    """How the teacher of `c` is trained: cross-entropy only, with the teacher's epochs, seed,
+    optimizer and lr (the student's where the teacher has none of its own)."""
+    return dataclasses.replace(
+        c, method="nokd", method_options={}, tau_t=None, tau_s=None, epochs=c.teacher_epochs, seed=c.teacher_seed,
+        lr=c.teacher_lr or c.lr, optimizer=c.teacher_optimizer or c.optimizer)
+
+
+def milestones(c: TrialConfig) -> List[int]:
+    """The epochs after which a multistep schedule decays."""
+    if c.lr_milestones is not None:
+        return list(c.lr_milestones)
+    return [max(1, round(f * c.epochs)) for f in MULTISTEP_FRACTIONS]
 
 
 def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lambda m: None):
@@ -207,15 +258,27 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
     seed_everything(c.teacher_seed)
     model = models_mod.create(c.teacher, bundle.input_shape, bundle.num_classes)
 
+    def load() -> Dict[str, Any]:
+        from .models.checkpoint import load_weights
+
+        t0 = time.perf_counter()
+        src = load_weights(model, c.teacher_checkpoint)
+        log(f"teacher {c.teacher} from {c.teacher_checkpoint} ({src['keys']} tensors, sha256 {src['sha256']})")
+        model.to(device)
+        return {"val_acc": accuracy(model, bundle.splits["val"], bundle.prepare),
+                "test_acc": accuracy(model, bundle.splits["test"], bundle.prepare),
+                "seconds": time.perf_counter() - t0, "epochs_run": 0, "checkpoint": src["path"]}
+
     def train() -> Dict[str, Any]:
+        if c.teacher_checkpoint:
+            return load()
         log(f"training teacher {c.teacher} ({os.path.basename(path)}) for {c.teacher_epochs} epochs")
-        tc = dataclasses.replace(c, method="nokd", method_options={}, tau_t=None, tau_s=None,
-                                 epochs=c.teacher_epochs, seed=c.teacher_seed)
+        tc = teacher_config(c)
         info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None)
         if info["status"] != "ok":
             raise UserError(
                 f"teacher {c.teacher} training {info['status']}: {info.get('error', '')}; "
-                f"try a lower lr (now {c.lr:g}) or another optimizer"
+                f"try a lower teacher_lr (now {tc.lr:g}) or another teacher_optimizer"
             )
         return {k: info[k] for k in ("val_acc", "test_acc", "seconds", "epochs_run")}
 
@@ -249,9 +312,17 @@ def make_optimizer(c: TrialConfig, model, extra_params):
     return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
 
 
-def make_scheduler(optimizer, total_steps: int, warmup_steps: int):
-    """Per-step learning rate: linear warm-up from 1 % of the base rate, then cosine to zero."""
+def make_scheduler(optimizer, total_steps: int, warmup_steps: int, schedule: str = "cosine",
+                   decay_steps: Tuple[int, ...] = (), decay: float = 0.1):
+    """Per-step learning rate: linear warm-up from 1 % of the base rate, then cosine to zero, or
+    (multistep) the base rate times `decay` after each of `decay_steps`."""
     sched = torch.optim.lr_scheduler
+    if schedule == "multistep":
+        def factor(step: int) -> float:
+            warm = 0.01 + 0.99 * step / warmup_steps if step < warmup_steps else 1.0
+            return warm * decay ** sum(step >= m for m in decay_steps)
+
+        return sched.LambdaLR(optimizer, factor)
     cosine = sched.CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1))
     if warmup_steps <= 0:
         return cosine
@@ -306,7 +377,8 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
 
     optimizer = make_optimizer(c, model, method.parameters())
     total = c.epochs * steps_per_epoch
-    scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * steps_per_epoch, total - 1))
+    scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * steps_per_epoch, total - 1), c.lr_schedule,
+                               tuple(m * steps_per_epoch for m in milestones(c)), c.lr_decay)
     ctx = methods_mod.TrialContext(
         model=model,
         epochs=c.epochs,

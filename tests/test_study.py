@@ -2,6 +2,7 @@
 import pytest
 
 from hpo_kd.cli import main
+from hpo_kd.errors import UserError
 from hpo_kd.study import load_study, plan_counts
 
 GOOD = """
@@ -104,8 +105,13 @@ def test_one_schema_for_trials_the_cli_and_study_files():
     for k in SCHEMA:
         assert getattr(args, k) is None, f"--{k} must default to TrialConfig's value (None = unset)"
     assert {"momentum", "weight_decay", "warmup_epochs", "lr", "epochs"} <= set(STUDY_TRAIN_KEYS)
-    for k in STUDY_TRAIN_KEYS:
-        assert _train("f.toml", {k: getattr(TrialConfig(), k) or 1}) is not None
+    for k in STUDY_TRAIN_KEYS:  # a value of each key's own kind passes; a string never does (but for choices)
+        opt = SCHEMA[k]
+        good = opt.choices[0] if opt.choices else [1] if opt.type is list else 1 if opt.type is int else 0.5
+        assert _train("f.toml", {k: good}) == {k: good}
+        if not opt.choices:
+            with pytest.raises(UserError, match=f"train.{k}"):
+                _train("f.toml", {k: "x"})
 
 
 def test_per_data_set_defaults_live_with_the_data_sets():

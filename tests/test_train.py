@@ -280,3 +280,117 @@ def test_cli_subprocess_distill(tmp_path):
     assert result["teacher_cached"] is False
     assert any(f.endswith(".pt") for f in os.listdir(cache / "teachers"))
     assert not (tmp_path / "env_cache").exists()  # --cache-dir wins over the environment
+
+
+def test_the_store_owns_the_result_columns(tmp_path):
+    """Every column a stored row takes from the trainer's result is returned by the trainer,
+    travels in the Ray worker's final report, and is one of the store's columns."""
+    from hpo_kd import store, worker
+
+    assert set(store.RESULT_COLUMNS) <= set(worker.SCALARS)
+    assert set(store.RESULT_COLUMNS) <= set(store.TRIAL_COLUMNS)
+    r = run_trial(_cfg(str(tmp_path / "cache"), epochs=1, teacher_epochs=1))
+    assert set(store.RESULT_COLUMNS) <= set(r)
+
+
+# --------------------------------------------------------------------------- bring your own teacher
+
+
+def test_a_teacher_checkpoint_round_trips(tmp_path, capsys):
+    """A trained teacher saved as a training script would save it ({"model": state_dict} with a
+    DataParallel `module.` prefix) is loaded, evaluated, cached by the file's hash, and distils the
+    same student as the teacher it was saved from."""
+    cache = str(tmp_path / "cache")
+    trained = run_trial(_cfg(cache, tau_t=4.0, tau_s=4.0))
+    c = TrialConfig(**_cfg(cache)).resolved()
+    bundle = train_mod.data_mod.load("digits", seed=0)
+    teacher, info = get_teacher(c, bundle, torch.device("cpu"))
+    ckpt = tmp_path / "teacher.pth"
+    torch.save({"model": {f"module.{k}": v for k, v in teacher.state_dict().items()}, "epoch": 2}, ckpt)
+
+    other_cache = str(tmp_path / "other")
+    loaded = run_trial(_cfg(other_cache, tau_t=4.0, tau_s=4.0, teacher_checkpoint=str(ckpt)))
+    assert loaded["teacher_cached"] is False
+    assert loaded["teacher_val_acc"] == pytest.approx(info["val_acc"])
+    assert loaded["teacher_test_acc"] == pytest.approx(info["test_acc"])
+    assert _strip(loaded["history"]) == _strip(trained["history"])
+    again = run_trial(_cfg(other_cache, tau_t=4.0, tau_s=4.0, teacher_checkpoint=str(ckpt)))
+    assert again["teacher_cached"] is True
+
+    # The command line: the same, and a checkpoint that does not fit the model exits 2 naming keys.
+    code = cli.main(["distill", "--cache-dir", other_cache, "--epochs", "2", "--teacher-checkpoint", str(ckpt),
+                     "--quiet"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["teacher_val_acc"] == pytest.approx(info["val_acc"])
+    code = cli.main(["distill", "--cache-dir", other_cache, "--epochs", "1", "--teacher", "mlp",
+                     "--teacher-checkpoint", str(ckpt), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing keys" in err and "unexpected keys" in err and "Traceback" not in err
+    code = cli.main(["distill", "--cache-dir", other_cache, "--teacher-checkpoint", str(tmp_path / "none.pth")])
+    assert code == 2 and "teacher_checkpoint: file not found" in capsys.readouterr().err
+
+
+def test_a_study_setting_takes_a_teacher_checkpoint(tmp_path, study_file, capsys):
+    from hpo_kd.study import load_study
+
+    ckpt = tmp_path / "t.pth"
+    torch.save({"w": torch.zeros(1)}, ckpt)
+    text = """
+name = "byo"
+[[settings]]
+dataset = "digits"
+teacher = "cnn_wide"
+teacher_checkpoint = "t.pth"
+[methods.nokd]
+[methods.mkd]
+"""
+    s = load_study(study_file(text))
+    assert s.settings[0].teacher_checkpoint == str(ckpt)
+    assert "|teacher_checkpoint=" in s.settings[0].id
+    assert all(t.config["teacher_checkpoint"] == str(ckpt) for t in s.plan())
+    code = cli.main(["run", study_file(text.replace("t.pth", "gone.pth"), "b.toml"), "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "settings[0].teacher_checkpoint: file not found" in err
+
+
+# --------------------------------------------------------------------------- the standard recipe
+
+
+def test_multistep_schedule_decays_at_the_milestones():
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    sched = train_mod.make_scheduler(opt, total_steps=40, warmup_steps=0, schedule="multistep",
+                                     decay_steps=(10, 20, 30), decay=0.1)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == lrs[9] == pytest.approx(0.05)
+    assert lrs[10] == lrs[19] == pytest.approx(0.005)
+    assert lrs[20] == pytest.approx(0.0005) and lrs[39] == pytest.approx(0.00005)
+    c = TrialConfig(dataset="digits", epochs=240, lr_schedule="multistep").resolved()
+    assert train_mod.milestones(c) == [150, 180, 210]  # the CIFAR KD recipe's
+
+
+def test_recipe_options_reach_the_trial_and_the_teacher(tmp_path, capsys):
+    cache = str(tmp_path / "cache")
+    base = _cfg(cache, tau_t=4.0, tau_s=4.0, epochs=4, lr_schedule="multistep", lr_milestones=[2, 3],
+                warmup_epochs=0)
+    r = run_trial(base)
+    # an epoch's row holds the rate after its last step: decayed after epochs 2 and 3
+    assert [row["lr"] for row in r["history"]] == pytest.approx([0.05, 0.005, 0.0005, 0.0005])
+    c = TrialConfig(**base).resolved()
+    bundle = train_mod.data_mod.load("digits", seed=0)
+    own = dict(base, teacher_lr=0.01, teacher_optimizer="adamw")
+    t0 = train_mod.teacher_key(c, bundle)
+    t1 = train_mod.teacher_key(TrialConfig(**own).resolved(), bundle)
+    assert (t0["lr"], t0["optimizer"]) == (c.lr, "sgd") and (t1["lr"], t1["optimizer"]) == (0.01, "adamw")
+    assert train_mod.teacher_config(TrialConfig(**own).resolved()).lr == 0.01
+    # the command line and a study's [train] table take the same options
+    code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1",
+                     "--lr-schedule", "steps", "--quiet"])
+    assert code == 2 and "lr_schedule = 'steps' is not allowed; allowed: cosine, multistep" in capsys.readouterr().err
+    code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1",
+                     "--lr-milestones", "3,2", "--quiet"])
+    assert code == 2 and "expected increasing integers" in capsys.readouterr().err
