@@ -106,66 +106,35 @@ class CifarResNet(nn.Module):
         return self.fc(_gap(x))
 
 
-def _resnet(depth, widths, input_shape, num_classes, name):
-    return CifarResNet(depth, widths, num_classes, _in_channels(input_shape, name))
-
-
 _NARROW = (16, 16, 32, 64)
 _X4 = (32, 64, 128, 256)
 
 
-@MODELS.register("resnet8")
-def resnet8(input_shape, num_classes, **_):
-    """CIFAR ResNet-8 (1 block per stage, 16-16-32-64 channels)."""
-    return _resnet(8, _NARROW, input_shape, num_classes, "resnet8")
+# name: (depth, widths, description). Parameter counts at 100 classes, as the KD tables round them:
+# resnet20 0.28M, resnet56 0.86M, resnet110 1.74M, resnet8x4 1.23M, resnet32x4 7.43M.
+_RESNETS = {
+    "resnet8": (8, _NARROW, "1 block per stage, 16-16-32-64 channels"),
+    "resnet14": (14, _NARROW, "2 blocks per stage, 16-16-32-64 channels"),
+    "resnet20": (20, _NARROW, "3 blocks per stage, 16-16-32-64 channels"),
+    "resnet32": (32, _NARROW, "5 blocks per stage, 16-16-32-64 channels"),
+    "resnet44": (44, _NARROW, "7 blocks per stage, 16-16-32-64 channels"),
+    "resnet56": (56, _NARROW, "9 blocks per stage, 16-16-32-64 channels"),
+    "resnet110": (110, _NARROW, "18 blocks per stage, 16-16-32-64 channels"),
+    "resnet8x4": (8, _X4, "ResNet-8 at 4x width, 32-64-128-256 channels"),
+    "resnet32x4": (32, _X4, "ResNet-32 at 4x width, 32-64-128-256 channels"),
+}
 
 
-@MODELS.register("resnet14")
-def resnet14(input_shape, num_classes, **_):
-    """CIFAR ResNet-14 (2 blocks per stage, 16-16-32-64 channels)."""
-    return _resnet(14, _NARROW, input_shape, num_classes, "resnet14")
+def _register_resnet(name: str, depth: int, widths, what: str) -> None:
+    def create(input_shape, num_classes, **_):
+        return CifarResNet(depth, widths, num_classes, _in_channels(input_shape, name))
+
+    create.__name__, create.__doc__ = name, f"CIFAR ResNet ({what})."
+    MODELS.register(name)(create)
 
 
-@MODELS.register("resnet20")
-def resnet20(input_shape, num_classes, **_):
-    """CIFAR ResNet-20 (3 blocks per stage, 16-16-32-64 channels; 0.28M params at 100 classes)."""
-    return _resnet(20, _NARROW, input_shape, num_classes, "resnet20")
-
-
-@MODELS.register("resnet32")
-def resnet32(input_shape, num_classes, **_):
-    """CIFAR ResNet-32 (5 blocks per stage, 16-16-32-64 channels)."""
-    return _resnet(32, _NARROW, input_shape, num_classes, "resnet32")
-
-
-@MODELS.register("resnet44")
-def resnet44(input_shape, num_classes, **_):
-    """CIFAR ResNet-44 (7 blocks per stage, 16-16-32-64 channels)."""
-    return _resnet(44, _NARROW, input_shape, num_classes, "resnet44")
-
-
-@MODELS.register("resnet56")
-def resnet56(input_shape, num_classes, **_):
-    """CIFAR ResNet-56 (9 blocks per stage, 16-16-32-64 channels; 0.86M params at 100 classes)."""
-    return _resnet(56, _NARROW, input_shape, num_classes, "resnet56")
-
-
-@MODELS.register("resnet110")
-def resnet110(input_shape, num_classes, **_):
-    """CIFAR ResNet-110 (18 blocks per stage, 16-16-32-64 channels; 1.74M params at 100 classes)."""
-    return _resnet(110, _NARROW, input_shape, num_classes, "resnet110")
-
-
-@MODELS.register("resnet8x4")
-def resnet8x4(input_shape, num_classes, **_):
-    """CIFAR ResNet-8 at 4x width (32-64-128-256 channels; 1.23M params at 100 classes)."""
-    return _resnet(8, _X4, input_shape, num_classes, "resnet8x4")
-
-
-@MODELS.register("resnet32x4")
-def resnet32x4(input_shape, num_classes, **_):
-    """CIFAR ResNet-32 at 4x width (32-64-128-256 channels; 7.43M params at 100 classes)."""
-    return _resnet(32, _X4, input_shape, num_classes, "resnet32x4")
+for _name, (_depth, _widths, _what) in _RESNETS.items():
+    _register_resnet(_name, _depth, _widths, _what)
 
 
 # --------------------------------------------------------------------------- Wide ResNet (6n+4)
@@ -291,26 +260,19 @@ class CifarVGG(nn.Module):
         return self.classifier(_gap(x))
 
 
-def _vgg(name, input_shape, num_classes):
-    return CifarVGG(_VGG_STAGES[name], num_classes, _in_channels(input_shape, name))
+_VGG_WHAT = {"vgg8": "one conv per stage", "vgg11": "configuration A", "vgg13": "configuration B"}
 
 
-@MODELS.register("vgg8")
-def vgg8(input_shape, num_classes, **_):
-    """CIFAR VGG-8 with BatchNorm (one conv per stage; 3.96M params at 100 classes)."""
-    return _vgg("vgg8", input_shape, num_classes)
+def _register_vgg(name: str, what: str) -> None:
+    def create(input_shape, num_classes, **_):
+        return CifarVGG(_VGG_STAGES[name], num_classes, _in_channels(input_shape, name))
+
+    create.__name__, create.__doc__ = name, f"CIFAR VGG with BatchNorm ({what})."
+    MODELS.register(name)(create)
 
 
-@MODELS.register("vgg11")
-def vgg11(input_shape, num_classes, **_):
-    """CIFAR VGG-11 with BatchNorm (configuration A)."""
-    return _vgg("vgg11", input_shape, num_classes)
-
-
-@MODELS.register("vgg13")
-def vgg13(input_shape, num_classes, **_):
-    """CIFAR VGG-13 with BatchNorm (configuration B; 9.46M params at 100 classes)."""
-    return _vgg("vgg13", input_shape, num_classes)
+for _name, _what in _VGG_WHAT.items():
+    _register_vgg(_name, _what)
 
 
 # --------------------------------------------------------------------------- MobileNetV2 (half)
