@@ -72,7 +72,9 @@ def cmd_list(a) -> int:
 
     print("data sets:  " + ", ".join(data.names()))
     print("models:     " + ", ".join(models.names()) + " (or any timm model name)")
-    print("methods:    " + ", ".join(methods.names() + ["grid", "optuna"]) + "  (grid/optuna: study searches over `fixed`)")
+    searchers = methods.SEARCHERS.names()
+    print("methods:    " + ", ".join(methods.names() + searchers)
+          + f"  ({'/'.join(searchers)}: a study's searchers of `fixed` temperatures)")
     print("augment:    " + ", ".join(data.AUGMENTS))
     return 0
 
