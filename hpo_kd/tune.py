@@ -210,7 +210,7 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
     c = _trial_config(config)
     trial_id = spec["trial_id"]
     if spec["kind"] == "search":
-        trial_id = f"{spec['unit_id']}-{_hash([c['tau_t'], c['tau_s']])}"
+        trial_id = f"{spec['unit_id']}-{digest([c['tau_t'], c['tau_s']])}"
     s = spec["setting"]
     row = {
         "trial_id": trial_id, "unit_id": spec["unit_id"], "study": study.name,
@@ -236,10 +236,6 @@ def _planned_epochs(spec) -> int:
 
     c = spec["config"]
     return c.get("epochs") or data_mod.train_defaults(c["dataset"])["epochs"]
-
-
-def _hash(obj) -> str:
-    return digest(obj)
 
 
 def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]:

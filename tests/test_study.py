@@ -199,3 +199,18 @@ def test_bad_method_variants(study_file, capsys, tmp_path, table, message):
     path = study_file(GOOD + "\n" + table + "\n")
     assert main(["run", path, "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_data_set_without_defaults_says_what_to_add():
+    from hpo_kd import data
+
+    @data.DATASETS.register("bare_for_test")
+    def _bare(root=None):
+        raise AssertionError("not loaded")
+
+    try:
+        with pytest.raises(RuntimeError, match="@defaults"):
+            data.train_defaults("bare_for_test")
+        assert data.needs_root("bare_for_test") is False
+    finally:
+        data.DATASETS._items.pop("bare_for_test")

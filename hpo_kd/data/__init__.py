@@ -87,11 +87,16 @@ def defaults(teacher: str, student: str, epochs: int, batch_size: int, lr: float
 
 def train_defaults(name: str) -> Dict[str, object]:
     """teacher, student, epochs, batch_size and lr for data set `name`."""
-    return dict(DATASETS.get(name).train_defaults)
+    found = getattr(DATASETS.get(name), "train_defaults", None)
+    if found is None:
+        raise RuntimeError(f"data set {name!r} is registered without training defaults: put "
+                           "@defaults(teacher=..., student=..., epochs=..., batch_size=..., lr=...) under its "
+                           "@DATASETS.register")
+    return dict(found)
 
 
 def needs_root(name: str) -> bool:
-    return DATASETS.get(name).needs_root
+    return getattr(DATASETS.get(name), "needs_root", False)
 
 
 def names() -> list[str]:
