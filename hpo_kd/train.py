@@ -97,6 +97,7 @@ SCHEMA: Dict[str, Option] = {
     "teacher_epochs": Option(int, lo=1, help="default: the student's epochs", study=True),
     "teacher_lr": Option(float, lo=0, lo_open=True, help="default: the student's lr", study=True),
     "teacher_optimizer": Option(str, choices=OPTIMIZERS, help="default: the student's", study=True),
+    "teacher_batch_size": Option(int, lo=1, help="default: the student's batch size", study=True),
     "lr_schedule": Option(str, choices=LR_SCHEDULES, help="cosine to zero, or multistep (x lr_decay at "
                                                           "each of lr_milestones)", study=True),
     "lr_milestones": Option(list, lo=1, help="epochs where multistep decays (default: 62.5, 75 and 87.5 % "
@@ -137,6 +138,7 @@ class TrialConfig:
     teacher_epochs: Optional[int] = None
     teacher_lr: Optional[float] = None  # None: the student's
     teacher_optimizer: Optional[str] = None  # None: the student's
+    teacher_batch_size: Optional[int] = None  # None: the student's
     lr_schedule: str = "cosine"
     lr_milestones: Optional[List[int]] = None  # None: MULTISTEP_FRACTIONS of the epochs
     lr_decay: float = 0.1
@@ -237,7 +239,8 @@ def teacher_config(c: TrialConfig) -> TrialConfig:
     optimizer and lr (the student's where the teacher has none of its own)."""
     return dataclasses.replace(
         c, method="nokd", method_options={}, tau_t=None, tau_s=None, epochs=c.teacher_epochs, seed=c.teacher_seed,
-        lr=c.teacher_lr or c.lr, optimizer=c.teacher_optimizer or c.optimizer)
+        lr=c.teacher_lr or c.lr, optimizer=c.teacher_optimizer or c.optimizer,
+        batch_size=c.teacher_batch_size or c.batch_size)
 
 
 def milestones(c: TrialConfig) -> List[int]:
@@ -283,7 +286,7 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
         return {k: info[k] for k in ("val_acc", "test_acc", "seconds", "epochs_run")}
 
     info, cached = teacher_cache.get_or_train(path, model, train, key)
-    model.to(device).eval()
+    model = models_mod.fold_batchnorm(model.to(device).eval())
     for p in model.parameters():
         p.requires_grad_(False)
     return model, dict(info, cached=cached, path=path)
@@ -307,9 +310,13 @@ def make_optimizer(c: TrialConfig, model, extra_params):
     groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     if extra_params:
         groups.append({"params": list(extra_params), "weight_decay": 0.0})
+    params = [p for g in groups for p in g["params"]]
+    # torch's fused kernels (one call for all tensors; CPU and CUDA) do the same update as the
+    # per-tensor loop, ~7 % faster a step for the small students here; elsewhere (e.g. MPS) the loop.
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     if c.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-    return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, fused=fused)
+    return torch.optim.AdamW(groups, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
 
 
 def make_scheduler(optimizer, total_steps: int, warmup_steps: int, schedule: str = "cosine",

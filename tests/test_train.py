@@ -304,9 +304,10 @@ def test_a_teacher_checkpoint_round_trips(tmp_path, capsys):
     trained = run_trial(_cfg(cache, tau_t=4.0, tau_s=4.0))
     c = TrialConfig(**_cfg(cache)).resolved()
     bundle = train_mod.data_mod.load("digits", seed=0)
-    teacher, info = get_teacher(c, bundle, torch.device("cpu"))
+    _, info = get_teacher(c, bundle, torch.device("cpu"))  # in use, the teacher's BatchNorm is folded
+    weights = torch.load(info["path"], weights_only=True)["state_dict"]  # the cache keeps the trained layout
     ckpt = tmp_path / "teacher.pth"
-    torch.save({"model": {f"module.{k}": v for k, v in teacher.state_dict().items()}, "epoch": 2}, ckpt)
+    torch.save({"model": {f"module.{k}": v for k, v in weights.items()}, "epoch": 2}, ckpt)
 
     other_cache = str(tmp_path / "other")
     loaded = run_trial(_cfg(other_cache, tau_t=4.0, tau_s=4.0, teacher_checkpoint=str(ckpt)))
@@ -382,11 +383,13 @@ def test_recipe_options_reach_the_trial_and_the_teacher(tmp_path, capsys):
     assert [row["lr"] for row in r["history"]] == pytest.approx([0.05, 0.005, 0.0005, 0.0005])
     c = TrialConfig(**base).resolved()
     bundle = train_mod.data_mod.load("digits", seed=0)
-    own = dict(base, teacher_lr=0.01, teacher_optimizer="adamw")
+    own = dict(base, teacher_lr=0.01, teacher_optimizer="adamw", teacher_batch_size=256)
     t0 = train_mod.teacher_key(c, bundle)
     t1 = train_mod.teacher_key(TrialConfig(**own).resolved(), bundle)
-    assert (t0["lr"], t0["optimizer"]) == (c.lr, "sgd") and (t1["lr"], t1["optimizer"]) == (0.01, "adamw")
-    assert train_mod.teacher_config(TrialConfig(**own).resolved()).lr == 0.01
+    assert (t0["lr"], t0["optimizer"], t0["batch_size"]) == (c.lr, "sgd", c.batch_size)
+    assert (t1["lr"], t1["optimizer"], t1["batch_size"]) == (0.01, "adamw", 256)
+    tc = train_mod.teacher_config(TrialConfig(**own).resolved())
+    assert (tc.lr, tc.batch_size) == (0.01, 256)
     # the command line and a study's [train] table take the same options
     code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1",
                      "--lr-schedule", "steps", "--quiet"])
@@ -394,3 +397,26 @@ def test_recipe_options_reach_the_trial_and_the_teacher(tmp_path, capsys):
     code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1",
                      "--lr-milestones", "3,2", "--quiet"])
     assert code == 2 and "expected increasing integers" in capsys.readouterr().err
+
+
+def test_the_frozen_teacher_has_its_batchnorm_folded_and_the_same_outputs(cache):
+    """get_teacher returns the teacher with each BatchNorm folded into the layer before it (a
+    faster forward); its logits equal those of the trained model, to float rounding."""
+    c = TrialConfig(**_cfg(cache, teacher="cnn_mid", teacher_epochs=1)).resolved()
+    bundle = train_mod.data_mod.load("digits", seed=0)
+    teacher, info = get_teacher(c, bundle, torch.device("cpu"))
+    trained = train_mod.models_mod.create("cnn_mid", bundle.input_shape, bundle.num_classes)
+    trained.load_state_dict(torch.load(info["path"], weights_only=True)["state_dict"])
+    trained.eval()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in teacher.modules())
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    x = bundle.prepare(bundle.splits["val"][0][:64])
+    with torch.no_grad():
+        torch.testing.assert_close(teacher(x), trained(x), rtol=1e-4, atol=1e-4)
+    # a model torch.fx cannot trace is used as it is
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+    b = Branchy()
+    assert train_mod.models_mod.fold_batchnorm(b) is b
