@@ -381,3 +381,25 @@ def test_mnist1d_size_options():
 def test_bad_data_set_options_are_user_errors(options, message):
     with pytest.raises(UserError, match=re.escape(message)):
         data.load("mnist1d", **options)
+
+
+def test_cifar_weak_augmentation_is_the_recipe_crop_and_flip_on_the_batch(tmp_path):
+    """`weak` on CIFAR is RandomCrop(32, padding=4) + RandomHorizontalFlip, done on the batch
+    tensor with one draw per sample: every augmented image equals the normalised image, padded by
+    4 black pixels (black before normalisation, as torchvision pads), flipped or not, and
+    cropped at some offset in [0, 8] x [0, 8]; offsets and flips differ across the batch."""
+    write_fake_cifar10(str(tmp_path))
+    b = data.load("cifar10", root=str(tmp_path), seed=0, augment="weak")
+    raw = b.splits["train"][0][:64]
+    x = b.prepare(raw)
+    xa, _ = _augment(b.augmenter, x, b.splits["train"][1][:64], 3)
+    black = b.prepare(torch.zeros(1, 3, 1, 1, dtype=torch.uint8))  # a black pixel, normalised
+    padded = black.expand(64, 3, 40, 40).clone()
+    padded[:, :, 4:36, 4:36] = x
+    seen = set()
+    for i in range(64):
+        hits = [(dy, dx, f) for f in (False, True) for dy in range(9) for dx in range(9)
+                if torch.equal(xa[i], (padded[i].flip(-1) if f else padded[i])[:, dy:dy + 32, dx:dx + 32])]
+        assert hits, f"image {i} is not a padded crop of the original"
+        seen.update(hits[:1])
+    assert len(seen) > 20 and {f for _, _, f in seen} == {False, True}

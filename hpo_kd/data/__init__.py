@@ -193,8 +193,12 @@ def load(
     }
     input_shape = tuple(splits["train"][0].shape[1:])
     prepare = _uint8_normalizer(raw.mean, raw.std) if raw.uint8_images else (lambda t: t)
+    # uint8 images are normalised before augmentation: pad with a black pixel, as torchvision's
+    # RandomCrop(32, padding=4) does before its Normalize (the CIFAR recipe).
+    black = (tuple(prepare(torch.zeros(1, input_shape[0], 1, 1, dtype=torch.uint8)).flatten().tolist())
+             if raw.uint8_images else None)
     augmenter = make_augmenter(
-        augment, raw.kind, raw.num_classes, hflip=raw.hflip, size=input_shape[-1]
+        augment, raw.kind, raw.num_classes, hflip=raw.hflip, size=input_shape[-1], fill=black
     )
     key = {"dataset": name, "split_seed": seed, "fraction": fraction, "augment": augment}
     defaults = options_of(name)

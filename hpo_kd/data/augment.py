@@ -7,15 +7,18 @@ passed in (timm's Mixup draws from NumPy's global generator, which the trial see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
 AUGMENTS = ("none", "weak", "strong")
 
 
-def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Shift every sample by its own random offset in [-max_shift, max_shift] (zero padding).
+def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator,
+                 fill: Optional[Tuple[float, ...]] = None) -> torch.Tensor:
+    """Shift every sample by its own random offset in [-max_shift, max_shift]: the same as padding
+    by max_shift and cropping back to the size at a random place (CIFAR's RandomCrop(32, 4)).
+    The padding is zero, or `fill` per channel (e.g. a black pixel after normalisation).
 
     Works for (B, C, L) signals and (B, C, H, W) images (both spatial axes)."""
     if max_shift <= 0:
@@ -23,7 +26,13 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     b = x.shape[0]
     spatial = x.shape[2:]
     pad = [max_shift] * (2 * len(spatial))
-    xp = torch.nn.functional.pad(x, pad)
+    if fill is None:
+        xp = torch.nn.functional.pad(x, pad)
+    else:
+        padded = [b, x.shape[1], *(n + 2 * max_shift for n in spatial)]
+        value = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, -1, *([1] * len(spatial)))
+        xp = value.expand(padded).clone()
+        xp[(slice(None), slice(None), *(slice(max_shift, max_shift + n) for n in spatial))] = x
     offs = [
         torch.randint(0, 2 * max_shift + 1, (b,), generator=gen).to(x.device) for _ in spatial
     ]
@@ -49,6 +58,7 @@ class Augmenter:
     num_classes: int
     hflip: bool = False
     max_shift: int = 1
+    fill: Optional[Tuple[float, ...]] = None  # the shift's padding per channel (None: zero)
     noise: float = 0.0
     mixup: Optional[object] = None  # timm.data.Mixup
 
@@ -60,7 +70,7 @@ class Augmenter:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator):
         if self.level == "none":
             return x, y
-        x = random_shift(x, self.max_shift, gen)
+        x = random_shift(x, self.max_shift, gen, self.fill)
         if self.hflip:
             x = random_hflip(x, gen)
         if self.noise > 0:
@@ -79,13 +89,16 @@ def _mixup(**kw):
 
 
 def make_augmenter(
-    level: str, kind: str, num_classes: int, hflip: bool = False, size: int = 8
+    level: str, kind: str, num_classes: int, hflip: bool = False, size: int = 8,
+    fill: Optional[Tuple[float, ...]] = None,
 ) -> Augmenter:
+    """`weak` on 32x32 images is the CIFAR recipe's augmentation: a random crop of 32 from the image
+    padded by 4 (with `fill`: a black pixel for the CIFAR readers) and a horizontal flip."""
     if level == "none":
         return Augmenter(level, kind, num_classes)
     if kind == "image":
         # 1 pixel of shift on 8x8 digits, 4 on 32x32 images.
-        aug = Augmenter(level, kind, num_classes, hflip=hflip, max_shift=max(1, size // 8))
+        aug = Augmenter(level, kind, num_classes, hflip=hflip, max_shift=max(1, size // 8), fill=fill)
         if level == "strong":
             aug.mixup = _mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=num_classes)
         return aug
