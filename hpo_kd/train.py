@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +28,7 @@ from .files import digest
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("cosine", "multistep")
+PRECISIONS = ("fp32", "bf16")
 MULTISTEP_FRACTIONS = (0.625, 0.75, 0.875)  # the CIFAR KD recipe's 150, 180, 210 of 240 epochs
 
 
@@ -106,6 +108,9 @@ SCHEMA: Dict[str, Option] = {
     "seed": Option(int, lo=0, help="the student's seed"),
     "teacher_seed": Option(int, lo=0),
     "device": Option(str, choices=DEVICES),
+    "precision": Option(str, choices=PRECISIONS, help="bf16: the forward passes under bf16 autocast (CPU or "
+                                                      "CUDA); the KD loss, temperatures and MKD's meta step "
+                                                      "stay fp32", study=True),
     "threads": Option(int, lo=1, help="torch threads (default: torch's)"),
 }
 STUDY_TRAIN_KEYS = tuple(k for k, o in SCHEMA.items() if o.study)
@@ -144,6 +149,7 @@ class TrialConfig:
     lr_decay: float = 0.1
     teacher_seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
     threads: Optional[int] = None
     cache_dir: Optional[str] = None
 
@@ -199,19 +205,45 @@ def seed_everything(seed: int) -> None:
 # --------------------------------------------------------------------------- evaluation
 
 
+def autocast(device: torch.device, precision: str):
+    """The context of the forward passes: none for fp32, bf16 autocast (CPU or CUDA) for bf16."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def as_input(x: torch.Tensor) -> torch.Tensor:
+    """A batch as the models take it: channels_last for images on a GPU (faster convolutions
+    with cuDNN), unchanged elsewhere."""
+    if x.dim() == 4 and x.is_cuda:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def gpu_ready(model: torch.nn.Module, device: torch.device, image: bool) -> torch.nn.Module:
+    """The model on `device`; in channels_last for images on a GPU."""
+    model = model.to(device)
+    if image and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 @torch.no_grad()
-def predict(model, x: torch.Tensor, prepare, batch_size: int = 1024) -> torch.Tensor:
+def predict(model, x: torch.Tensor, prepare, batch_size: int = 1024, precision: str = "fp32") -> torch.Tensor:
+    """The model's fp32 logits for `x`, in chunks, in eval mode (under autocast for bf16)."""
     was = model.training
     model.eval()
-    dev = next(model.parameters()).device  # the split may live elsewhere (val/test stay on the CPU)
-    out = [model(prepare(x[i : i + batch_size].to(dev, non_blocking=True))) for i in range(0, len(x), batch_size)]
+    dev = next(model.parameters()).device  # the split may live elsewhere (e.g. on the CPU)
+    with autocast(dev, precision):
+        out = [model(as_input(prepare(x[i : i + batch_size].to(dev, non_blocking=True)))).float()
+               for i in range(0, len(x), batch_size)]
     model.train(was)
     return torch.cat(out)
 
 
-def accuracy(model, split, prepare) -> float:
+def accuracy(model, split, prepare, precision: str = "fp32") -> float:
     x, y = split
-    return (predict(model, x, prepare).argmax(-1).to(y.device) == y).float().mean().item()
+    return (predict(model, x, prepare, precision=precision).argmax(-1).to(y.device) == y).float().mean().item()
 
 
 # --------------------------------------------------------------------------- teachers
@@ -227,6 +259,8 @@ def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
     t = teacher_config(c)
     schedule = {} if t.lr_schedule == "cosine" else {  # absent for cosine: older keys stay valid
         "lr_schedule": t.lr_schedule, "lr_milestones": milestones(t), "lr_decay": t.lr_decay}
+    if t.precision != "fp32":  # likewise
+        schedule["precision"] = t.precision
     return teacher_cache.key(
         bundle.key, t.teacher, epochs=t.epochs, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
         weight_decay=t.weight_decay, warmup_epochs=t.warmup_epochs, batch_size=t.batch_size, seed=t.seed,
@@ -268,8 +302,8 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
         src = load_weights(model, c.teacher_checkpoint)
         log(f"teacher {c.teacher} from {c.teacher_checkpoint} ({src['keys']} tensors, sha256 {src['sha256']})")
         model.to(device)
-        return {"val_acc": accuracy(model, bundle.splits["val"], bundle.prepare),
-                "test_acc": accuracy(model, bundle.splits["test"], bundle.prepare),
+        return {"val_acc": accuracy(model, bundle.splits["val"], bundle.prepare, c.precision),
+                "test_acc": accuracy(model, bundle.splits["test"], bundle.prepare, c.precision),
                 "seconds": time.perf_counter() - t0, "epochs_run": 0, "checkpoint": src["path"]}
 
     def train() -> Dict[str, Any]:
@@ -286,7 +320,7 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
         return {k: info[k] for k in ("val_acc", "test_acc", "seconds", "epochs_run")}
 
     info, cached = teacher_cache.get_or_train(path, model, train, key)
-    model = models_mod.fold_batchnorm(model.to(device).eval())
+    model = models_mod.fold_batchnorm(gpu_ready(model, device, len(bundle.input_shape) == 3).eval())
     for p in model.parameters():
         p.requires_grad_(False)
     return model, dict(info, cached=cached, path=path)
@@ -343,12 +377,12 @@ _LOGITS: "collections.OrderedDict[str, torch.Tensor]" = collections.OrderedDict(
 _LOGITS_KEEP = 4
 
 
-def teacher_logits(teacher, x, prepare, key: Optional[str]) -> torch.Tensor:
+def teacher_logits(teacher, x, prepare, key: Optional[str], precision: str = "fp32") -> torch.Tensor:
     """`predict(teacher, x)`, remembered under `key` (None: not remembered)."""
     if key is not None and key in _LOGITS:
         _LOGITS.move_to_end(key)
         return _LOGITS[key]
-    out = predict(teacher, x, prepare)
+    out = predict(teacher, x, prepare, precision=precision)
     if key is not None:
         _LOGITS[key] = out
         while len(_LOGITS) > _LOGITS_KEEP:
@@ -356,13 +390,70 @@ def teacher_logits(teacher, x, prepare, key: Optional[str]) -> torch.Tensor:
     return out
 
 
+# Teacher logits of augmented batches, per process. Trials with the same data, seed, batch size,
+# epochs and augmentation draw the same batches whatever their temperatures (the batches and the
+# augmentation come from the seed's generators, not from the model): the grid's temperatures, no-KD,
+# DTS, CTKD and MKD of one seed all show the teacher the same inputs. The first trial records the
+# teacher's logits step by step; a later one reuses a step's logits only where its input matches
+# the recorded input's fingerprint, and asks the teacher otherwise. CPU only (on a GPU the teacher's
+# forward is cheap next to the memory a CIFAR run's logits would take), within a size budget.
+_AUG_LOGITS: "collections.OrderedDict[str, List[Tuple[torch.Tensor, torch.Tensor]]]" = collections.OrderedDict()
+_AUG_LOGITS_BYTES = 512 * 2**20
+
+
+def _fingerprint(x: torch.Tensor) -> torch.Tensor:
+    """Three sums (plain, weighted by position, weighted by sample) that tell batches apart: equal
+    fingerprints mean (all but surely) equal inputs."""
+    flat = x.reshape(len(x), -1).double()
+    by_pos = torch.arange(1, flat.shape[1] + 1, dtype=torch.float64, device=x.device)
+    by_sample = torch.arange(1, len(x) + 1, dtype=torch.float64, device=x.device)
+    return torch.stack([flat.sum(), (flat @ by_pos).sum(), (flat.sum(1) * by_sample).sum()])
+
+
+class _AugmentedTeacher:
+    """The teacher's logits of each augmented training batch, recorded or replayed (see _AUG_LOGITS)."""
+
+    def __init__(self, teacher, key: Optional[str], n_steps: int, out_dim: int, batch: int, device):
+        self.teacher, self.key, self.step = teacher, key, 0
+        size = n_steps * batch * out_dim * 4
+        self.enabled = key is not None and device.type == "cpu" and size <= _AUG_LOGITS_BYTES
+        self.replay = _AUG_LOGITS.get(key) if self.enabled else None
+        self.record: Optional[List] = [] if self.enabled and self.replay is None else None
+        self.reused = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        i, self.step = self.step, self.step + 1
+        fp = _fingerprint(x) if self.enabled else None
+        if self.replay is not None and i < len(self.replay):
+            seen_fp, z = self.replay[i]
+            if torch.equal(seen_fp, fp) and len(z) == len(x):
+                self.reused += 1
+                return z
+        with torch.no_grad():
+            z = self.teacher(x).float()
+        if self.record is not None:
+            self.record.append((fp, z))
+        return z
+
+    def finish(self, complete: bool) -> None:
+        """Keep a complete recording for the next trials of this process."""
+        if self.record is not None and complete:
+            _AUG_LOGITS[self.key] = self.record
+            while len(_AUG_LOGITS) > 1 and sum(len(r) * r[0][1].numel() * 4 for r in _AUG_LOGITS.values()
+                                               if r) > _AUG_LOGITS_BYTES:
+                _AUG_LOGITS.popitem(last=False)
+        elif self.key in _AUG_LOGITS:
+            _AUG_LOGITS.move_to_end(self.key)
+
+
 def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
         logits_key: Optional[str] = None) -> Dict[str, Any]:
     """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it).
     `logits_key` names the teacher and data, so that the teacher's logits are computed once per
     process."""
-    model.to(device).train()
+    model = gpu_ready(model, device, len(bundle.input_shape) == 3).train()
     x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
+    amp = c.precision
     prepare, augment = bundle.prepare, bundle.augmenter
     n = len(y_tr)
     steps_per_epoch = max(1, n // c.batch_size)  # a ragged last batch is dropped (see _batches)
@@ -371,9 +462,14 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
     alpha = c.alpha if use_kd else 0.0
 
     # Teacher logits of the un-augmented training data, computed once per trial.
-    cached_logits = None
+    cached_logits, aug_teacher = None, None
     if use_kd and augment.level == "none":
-        cached_logits = teacher_logits(teacher, x_tr, prepare, logits_key)
+        cached_logits = teacher_logits(teacher, x_tr, prepare, logits_key, amp)
+    elif use_kd:
+        aug_key = None if logits_key is None else (
+            f"{logits_key}|{augment.level}|seed={c.seed}|batch={c.batch_size}|epochs={c.epochs}|{amp}")
+        aug_teacher = _AugmentedTeacher(teacher, aug_key, c.epochs * steps_per_epoch, bundle.num_classes,
+                                        c.batch_size, device)
 
     def meta_batches():  # only a method that asks for meta batches pays for the copy
         meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
@@ -394,6 +490,7 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
         device=device,
         meta_batches=meta_batches,
         lr=lambda: optimizer.param_groups[0]["lr"],
+        precision=amp,
     )
     method.setup(ctx)
     history = []
@@ -414,11 +511,12 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                 if use_kd and cached_logits is not None:
                     z_t = cached_logits[idx]
                 x, target = augment(x, y, gen)
-                if use_kd and cached_logits is None:
-                    with torch.no_grad():
-                        z_t = teacher(x)
+                x = as_input(x)
+                with autocast(device, amp):  # the forward passes; the loss below is fp32
+                    if aug_teacher is not None:
+                        z_t = aug_teacher(x)
+                    z_s = model(x).float()
                 tau_t, tau_s = method.temperatures()
-                z_s = model(x)
                 if z_t is not None and len(z_t) != len(z_s):  # augmentation shortened the batch
                     z_t = z_t[: len(z_s)]
                 losses = kd_loss(z_s, z_t, target, tau_t, tau_s, alpha)  # alpha = 0: CE only
@@ -444,8 +542,8 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                 seen += b
                 step += 1
             train_seconds = time.perf_counter() - t0
-            val_acc = accuracy(model, bundle.splits["val"], prepare)
-            test_acc = accuracy(model, bundle.splits["test"], prepare)
+            val_acc = accuracy(model, bundle.splits["val"], prepare, amp)
+            test_acc = accuracy(model, bundle.splits["test"], prepare, amp)
             tt, ts = method.current()
             row = {
                 "epoch": epoch,
@@ -468,6 +566,8 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                 report(row)
     except Diverged as e:
         status, error = "diverged", str(e)
+    if aug_teacher is not None:
+        aug_teacher.finish(status == "ok" and len(history) == c.epochs)
     last = history[-1] if history else {}
     tt, ts = method.current()
     return {
@@ -511,8 +611,8 @@ def run_trial(
     device = pick_device(c.device)
     if c.threads:
         torch.set_num_threads(c.threads)
-    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root,
-                           **c.data_options)
+    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
+                                     root=c.root, **c.data_options), device)
     method = make_method(c)
     teacher, tinfo = None, None
     if method.uses_kd:
@@ -528,6 +628,18 @@ def run_trial(
     return result
 
 
+def on_device(bundle, device: torch.device):
+    """On a GPU: every split resident on the device (copied once, from pinned memory), and cuDNN
+    free to pick the fastest convolution for the shapes (cudnn.benchmark). A CPU bundle is
+    returned as it is."""
+    if device.type != "cuda":
+        return bundle
+    torch.backends.cudnn.benchmark = True
+    bundle.splits = {k: (x.pin_memory().to(device, non_blocking=True), y.to(device))
+                     for k, (x, y) in bundle.splits.items()}
+    return bundle
+
+
 def make_method(c: TrialConfig):
     """The trial's temperature method: the temperatures it was given (a method that has no such
     temperature rejects one, naming what it allows) and its options."""
@@ -541,7 +653,7 @@ def train_teacher(config: TrialConfig | Dict[str, Any], log=lambda m: None) -> D
     device = pick_device(c.device)
     if c.threads:
         torch.set_num_threads(c.threads)
-    bundle = data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root,
-                           **c.data_options)
+    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
+                                     root=c.root, **c.data_options), device)
     _, info = get_teacher(c, bundle, device, log)
     return info

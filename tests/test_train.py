@@ -40,10 +40,10 @@ def test_teacher_logits_are_computed_once_per_process_and_change_nothing(tmp_pat
     calls = []
     real_predict = train_mod.predict
 
-    def counting_predict(model, x, prepare):
+    def counting_predict(model, x, prepare, **kw):
         if len(x) == n_train:  # not the val/test evaluations
             calls.append(len(x))
-        return real_predict(model, x, prepare)
+        return real_predict(model, x, prepare, **kw)
 
     monkeypatch.setattr(train_mod, "predict", counting_predict)
     again = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))
@@ -420,3 +420,45 @@ def test_the_frozen_teacher_has_its_batchnorm_folded_and_the_same_outputs(cache)
             return x if x.sum() > 0 else -x
     b = Branchy()
     assert train_mod.models_mod.fold_batchnorm(b) is b
+
+
+def test_teacher_logits_of_augmented_batches_are_replayed_for_other_temperatures(tmp_path, monkeypatch):
+    """With augmentation the teacher sees each batch once per step; trials of the same data, seed and
+    batches (e.g. the grid's temperatures) reuse the first one's recorded logits. The results are
+    those computed without the replay, and an input that does not match its recording is sent to the
+    teacher."""
+    cache = str(tmp_path / "cache")
+    cfg = lambda **kw: _cfg(cache, augment="strong", teacher_epochs=1, **kw)  # noqa: E731
+    train_mod._AUG_LOGITS.clear()
+    first = run_trial(cfg(tau_t=1.0, tau_s=1.0))  # records
+    assert len(train_mod._AUG_LOGITS) == 1
+    calls = []
+    real = train_mod._AugmentedTeacher.__call__
+
+    def counting(self, x):
+        n = self.reused
+        z = real(self, x)
+        calls.append(self.reused == n)  # True: the teacher ran
+        return z
+
+    monkeypatch.setattr(train_mod._AugmentedTeacher, "__call__", counting)
+    replayed = run_trial(cfg(tau_t=4.0, tau_s=4.0))
+    assert calls and not any(calls), "the teacher ran although every batch was recorded"
+    monkeypatch.setattr(train_mod, "_AUG_LOGITS_BYTES", 0)  # replay off: the teacher runs every step
+    calls.clear()
+    direct = run_trial(cfg(tau_t=4.0, tau_s=4.0))
+    assert calls and all(calls)
+    assert _strip(replayed["history"]) == _strip(direct["history"])
+    assert _strip(first["history"]) != _strip(direct["history"])
+    # A recording whose inputs differ (here: corrupted fingerprints) is not used.
+    monkeypatch.setattr(train_mod, "_AUG_LOGITS_BYTES", 512 * 2**20)
+    (key, rec), = train_mod._AUG_LOGITS.items()
+    train_mod._AUG_LOGITS[key] = [(fp + 1, z * 0) for fp, z in rec]
+    calls.clear()
+    again = run_trial(cfg(tau_t=4.0, tau_s=4.0))
+    assert calls and all(calls)
+    assert _strip(again["history"]) == _strip(direct["history"])
+    # Other seed: other batches, another recording.
+    run_trial(cfg(tau_t=4.0, tau_s=4.0, seed=1))
+    assert len(train_mod._AUG_LOGITS) == 2
+    train_mod._AUG_LOGITS.clear()

@@ -39,6 +39,8 @@ class TrialContext:
     meta_batches: Optional[Callable[[], Iterator[Tuple[torch.Tensor, torch.Tensor]]]] = None
     # The current learning rate of the student optimizer.
     lr: Callable[[], float] = lambda: 0.0
+    # The precision of the trainer's forward passes ("fp32", or "bf16" autocast); Step's logits are fp32.
+    precision: str = "fp32"
 
 
 @dataclass
@@ -72,6 +74,11 @@ class TemperatureMethod:
         self.tau_t = float(tau_t)
         self.tau_s = float(tau_s)
         self.ctx: Optional[TrialContext] = None
+
+    def relative_cost(self) -> float:
+        """The student's compute per training step as a multiple of an ordinary KD step: for
+        planning estimates (`hpo-kd run --dry-run`), not a measurement."""
+        return 1.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def setup(self, ctx: TrialContext) -> None:

@@ -78,6 +78,12 @@ class MKD(TemperatureMethod):
         self._meta_losses: list[float] = []
 
     # -- lifecycle -------------------------------------------------------------------------
+    def relative_cost(self) -> float:
+        # A meta step adds about two student passes (exact: the look-ahead's double backward and
+        # the meta batch; first-order: a meta batch and one forward); bench/method_cost.py measures it.
+        extra = 1.0 if self.first_order else 2.0
+        return 1.0 + extra / self.every
+
     def setup(self, ctx):
         super().setup(ctx)
         if ctx.meta_batches is None:
@@ -178,7 +184,12 @@ class MKD(TemperatureMethod):
             moved = {n: p + h * g for (n, p), g in zip(named.items(), v)}
             buffers = {n: b.clone() for n, b in self.ctx.model.named_buffers()}
             z_moved = functional_call(self.ctx.model, (moved, buffers), (step.x,))
-            jv = (z_moved - z.detach()) / h
+            if self.ctx.precision == "fp32":
+                z0 = z.detach()
+            else:  # the trainer's logits came from a bf16 forward: difference two fp32 forwards
+                z0 = functional_call(self.ctx.model, (dict(named), {n: b.clone() for n, b in
+                                                                   self.ctx.model.named_buffers()}), (step.x,))
+            jv = (z_moved - z0) / h
         hyper = torch.autograd.grad(-eta * (dz * jv).sum(), self.meta_params)
         return hyper, float(meta.detach())
 
