@@ -149,6 +149,10 @@ def cmd_run(a) -> int:
         runner = Runner(study, runs_dir=a.runs_dir, address=a.address)
         left = runner.remaining(runner.pending())
         print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run")
+        if study.resources["gpus_per_trial"] > 0 or a.gpu_tflops is not None:
+            from .estimate import describe
+
+            print(describe(study, a.gpu_tflops))
         return 0
     out = Runner(study, runs_dir=a.runs_dir, address=a.address).run()
     print(f"ran {out['ran']} trial(s); results in {os.path.join(os.path.abspath(a.runs_dir), study.name)}",
@@ -161,7 +165,10 @@ def _add_run(sub):
     r.add_argument("study", help="studies/NAME.toml")
     r.add_argument("--runs-dir", default="runs", help="where results go: RUNS_DIR/<study name>/")
     r.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
-    r.add_argument("--dry-run", action="store_true", help="print the trial plan and exit")
+    r.add_argument("--dry-run", action="store_true", help="print the trial plan (and, for a GPU study, an "
+                                                           "estimate of GPU-hours) and exit")
+    r.add_argument("--gpu-tflops", type=float, default=None, metavar="TFLOPS",
+                   help="effective TFLOP/s per GPU for the --dry-run estimate (default 10)")
     r.set_defaults(func=cmd_run)
 
 

@@ -6,6 +6,7 @@ finished ones.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -91,17 +92,21 @@ class Setting:
     name: Optional[str] = None  # the study file's name for the data (default: data set and options)
     teacher_checkpoint: Optional[str] = None  # absolute path of a trained teacher's weights
     checkpoint_hash: Optional[str] = None  # its content hash: part of the id
+    train: Tuple[Tuple[str, Any], ...] = ()  # this setting's [train] values (e.g. a student's lr), sorted
+    show_pair: bool = False  # the label names the pair (when other settings differ only by their pair)
 
     @property
     def id(self) -> str:
         opts = "".join(f"|{k}={v}" for k, v in self.options)
         ckpt = f"|teacher_checkpoint={self.checkpoint_hash}" if self.teacher_checkpoint else ""
-        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}{ckpt}"
+        own = "".join(f"|train.{k}={v}" for k, v in self.train)
+        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}{ckpt}{own}"
 
     @property
     def label(self) -> str:
         opts = "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]" if self.options else ""
-        return f"{self.name or self.dataset + opts}({self.fraction:.0%},{self.augment})"
+        pair = f",{self.teacher}>{self.student}" if self.show_pair else ""
+        return f"{self.name or self.dataset + opts}({self.fraction:.0%},{self.augment}{pair})"
 
 
 SEARCH_BUDGET_KEYS = ("trials", "startup_trials")
@@ -150,6 +155,7 @@ class Study:
             dataset=s.dataset, root=s.root, split_seed=self.split_seed, fraction=s.fraction,
             augment=s.augment, teacher=s.teacher, student=s.student, seed=seed, **self.train,
         )
+        cfg.update(s.train)  # the setting's own values win
         if s.options:
             cfg["data_options"] = dict(s.options)
         if s.teacher_checkpoint:
@@ -220,9 +226,13 @@ class Study:
 
 TOP_KEYS = {"name", "seeds", "split_seed", "seed_varies", "settings", "methods", "train", "resources", "report"}
 SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root", "options", "name",
-                "teacher_checkpoint"}
+                "teacher_checkpoint", "train"}
 SEED_VARIES = ("student", "split", "teacher")
-REPORT_KEYS = {"margin", "max_spread", "smoke_test"}
+REPORT_KEYS = {"margin", "max_spread", "smoke_test", "sources", "published"}
+PUBLISHED_KEYS = {"dataset", "teacher", "student", "source", "figures"}
+# What a published figure is of: the teacher, the student alone, Hinton's KD at tau = 4 (the
+# grid's tau = 4 run), or a method of the study by its name (e.g. ctkd, dts).
+PUBLISHED_FIGURES = ("teacher", "nokd", "kd")
 RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent"}
 GRID_KEYS = {"temperatures", "pairs"}
 OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "startup_trials", "asha", "grace_period",
@@ -299,13 +309,17 @@ def _settings(path, raw) -> List[Setting]:
             if not os.path.isfile(ckpt):
                 _err(path, p + "teacher_checkpoint", f"file not found: {ckpt}")
             ckpt_hash = file_hash(ckpt)
+        own = tuple(sorted(_train(path, t.get("train", {}), p + "train").items()))
         for d, a, f, (te, st) in itertools.product(datasets, augments, fractions, pairs):
             dflt = data_mod.train_defaults(d)
             te = _check_model(path, p + "teacher", te or dflt["teacher"])
             st = _check_model(path, p + "student", st or dflt["student"])
             if data_mod.needs_root(d) and root is None:
                 _err(path, p + "root", f"data set {d!r} needs a local root folder")
-            out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname, ckpt, ckpt_hash))
+            out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname, ckpt, ckpt_hash,
+                               own))
+    labels = [s.label for s in out]
+    out = [dataclasses.replace(s, show_pair=True) if labels.count(s.label) > 1 else s for s in out]
     for what, keys in (("setting", [s.id for s in out]), ("setting label", [s.label for s in out])):
         dup = {i for i in keys if keys.count(i) > 1}
         if dup:
@@ -373,16 +387,17 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
     return out
 
 
-def _train(path, raw) -> Dict[str, Any]:
-    """[train]: the trial options that TrialConfig's SCHEMA marks as study keys, checked by it."""
+def _train(path, raw, where: str = "train") -> Dict[str, Any]:
+    """[train] (or a setting's `train = {...}`): the trial options that TrialConfig's SCHEMA marks
+    as study keys, checked by it."""
     from .train import SCHEMA, STUDY_TRAIN_KEYS
 
     if not isinstance(raw, dict):
-        _err(path, "train", "expected a table")
-    _keys(path, "train.", raw, set(STUDY_TRAIN_KEYS))
+        _err(path, where, "expected a table")
+    _keys(path, where + ".", raw, set(STUDY_TRAIN_KEYS))
     for k, v in raw.items():
         try:
-            SCHEMA[k].check(f"train.{k}", v)
+            SCHEMA[k].check(f"{where}.{k}", v)
         except UserError as e:
             raise StudyError(f"{path}: {e}") from None
     return dict(raw)
@@ -414,6 +429,34 @@ def _report(path, raw) -> Dict[str, Any]:
     }
     if "smoke_test" in raw:
         out["smoke_test"] = _typed(path, "report.smoke_test", raw["smoke_test"], str, "a sentence")
+    sources = raw.get("sources", {})
+    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+        _err(path, "report.sources", "expected a table of source names and citations, e.g. crd = \"Tian et al. ...\"")
+    published = []
+    entries = _list(path, "report.published", raw["published"], "[[report.published]] tables") \
+        if "published" in raw else []
+    for i, t in enumerate(entries):
+        p = f"report.published[{i}]."
+        if not isinstance(t, dict):
+            _err(path, f"report.published[{i}]", "expected a table")
+        _keys(path, p, t, PUBLISHED_KEYS)
+        for k in PUBLISHED_KEYS:
+            if k not in t:
+                _err(path, p + k, "missing; a published figure names " + ", ".join(sorted(PUBLISHED_KEYS)))
+        if t["source"] not in sources:
+            _err(path, p + "source", f"{t['source']!r} is not in [report.sources]; allowed: "
+                                     + (", ".join(sorted(sources)) or "none given"))
+        figs = t["figures"]
+        allowed = set(PUBLISHED_FIGURES) | set(methods_mod.METHODS.names())
+        if not isinstance(figs, dict) or not figs:
+            _err(path, p + "figures", "expected a table such as {teacher = 72.34, nokd = 69.06, kd = 70.66}")
+        for k, v in figs.items():
+            if k not in allowed:
+                _err(path, p + "figures." + k, f"unknown figure; allowed: {', '.join(sorted(allowed))}")
+            _num(path, p + "figures." + k, v, 0, 100)
+        published.append({k: t[k] for k in ("dataset", "teacher", "student", "source")} | {"figures": dict(figs)})
+    if published:
+        out["sources"], out["published"] = dict(sources), published
     return out
 
 

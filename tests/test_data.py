@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hpo_kd import data
+from hpo_kd.data import fake
 from hpo_kd.data.augment import make_augmenter
 from hpo_kd.errors import UserError
 
@@ -189,48 +190,9 @@ def test_augment_none_is_identity():
 # --------------------------------------------------------------------------- local data sets
 
 
-def _cifar_image(label, i):
-    """A (3, 32, 32) uint8 image: red plane = 2*label, green = i % 256, blue = a gradient."""
-    img = np.empty((3, 32, 32), dtype=np.uint8)
-    img[0] = 2 * label
-    img[1] = i % 256
-    img[2] = np.arange(32, dtype=np.uint8)[None, :]
-    return img
-
-
-def _cifar_batch(labels, start, label_key):
-    x = np.stack([_cifar_image(l, start + j) for j, l in enumerate(labels)])
-    # The real files are Python-2 pickles whose str keys torchvision reads back as str
-    # (pickle.load(..., encoding="latin1")); writing str keys reproduces that.
-    return {"data": x.reshape(len(labels), 3072), label_key: list(map(int, labels)), "batch_label": "fake"}
-
-
-def _dump(obj, path):
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-
-
-def write_fake_cifar10(root, per_class_train=20, per_class_test=5):
-    folder = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(folder)
-    labels = np.tile(np.arange(10), per_class_train)
-    rng = np.random.default_rng(0)
-    rng.shuffle(labels)
-    for k, part in enumerate(np.array_split(labels, 5)):
-        _dump(_cifar_batch(part, 1000 * k, "labels"), os.path.join(folder, f"data_batch_{k + 1}"))
-    _dump(_cifar_batch(np.tile(np.arange(10), per_class_test), 9000, "labels"), os.path.join(folder, "test_batch"))
-    _dump({"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": len(labels) // 5},
-          os.path.join(folder, "batches.meta"))
-
-
-def write_fake_cifar100(root, per_class_train, per_class_test=1):
-    folder = os.path.join(root, "cifar-100-python")
-    os.makedirs(folder)
-    labels = np.tile(np.arange(100), per_class_train)
-    _dump(_cifar_batch(labels, 0, "fine_labels"), os.path.join(folder, "train"))
-    _dump(_cifar_batch(np.tile(np.arange(100), per_class_test), 0, "fine_labels"), os.path.join(folder, "test"))
-    _dump({"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": []},
-          os.path.join(folder, "meta"))
+_cifar_image = fake.cifar_image
+write_fake_cifar10 = fake.write_cifar10
+write_fake_cifar100 = fake.write_cifar100
 
 
 def test_cifar10_from_a_local_root(tmp_path):

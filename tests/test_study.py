@@ -76,7 +76,7 @@ BAD = [
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {test_size = 4005}'),
      "mnist1d option test_size = 4005: expected a multiple of 10"),
     (GOOD + "\n[report]\nmargin = 0\n", "report.margin: 0 is out of range"),
-    (GOOD + "\n[report]\nalpha = 0.1\n", "report.alpha: unknown key; allowed: margin, max_spread, smoke_test"),
+    (GOOD + "\n[report]\nalpha = 0.1\n", "report.alpha: unknown key; allowed: margin, max_spread, published, smoke_test, sources"),
 ]
 
 

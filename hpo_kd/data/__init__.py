@@ -74,15 +74,23 @@ class RawData:
     std: Tuple[float, ...] = ()
 
 
-def defaults(teacher: str, student: str, epochs: int, batch_size: int, lr: float, needs_root: bool = False):
+def defaults(teacher: str, student: str, epochs: int, batch_size: int, lr: float, needs_root: bool = False,
+             shape: Optional[Tuple[Tuple[int, ...], int, int]] = None):
     """Attach a data set's training defaults (what a trial uses when the user gives none) and
-    whether it reads a local root; put it under `@DATASETS.register(...)`."""
+    whether it reads a local root; put it under `@DATASETS.register(...)`. `shape` = (input
+    shape, classes, images in the train file) lets `--dry-run` estimate GPU-hours without the data."""
     def deco(fn):
         fn.train_defaults = dict(teacher=teacher, student=student, epochs=epochs, batch_size=batch_size, lr=lr)
         fn.needs_root = needs_root
+        fn.shape = shape
         return fn
 
     return deco
+
+
+def shape_hint(name: str) -> Optional[Tuple[Tuple[int, ...], int, int]]:
+    """(input shape, classes, train pool size) as the data set declares it, or None."""
+    return getattr(DATASETS.get(name), "shape", None)
 
 
 def train_defaults(name: str) -> Dict[str, object]:
@@ -374,14 +382,16 @@ def _cifar(name: str, root: Optional[str]) -> RawData:
 
 
 @DATASETS.register("cifar10")
-@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True)
+@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True,
+          shape=((3, 32, 32), 10, 50000))
 def _cifar10(root=None) -> RawData:
     """CIFAR-10 read from a local root (torchvision, download=False)."""
     return _cifar("cifar10", root)
 
 
 @DATASETS.register("cifar100")
-@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True)
+@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True,
+          shape=((3, 32, 32), 100, 50000))
 def _cifar100(root=None) -> RawData:
     """CIFAR-100 read from a local root (torchvision, download=False)."""
     return _cifar("cifar100", root)

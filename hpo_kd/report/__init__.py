@@ -15,7 +15,7 @@ import pandas as pd
 from .. import provenance
 from ..store import Store
 from . import learned as learned_mod
-from . import markdown, plots, stats
+from . import markdown, plots, published as published_mod, stats
 from . import transfer as transfer_mod
 from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
 from .transfer import cells as transfer_cells
@@ -28,14 +28,16 @@ MACHINE_COLUMNS = ["seconds", "cost_seconds", "seconds_per_seed", "started_at", 
 
 def _study_options(store_dir: str) -> Dict:
     """The report keys of the study file saved beside the results (defaults when absent)."""
-    out = {"margin": DEFAULT_MARGIN, "max_spread": DEFAULT_MAX_SPREAD, "seed_varies": "student", "smoke": ""}
+    out = {"margin": DEFAULT_MARGIN, "max_spread": DEFAULT_MAX_SPREAD, "seed_varies": "student", "smoke": "",
+           "published": [], "sources": {}}
     path = os.path.join(store_dir, "study.toml")
     if os.path.isfile(path):
         from ..study import load_study
 
         s = load_study(path)
         out.update(margin=s.report["margin"], max_spread=s.report["max_spread"], seed_varies=s.seed_varies,
-                   smoke=s.report.get("smoke_test", ""))
+                   smoke=s.report.get("smoke_test", ""), published=s.report.get("published", []),
+                   sources=s.report.get("sources", {}))
     return out
 
 
@@ -97,6 +99,9 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()), seed_varies=opts["seed_varies"],
         smoke=opts["smoke"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]) + len(ctx["starts"]),
     )
+    ctx["sources"] = opts["sources"]
+    ctx["published"] = published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"]) \
+        if opts["published"] and not ctx["sel"].empty else None
     ctx["plots"] = plots.all_plots(ctx, out)
 
     def csv(df, name):
@@ -110,6 +115,8 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         csv(ctx["transfer"], "transfer.csv")
     if not ctx["starts"].empty:
         csv(ctx["starts"], "learned_start.csv")
+    if ctx["published"] is not None and not ctx["published"].empty:
+        csv(ctx["published"], "published.csv")
     store.cost()[["setting_label", "method", "trials", "epochs"]].to_csv(os.path.join(out, "cost.csv"), index=False)
     ctx["summary"][["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
         os.path.join(out, "timings.csv"), index=False)

@@ -166,6 +166,18 @@ def render(ctx: Dict) -> str:
         c["p"] = c["p"].map(_p)
         c["need"] = [("–" if n != n else (str(int(n)) if math.isfinite(n) else "> 1000")) for n in c["seeds_needed"]]
         md += [f"## {g['setting_label'].iloc[0]} — `{s}`", "", table(g, s_cols), "", table(c, c_cols), ""]
+    # ---- published figures
+    pub = ctx.get("published")
+    if pub is not None and not pub.empty:
+        md += ["## Beside the published figures", "",
+               "What papers report for the same pair (one number each, from their recipe and machines), beside "
+               "this study's test accuracy, mean and sd over seeds. For orientation only: no verdict is computed "
+               "from a published figure, and a study that trains for fewer epochs than the papers' 240 is not "
+               "comparable to them.", "",
+               table(pub, [("setting_label", "setting", ""), ("what", "what", ""), ("n", "runs", "d"),
+                           ("measured", "measured %", ".2f"), ("sd", "sd", ".2f"), ("published", "published %", ".2f"),
+                           ("source", "source", "")]), ""]
+        md += [f"- `{k}`: {v}" for k, v in sorted(ctx["sources"].items()) if k in set(pub["source"])] + [""]
     # ---- ranks
     if not ctx["ranks"].empty:
         md += ["## Average rank per (setting, seed) block", "",
