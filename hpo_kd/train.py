@@ -471,12 +471,22 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
         aug_teacher = _AugmentedTeacher(teacher, aug_key, c.epochs * steps_per_epoch, bundle.num_classes,
                                         c.batch_size, device)
 
-    def meta_batches():  # only a method that asks for meta batches pays for the copy
+    def meta_batches(augmented: bool = False):  # only a method that asks for meta batches pays for the copy
+        """Batches of the meta split, forever; `augmented`: through the trial's augmentation, with
+        its own generators (Mixup's NumPy draws included), so the training batches stay as they are."""
         meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
         mgen = torch.Generator().manual_seed(c.seed + 7919)
+        np_state = np.random.RandomState(c.seed + 7919).get_state()
         while True:
             for idx in _batches(len(meta_split[1]), c.batch_size, mgen):
-                yield prepare(meta_split[0][idx]), meta_split[1][idx]
+                x, y = prepare(meta_split[0][idx]), meta_split[1][idx]
+                if augmented:
+                    train_state = np.random.get_state()
+                    np.random.set_state(np_state)
+                    x, y = augment(x, y, mgen)
+                    np_state = np.random.get_state()
+                    np.random.set_state(train_state)
+                yield as_input(x), y
 
     optimizer = make_optimizer(c, model, method.parameters())
     total = c.epochs * steps_per_epoch

@@ -10,6 +10,7 @@ from torch.func import functional_call
 
 from hpo_kd import methods
 from hpo_kd.errors import UserError
+from hpo_kd.methods.mkd import MKD
 from hpo_kd.kd import kd_loss
 from hpo_kd.methods import Step, TrialContext
 from hpo_kd.methods.ctkd import CTKD, GradientReversal, reversal_factor
@@ -376,3 +377,39 @@ def test_unknown_method_option_lists_allowed():
         methods.create("nonexistent")
     assert "fixed" in str(e.value) and "ctkd" in str(e.value)
     assert methods.options_of("mkd")["every"] == 1
+
+
+def test_mkd_meta_augment_sends_its_meta_batches_through_the_trials_augmentation(tmp_path):
+    """meta_augment: the meta objective sees augmented meta batches (Mixup's soft targets under
+    strong augmentation); the training batches are the same as without it (their own draws)."""
+    from hpo_kd.train import run_trial
+
+    seen = []
+    real = MKD._meta_loss
+
+    def spy(self, params, x, y):
+        seen.append((self.meta_augment, y.dim()))
+        return real(self, params, x, y)
+
+    base = dict(dataset="digits", augment="strong", epochs=1, teacher_epochs=1, method="mkd",
+                cache_dir=str(tmp_path), device="cpu")
+    import unittest.mock as mock
+
+    from hpo_kd import train as train_mod
+
+    replays = []
+    real_finish = train_mod._AugmentedTeacher.finish
+
+    def finish(self, complete):
+        replays.append((self.reused, self.step))
+        return real_finish(self, complete)
+
+    train_mod._AUG_LOGITS.clear()
+    with mock.patch.object(MKD, "_meta_loss", spy), mock.patch.object(train_mod._AugmentedTeacher, "finish", finish):
+        plain = run_trial(base)
+        aug = run_trial(dict(base, method_options={"meta_augment": True}))
+    train_mod._AUG_LOGITS.clear()
+    assert {d for a, d in seen if not a} == {1} and {d for a, d in seen if a} == {2}  # class ids vs soft targets
+    # the training batches are those of the run without it: the teacher's recorded logits all fit
+    assert replays[1][0] == replays[1][1] == replays[0][1] > 0
+    assert plain["status"] == aug["status"] == "ok" and plain["tau_t"] != aug["tau_t"]

@@ -35,8 +35,9 @@ class TrialContext:
     steps_per_epoch: int
     alpha: float
     device: torch.device
-    # Yields (x, y) batches of the `meta` split forever (un-augmented), on `device`.
-    meta_batches: Optional[Callable[[], Iterator[Tuple[torch.Tensor, torch.Tensor]]]] = None
+    # meta_batches() yields (x, y) batches of the `meta` split forever (un-augmented), on `device`;
+    # meta_batches(True): through the trial's augmentation (y then may be soft targets).
+    meta_batches: Optional[Callable[..., Iterator[Tuple[torch.Tensor, torch.Tensor]]]] = None
     # The current learning rate of the student optimizer.
     lr: Callable[[], float] = lambda: 0.0
     # The precision of the trainer's forward passes ("fp32", or "bf16" autocast); Step's logits are fp32.

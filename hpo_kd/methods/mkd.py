@@ -7,7 +7,7 @@ On a meta step (every `every` training steps):
 2. theta' = theta - eta * grad_theta L(theta, tau), kept in the graph (torch.func.functional_call,
    no copy of the model); eta defaults to the current learning rate;
 3. meta objective: cross-entropy of the look-ahead student theta' on a batch of the `meta` split
-   (un-augmented);
+   (un-augmented; `meta_augment=True`: through the trial's augmentation, soft targets included);
 4. log tau <- Adam step with d(meta objective)/d(log tau), differentiated through theta'
    (the exact second-order hypergradient);
 5. theta <- the ordinary optimizer step, with the gradient of step 2 (no second backward).
@@ -51,6 +51,7 @@ class MKD(TemperatureMethod):
         tau_min: float = 0.5,
         tau_max: float = 20.0,
         fd_eps: float = 1e-3,
+        meta_augment: bool = False,
     ):
         if learn not in ("both", "tau_t", "tau_s"):
             raise UserError(f"mkd option learn = {learn!r}; allowed: both, tau_t, tau_s")
@@ -68,6 +69,7 @@ class MKD(TemperatureMethod):
         self.first_order = bool(first_order)
         self.lookahead_lr = lookahead_lr
         self.fd_eps = float(fd_eps)
+        self.meta_augment = bool(meta_augment)
         self.bounds = (math.log(tau_min), math.log(tau_max))
         self.log_tau_t = torch.tensor(math.log(tau_t), requires_grad=learn in ("both", "tau_t"))
         self.log_tau_s = torch.tensor(math.log(tau_s), requires_grad=learn in ("both", "tau_s"))
@@ -92,7 +94,7 @@ class MKD(TemperatureMethod):
         # Move the meta parameters without re-creating them (the optimizer holds them).
         for p in (self.log_tau_t, self.log_tau_s):
             p.data = p.data.to(dev)
-        self._meta_iter = ctx.meta_batches()
+        self._meta_iter = ctx.meta_batches(True) if self.meta_augment else ctx.meta_batches()
 
     def start_epoch(self, epoch: int) -> None:
         self._meta_losses = []
