@@ -51,8 +51,8 @@ class DataBundle:
         h = hasher()
         for s in SPLITS:
             x, y = self.splits[s]
-            h.update(x.numpy().tobytes())
-            h.update(y.numpy().tobytes())
+            h.update(x.cpu().numpy().tobytes())  # (a split may live on a GPU: see train.on_device)
+            h.update(y.cpu().numpy().tobytes())
         return short(h)
 
 
