@@ -443,6 +443,8 @@ def _report(path, raw) -> Dict[str, Any]:
         for k in PUBLISHED_KEYS:
             if k not in t:
                 _err(path, p + k, "missing; a published figure names " + ", ".join(sorted(PUBLISHED_KEYS)))
+        for k in ("dataset", "teacher", "student", "source"):
+            _typed(path, p + k, t[k], str, "a name")
         if t["source"] not in sources:
             _err(path, p + "source", f"{t['source']!r} is not in [report.sources]; allowed: "
                                      + (", ".join(sorted(sources)) or "none given"))

@@ -62,6 +62,9 @@ def test_published_figures_are_checked(tmp_path):
     with pytest.raises(StudyError, match=r"figures.vanilla: unknown figure; allowed: .*kd.*nokd.*teacher"):
         load_study(_copy(tmp_path, **{"{teacher = 72.34, nokd = 69.06, kd = 70.66}":
                                       "{teacher = 72.34, nokd = 69.06, vanilla = 70.66}"}))
+    with pytest.raises(StudyError, match=r"report.published\[0\].teacher: .*a name"):
+        load_study(_copy(tmp_path, **{'teacher = "resnet56"\nstudent = "resnet20"\nsource = "crd"':
+                                      'teacher = 56\nstudent = "resnet20"\nsource = "crd"'}))
     with pytest.raises(StudyError, match=r"settings\[1\].train.lr"):
         load_study(_copy(tmp_path, **{"train = {lr = 0.01}": "train = {lr = -1}"}))
 
