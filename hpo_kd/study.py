@@ -95,16 +95,23 @@ class Setting:
     train: Tuple[Tuple[str, Any], ...] = ()  # this setting's [train] values (e.g. a student's lr), sorted
     show_pair: bool = False  # the label names the pair (when other settings differ only by their pair)
 
+    def data_options(self) -> Tuple[Tuple[str, Any], ...]:
+        """The options that choose the data (not those that only say how it is read, such as
+        streaming an image folder: a study can switch them and keep its finished trials)."""
+        reading = data_mod.reading_options(self.dataset)
+        return tuple((k, v) for k, v in self.options if k not in reading)
+
     @property
     def id(self) -> str:
-        opts = "".join(f"|{k}={v}" for k, v in self.options)
+        opts = "".join(f"|{k}={v}" for k, v in self.data_options())
         ckpt = f"|teacher_checkpoint={self.checkpoint_hash}" if self.teacher_checkpoint else ""
         own = "".join(f"|train.{k}={v}" for k, v in self.train)
         return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}{ckpt}{own}"
 
     @property
     def label(self) -> str:
-        opts = "[" + ",".join(f"{k}={v}" for k, v in self.options) + "]" if self.options else ""
+        chosen = self.data_options()
+        opts = "[" + ",".join(f"{k}={v}" for k, v in chosen) + "]" if chosen else ""
         pair = f",{self.teacher}>{self.student}" if self.show_pair else ""
         return f"{self.name or self.dataset + opts}({self.fraction:.0%},{self.augment}{pair})"
 
@@ -129,8 +136,15 @@ class Trial:
         # A search's budget is not part of its id: raising `trials` extends the same search (its
         # finished trials are kept and handed to the sampler), and so does a new startup_trials.
         search = {k: v for k, v in self.search.items() if k not in SEARCH_BUDGET_KEYS}
+        # Nor is how the data is read (streaming, workers): the same seed gives the same results.
+        config = dict(self.config)
+        if "data_options" in config:
+            chosen = dict(self.setting.data_options())
+            config.pop("data_options")
+            if chosen:
+                config["data_options"] = chosen
         blob = json.dumps(
-            {"kind": self.kind, "method": self.method, "config": self.config, "search": search},
+            {"kind": self.kind, "method": self.method, "config": config, "search": search},
             sort_keys=True,
         )
         return digest(blob.encode())

@@ -234,9 +234,10 @@ def predict(model, x: torch.Tensor, prepare, batch_size: int = 1024, precision: 
     was = model.training
     model.eval()
     dev = next(model.parameters()).device  # the split may live elsewhere (e.g. on the CPU)
+    chunks = [slice(i, i + batch_size) for i in range(0, len(x), batch_size)]
     with autocast(dev, precision):
-        out = [model(as_input(prepare(x[i : i + batch_size].to(dev, non_blocking=True)))).float()
-               for i in range(0, len(x), batch_size)]
+        out = [model(as_input(prepare(xb.to(dev, non_blocking=True)))).float()
+               for xb in data_mod.take(x, chunks, dev)]
     model.train(was)
     return torch.cat(out)
 
@@ -463,9 +464,10 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
     use_kd = method.uses_kd and teacher is not None
     alpha = c.alpha if use_kd else 0.0
 
-    # Teacher logits of the un-augmented training data, computed once per trial.
+    # Teacher logits of the un-augmented training data, computed once per trial, unless they would
+    # outgrow the memory budget (a large image folder): then the teacher sees each batch.
     cached_logits, aug_teacher = None, None
-    if use_kd and augment.level == "none":
+    if use_kd and augment.level == "none" and n * bundle.num_classes * 4 <= _AUG_LOGITS_BYTES:
         cached_logits = teacher_logits(teacher, x_tr, prepare, logits_key, amp)
     elif use_kd:
         aug_key = None if logits_key is None else (
@@ -480,8 +482,9 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
         mgen = torch.Generator().manual_seed(c.seed + 7919)
         np_state = np.random.RandomState(c.seed + 7919).get_state()
         while True:
-            for idx in _batches(len(meta_split[1]), c.batch_size, mgen):
-                x, y = prepare(meta_split[0][idx]), meta_split[1][idx]
+            order = list(_batches(len(meta_split[1]), c.batch_size, mgen))
+            for idx, xb in zip(order, data_mod.take(meta_split[0], order, device)):
+                x, y = prepare(xb), meta_split[1][idx]
                 if augmented:
                     train_state = np.random.get_state()
                     np.random.set_state(np_state)
@@ -517,8 +520,11 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
             method.start_epoch(epoch)
             sums: Dict[str, float] = {}
             seen = 0
-            for idx in _batches(n, c.batch_size, gen):
-                x, y = prepare(x_tr[idx]), y_tr[idx]
+            # The epoch's batches are drawn up front (the same draws as one by one), so that a
+            # split read from disk can decode ahead of the loop.
+            order = list(_batches(n, c.batch_size, gen))
+            for idx, xb in zip(order, data_mod.take(x_tr, order, device)):
+                x, y = prepare(xb), y_tr[idx]
                 z_t = None
                 if use_kd and cached_logits is not None:
                     z_t = cached_logits[idx]
@@ -641,14 +647,14 @@ def run_trial(
 
 
 def on_device(bundle, device: torch.device):
-    """On a GPU: every split resident on the device (copied once, from pinned memory), and cuDNN
-    free to pick the fastest convolution for the shapes (cudnn.benchmark). A CPU bundle is
-    returned as it is."""
+    """On a GPU: every in-memory split resident on the device (copied once, from pinned memory; a
+    split streamed from disk stays there), and cuDNN free to pick the fastest convolution for the
+    shapes (cudnn.benchmark). A CPU bundle is returned as it is."""
     if device.type != "cuda":
         return bundle
     torch.backends.cudnn.benchmark = True
-    bundle.splits = {k: (x.pin_memory().to(device, non_blocking=True), y.to(device))
-                     for k, (x, y) in bundle.splits.items()}
+    bundle.splits = {k: (x.pin_memory().to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x,
+                         y.to(device)) for k, (x, y) in bundle.splits.items()}
     return bundle
 
 

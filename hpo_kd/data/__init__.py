@@ -1,7 +1,8 @@
 """Data sets by name, with deterministic stratified train / meta / val / test splits.
 
 `load(name, seed=0, fraction=1.0, augment="none", root=None)` returns a `DataBundle` whose splits
-are in-memory tensors. `meta` is the held-out slice MKD's meta objective uses, `val` selects
+are in-memory tensors (or, for a large image folder, `stream.ImageFiles` read batch by batch;
+`take` gives the batches of either). `meta` is the held-out slice MKD's meta objective uses, `val` selects
 hyper-parameters, `test` is only reported.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sklearn.model_selection import train_test_split
 from ..errors import UserError, check_range
 from ..registry import Registry
 from .augment import AUGMENTS, Augmenter, make_augmenter
+from .stream import ImageFiles, take  # noqa: F401  (take: the trainer's batches)
 from ..files import hasher, short
 
 DATASETS = Registry("data set")
@@ -51,7 +53,8 @@ class DataBundle:
         h = hasher()
         for s in SPLITS:
             x, y = self.splits[s]
-            h.update(x.cpu().numpy().tobytes())  # (a split may live on a GPU: see train.on_device)
+            # (a split may live on a GPU: see train.on_device; or on disk: see stream.ImageFiles)
+            h.update(x.digest() if isinstance(x, ImageFiles) else x.cpu().numpy().tobytes())
             h.update(y.cpu().numpy().tobytes())
         return short(h)
 
@@ -117,6 +120,12 @@ def options_of(name: str) -> Dict[str, object]:
 
     params = inspect.signature(DATASETS.get(name)).parameters
     return {k: p.default for k, p in params.items() if k != "root"}
+
+
+def reading_options(name: str) -> Tuple[str, ...]:
+    """The options of data set `name` that say how its data is read, not which data (e.g. streaming
+    an image folder): left out of the data's key and of a study setting's id and label."""
+    return tuple(getattr(DATASETS.get(name), "reading_options", ()))
 
 
 def check_options(name: str, options: Dict[str, object]) -> Dict[str, object]:
@@ -188,6 +197,8 @@ def load(
             x, y = x[keep], y[keep]
 
     def tens(a, b):
+        if isinstance(a, ImageFiles):  # streamed from disk
+            return a, torch.from_numpy(np.asarray(b)).long()
         xa = torch.from_numpy(np.ascontiguousarray(a))
         if not raw.uint8_images:
             xa = xa.float()
@@ -210,7 +221,8 @@ def load(
     )
     key = {"dataset": name, "split_seed": seed, "fraction": fraction, "augment": augment}
     defaults = options_of(name)
-    key.update({k: v for k, v in sorted(options.items()) if v != defaults[k]})  # one key per data
+    reading = reading_options(name)
+    key.update({k: v for k, v in sorted(options.items()) if v != defaults[k] and k not in reading})  # one key per data
     return DataBundle(
         name=name,
         kind=raw.kind,
@@ -398,24 +410,39 @@ def _cifar100(root=None) -> RawData:
 
 
 IMAGEFOLDER_LAYOUT = "<root>/{train,val,test}/<class name>/<image files> (same classes in each)"
+IMAGEFOLDER_STREAM = ("auto", True, False)
+
+
+def _check_imagefolder(image_size: int = 32, stream="auto", memory_mb: int = 4096, workers: int = 2) -> None:
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
+        raise UserError(f"imagefolder option image_size = {image_size!r}: expected an integer, at least 8")
+    if not any(stream is s or (isinstance(s, str) and stream == s) for s in IMAGEFOLDER_STREAM):
+        raise UserError(f"imagefolder option stream = {stream!r}; allowed: \"auto\" (stream when the "
+                        "decoded images exceed memory_mb), true, false")
+    check_range("memory_mb", memory_mb, 0, None, lo_open=True)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise UserError(f"imagefolder option workers = {workers!r}: expected an integer, at least 0")
 
 
 @DATASETS.register("imagefolder")
 @defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=64, lr=0.05, needs_root=True)
-def _imagefolder(root=None, image_size: int = 32) -> RawData:
-    """A folder of class sub-folders per split, resized to image_size x image_size, RGB."""
-    from torchvision import datasets, transforms
+def _imagefolder(root=None, image_size: int = 32, stream="auto", memory_mb: int = 4096, workers: int = 2) -> RawData:
+    """A folder of class sub-folders per split, resized to image_size x image_size, RGB.
 
+    `stream`: true reads each batch from disk (decoded and resized by `workers` DataLoader
+    processes); false decodes every image into memory once (by the same workers); "auto" (the
+    default) streams when the decoded images (N x 3 x image_size^2 bytes) exceed `memory_mb`.
+    Either way the same seed gives the same run."""
+    from torchvision import datasets
+
+    _check_imagefolder(image_size, stream, memory_mb, workers)
     root = _require_root("imagefolder", root, IMAGEFOLDER_LAYOUT)
-    tf = transforms.Compose(
-        [transforms.Resize((image_size, image_size)), transforms.PILToTensor()]
-    )
     parts = {}
     classes = None
     for split in ("train", "val", "test"):
         path = os.path.join(root, split)
         try:
-            ds = datasets.ImageFolder(path, transform=tf, loader=lambda p: _rgb(p))
+            ds = datasets.ImageFolder(path, loader=str)  # lists the files; decoding comes later
         except (FileNotFoundError, RuntimeError) as e:
             raise UserError(
                 f"could not read imagefolder split {path!r} ({e}); expected layout: {IMAGEFOLDER_LAYOUT}"
@@ -427,8 +454,11 @@ def _imagefolder(root=None, image_size: int = 32) -> RawData:
                 f"imagefolder split {path!r} has classes {ds.classes}, but train has {classes}; "
                 f"expected layout: {IMAGEFOLDER_LAYOUT}"
             )
-        xs = torch.stack([ds[i][0] for i in range(len(ds))]).numpy()
-        parts[split] = (xs, np.asarray(ds.targets, dtype=np.int64))
+        files = ImageFiles([p for p, _ in ds.samples], image_size, workers)
+        parts[split] = (files, np.asarray(ds.targets, dtype=np.int64))
+    total = sum(f.nbytes() for f, _ in parts.values())
+    if not (stream is True or (stream == "auto" and total > memory_mb * 2**20)):
+        parts = {k: (f.load(), y) for k, (f, y) in parts.items()}
     return RawData(
         kind="image",
         x=parts["train"][0],
@@ -445,8 +475,7 @@ def _imagefolder(root=None, image_size: int = 32) -> RawData:
     )
 
 
-def _rgb(path):
-    from PIL import Image
-
-    with open(path, "rb") as f:
-        return Image.open(f).convert("RGB")
+_imagefolder.check = _check_imagefolder
+# How the images are read, not which: left out of the data's key, so that a teacher trained on the
+# folder in memory serves a streamed run of it (and the other way round).
+_imagefolder.reading_options = ("stream", "memory_mb", "workers")

@@ -1,5 +1,6 @@
 """Small CIFAR files in the python-pickle layout, for tests, benches and for trying a CIFAR study
 without the data: `python -m hpo_kd.data.fake ROOT [--per-class N]` writes ROOT/cifar-100-python.
+`write_imagefolder` writes an image folder (PNG files) for the `imagefolder` data set.
 
 Each image encodes its label (red plane = 2 x label for CIFAR-100, mod 256), so a network can learn
 the fake set; green is the image's index and blue a horizontal gradient.
@@ -57,6 +58,29 @@ def write_cifar100(root, per_class_train, per_class_test=1) -> str:
     _dump({"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": []},
           os.path.join(folder, "meta"))
     return folder
+
+
+def write_imagefolder(root, classes=10, per_class=(80, 10, 10), size=(40, 36), seed=0) -> str:
+    """<root>/{train,val,test}/c<k>/<i>.png, per_class = (train, val, test) images of each class, of
+    `size` (width, height) pixels: a class colour (hue k / classes) with noise, and a bright bar at a
+    random height, so that a network can learn the classes and no two images are alike."""
+    import colorsys
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    for split, n in zip(("train", "val", "test"), per_class):
+        for k in range(classes):
+            folder = os.path.join(root, split, f"c{k}")
+            os.makedirs(folder, exist_ok=True)
+            base = np.array(colorsys.hsv_to_rgb(k / classes, 0.8, 0.8)) * 255
+            for i in range(n):
+                img = base[None, None, :] + rng.normal(0, 40, (h, w, 3))
+                bar = rng.integers(0, h - 4)
+                img[bar:bar + 4] = 255
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(os.path.join(folder, f"{i}.png"))
+    return root
 
 
 def main(argv=None) -> int:
