@@ -50,6 +50,7 @@ def test_auto_streams_only_above_the_memory_budget(folder):
     assert isinstance(large.splits["train"][0], ImageFiles)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,options", [("fixed", {}), ("mkd", {"meta_augment": True})])
 def test_a_streamed_trial_equals_the_in_memory_trial(folder, tmp_path, method, options):
     """Same seed, same run: the teacher's training (its own cache each), KD with weak augmentation
