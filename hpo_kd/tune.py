@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -148,6 +149,37 @@ class Progress:
             print(weak, file=sys.stderr, flush=True)
 
 
+# Ctrl-C during a run, remembered. The handler raises KeyboardInterrupt as Python's own does, and
+# also sets this flag: where a library running in the driver swallows the exception (seen once in
+# a full test run, which then finished every trial and exited 0), the driver still stops at the
+# next finished trial and when the Tuner returns. Module-level: Tune pickles its callbacks.
+_INTERRUPTED = threading.Event()
+
+
+@contextlib.contextmanager
+def _ctrl_c():
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+        yield
+        return
+    _INTERRUPTED.clear()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum, frame):
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _stop_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 def _make_callback(store: Store, study: Study, progress: Progress):
     from ray import tune
 
@@ -196,6 +228,7 @@ def _make_callback(store: Store, study: Study, progress: Progress):
                 "seconds": row.get("seconds"), "kind": spec["kind"],
             })
             progress.finished(row)
+            _stop_if_interrupted()  # the row above is stored: stop before the next trial starts
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._record(trial)
@@ -553,7 +586,9 @@ class Runner:
             provenance.record(self.folder, threads)
             progress = Progress(n_trials, slots)
             progress.know_teachers(self.store.trials().to_dict("records"))
-            self._tune(todo, n_trials, resources, slots, device, threads, progress, marks)
+            with _ctrl_c():
+                self._tune(todo, n_trials, resources, slots, device, threads, progress, marks)
+                _stop_if_interrupted()
         finally:
             marks["tune_ended"] = time.time()
             self._shutdown()

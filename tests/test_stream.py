@@ -51,14 +51,16 @@ def test_auto_streams_only_above_the_memory_budget(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,options", [("fixed", {}), ("mkd", {"meta_augment": True})])
-def test_a_streamed_trial_equals_the_in_memory_trial(folder, tmp_path, method, options):
+@pytest.mark.parametrize("method,options,augment", [
+    ("fixed", {}, "weak"), ("mkd", {"meta_augment": True}, "weak"), ("fixed", {}, "none")])
+def test_a_streamed_trial_equals_the_in_memory_trial(folder, tmp_path, method, options, augment):
     """Same seed, same run: the teacher's training (its own cache each), KD with weak augmentation
-    (crops and flips drawn by the trial's generator on batched tensors), and MKD's meta batches."""
+    (crops and flips drawn by the trial's generator on batched tensors) or with the teacher's
+    logits of the whole training split (no augmentation), and MKD's meta batches."""
     results = {}
     for stream in (False, True):
         cfg = dict(dataset="imagefolder", root=folder, data_options={"image_size": 16, "stream": stream},
-                   augment="weak", teacher="cnn_small", student="cnn_bn", epochs=2, teacher_epochs=1,
+                   augment=augment, teacher="cnn_small", student="cnn_bn", epochs=2, teacher_epochs=1,
                    batch_size=64, method=method, method_options=options, seed=3, device="cpu",
                    cache_dir=str(tmp_path / f"cache_{stream}"))
         results[stream] = run_trial(cfg)

@@ -301,6 +301,41 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(study_file, tmp
     assert (kept["finished_at"].to_numpy() == before["finished_at"].to_numpy()).all(), "no finished trial redone"
 
 
+@pytest.mark.slow
+def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(study_file, tmp_path, monkeypatch):
+    """Once in a full test run a Ctrl-C left the study running to the end (exit 0): a library in
+    the driver had swallowed the KeyboardInterrupt. The handler also remembers the signal, so the
+    study stops after the trial that was finishing, keeping what finished."""
+    import signal
+    import time
+
+    from hpo_kd import tune as tune_mod
+
+    real = tune_mod.Progress.finished
+
+    def finished(self, row):
+        real(self, row)
+        if self.done == 2:
+            try:  # what a library that catches everything does with Ctrl-C
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+
+    monkeypatch.setattr(tune_mod.Progress, "finished", finished)
+    path = study_file(KILL_STUDY.replace("epochs = 40", "epochs = 5"))
+    runs = str(tmp_path / "runs")
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        _run(path, runs)
+    assert signal.getsignal(signal.SIGINT) is handler  # the run's own handler is gone
+    kept = Store(os.path.join(runs, "killed")).trials()
+    assert len(kept) == 2 and set(kept["status"]) == {"ok"}
+    monkeypatch.setattr(tune_mod.Progress, "finished", real)
+    out = _run(path, runs)
+    assert out["ran"] == 1 + 3 * 5 - 2  # the rest, and only the rest
+
+
 OPTUNA = """
 name = "opt"
 seeds = [0]
