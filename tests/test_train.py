@@ -462,3 +462,28 @@ def test_teacher_logits_of_augmented_batches_are_replayed_for_other_temperatures
     run_trial(cfg(tau_t=4.0, tau_s=4.0, seed=1))
     assert len(train_mod._AUG_LOGITS) == 2
     train_mod._AUG_LOGITS.clear()
+
+
+def test_a_timm_teacher_takes_a_local_weights_file(tmp_path):
+    """Any timm model loads a local weights file as the zoo's do (nested, `module.` prefix), and is
+    evaluated with those weights: its recorded accuracy is that of the saved model."""
+    from hpo_kd import models
+    from hpo_kd.data import fake
+
+    fake.write_cifar10(str(tmp_path / "data"))
+    torch.manual_seed(5)
+    teacher = models.create("resnet10t", (3, 32, 32), 10)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in teacher.state_dict().items()}}, tmp_path / "t.pth")
+    bundle = train_mod.data_mod.load("cifar10", seed=0, root=str(tmp_path / "data"))
+    expected = train_mod.accuracy(teacher.eval(), bundle.splits["val"], bundle.prepare)
+    out = run_trial(dict(dataset="cifar10", root=str(tmp_path / "data"), teacher="resnet10t", student="cnn_small",
+                         teacher_checkpoint=str(tmp_path / "t.pth"), epochs=1, cache_dir=str(tmp_path / "cache"),
+                         device="cpu"))
+    assert out["status"] == "ok" and out["teacher_val_acc"] == pytest.approx(expected)
+    c = TrialConfig(dataset="cifar10", root=str(tmp_path / "data"), teacher="resnet10t",
+                    teacher_checkpoint=str(tmp_path / "t.pth"), cache_dir=str(tmp_path / "cache")).resolved()
+    loaded, info = get_teacher(c, bundle, torch.device("cpu"))
+    assert info["cached"] is True  # the run above cached it under the file's hash
+    x = bundle.prepare(bundle.splits["test"][0][:16])
+    with torch.no_grad():  # the saved weights, BatchNorm folded: equal to float rounding
+        torch.testing.assert_close(loaded(x), teacher(x), atol=1e-4, rtol=1e-4)
