@@ -41,7 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/tune_overhead.py
 	$(BIN)/python bench/imagefolder_stream.py
 
-# On a machine with CUDA: one bf16 trial and four 0.25-GPU trials on a fake CIFAR-100, with their throughput.
+# On a machine with CUDA: one bf16 trial and four 0.25-GPU trials on a fake CIFAR-100, then an image
+# folder in memory and streamed, with their throughput.
 gpu-check: $(STAMP)
 	$(BIN)/python bench/gpu_check.py
 
