@@ -150,9 +150,10 @@ class Progress:
 
 
 # Ctrl-C during a run, remembered. The handler raises KeyboardInterrupt as Python's own does, and
-# also sets this flag: where a library running in the driver swallows the exception (seen once in
-# a full test run, which then finished every trial and exited 0), the driver still stops at the
-# next finished trial and when the Tuner returns. Module-level: Tune pickles its callbacks.
+# also sets this flag, so that if the exception is swallowed inside the driver's libraries the
+# driver still stops at the next finished trial, or when the Tuner returns. (Once in a full test
+# run a Ctrl-C did not stop the study: it finished every trial and exited 0. The cause was not
+# found; a swallowed KeyboardInterrupt fits what was seen.) Module-level: Tune pickles its callbacks.
 _INTERRUPTED = threading.Event()
 
 
@@ -228,7 +229,7 @@ def _make_callback(store: Store, study: Study, progress: Progress):
                 "seconds": row.get("seconds"), "kind": spec["kind"],
             })
             progress.finished(row)
-            _stop_if_interrupted()  # the row above is stored: stop before the next trial starts
+            _stop_if_interrupted()  # the row above is stored
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._record(trial)
