@@ -107,3 +107,33 @@ options = {options}
     assert [t.id for t in a.plan()] == [t.id for t in b.plan()]
     assert a.settings[0].label == b.settings[0].label == "imagefolder[image_size=16](100%,none)"
     assert b.plan()[0].config["data_options"]["stream"] is True  # but the trial reads as asked
+
+
+def test_a_folder_in_memory_is_decoded_once_per_process_until_a_file_changes(tmp_path, monkeypatch):
+    import os
+
+    from hpo_kd.data import stream
+
+    root = write_imagefolder(str(tmp_path / "f"), classes=2, per_class=(12, 3, 3))
+    calls = []
+    real = stream.ImageFiles.load
+
+    def counting(self):
+        calls.append(len(self))
+        return real(self)
+
+    monkeypatch.setattr(stream.ImageFiles, "load", counting)
+    first = data.load("imagefolder", root=root, image_size=8, stream=False)
+    again = data.load("imagefolder", root=root, image_size=8, stream=False)
+    assert sorted(calls) == [6, 6, 24]  # train, val, test: once
+    assert torch.equal(first.splits["test"][0], again.splits["test"][0])
+    first.splits["test"][0][:] = 0  # a trial that wrote into its split would not touch the next one
+    assert not torch.equal(first.splits["test"][0], again.splits["test"][0])
+    png = os.path.join(root, "test", "c0", "0.png")
+    from PIL import Image
+
+    Image.new("RGB", (40, 36), (1, 2, 3)).save(png)
+    os.utime(png, ns=(1, 1))  # another size and time: the folder changed
+    changed = data.load("imagefolder", root=root, image_size=8, stream=False)
+    assert sorted(calls) == [6, 6, 6, 24]  # only the changed split is decoded again
+    assert not torch.equal(changed.splits["test"][0], again.splits["test"][0])

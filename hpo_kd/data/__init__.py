@@ -199,7 +199,8 @@ def load(
     def tens(a, b):
         if isinstance(a, ImageFiles):  # streamed from disk
             return a, torch.from_numpy(np.asarray(b)).long()
-        xa = torch.from_numpy(np.ascontiguousarray(a))
+        # A read-only array is a reader's cache (e.g. a decoded image folder): the trial gets a copy.
+        xa = torch.from_numpy(np.ascontiguousarray(a) if a.flags.writeable else np.array(a))
         if not raw.uint8_images:
             xa = xa.float()
         return xa, torch.from_numpy(np.asarray(b)).long()
@@ -458,7 +459,7 @@ def _imagefolder(root=None, image_size: int = 32, stream="auto", memory_mb: int 
         parts[split] = (files, np.asarray(ds.targets, dtype=np.int64))
     total = sum(f.nbytes() for f, _ in parts.values())
     if not (stream is True or (stream == "auto" and total > memory_mb * 2**20)):
-        parts = {k: (f.load(), y) for k, (f, y) in parts.items()}
+        parts = {k: (_decoded(f), y) for k, (f, y) in parts.items()}
     return RawData(
         kind="image",
         x=parts["train"][0],
@@ -473,6 +474,20 @@ def _imagefolder(root=None, image_size: int = 32, stream="auto", memory_mb: int 
         mean=(0.5, 0.5, 0.5),
         std=(0.25, 0.25, 0.25),
     )
+
+
+def _decoded(files: ImageFiles) -> np.ndarray:
+    """The split's images in memory: decoded once per process (a reused Ray actor runs many trials
+    on one folder), again if a file changed (its size or modification time). Read-only: `load`
+    copies what it does not index."""
+    return _decoded_once(tuple(files.paths), files.size, files.workers, files.digest())
+
+
+@functools.lru_cache(maxsize=3)  # train, val and test of one folder
+def _decoded_once(paths: tuple, size: int, workers: int, stamp: bytes) -> np.ndarray:
+    x = ImageFiles(paths, size, workers).load()
+    x.flags.writeable = False
+    return x
 
 
 _imagefolder.check = _check_imagefolder
