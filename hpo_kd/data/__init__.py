@@ -411,13 +411,12 @@ def _cifar100(root=None) -> RawData:
 
 
 IMAGEFOLDER_LAYOUT = "<root>/{train,val,test}/<class name>/<image files> (same classes in each)"
-IMAGEFOLDER_STREAM = ("auto", True, False)
 
 
 def _check_imagefolder(image_size: int = 32, stream="auto", memory_mb: int = 4096, workers: int = 2) -> None:
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise UserError(f"imagefolder option image_size = {image_size!r}: expected an integer, at least 8")
-    if not any(stream is s or (isinstance(s, str) and stream == s) for s in IMAGEFOLDER_STREAM):
+    if not (stream is True or stream is False or stream == "auto"):
         raise UserError(f"imagefolder option stream = {stream!r}; allowed: \"auto\" (stream when the "
                         "decoded images exceed memory_mb), true, false")
     check_range("memory_mb", memory_mb, 0, None, lo_open=True)

@@ -47,8 +47,6 @@ class _Decoder(torch.utils.data.Dataset):
 class ImageFiles:
     """A split of image files, decoded when a batch is asked for (see the module's docstring)."""
 
-    dtype = torch.uint8
-
     def __init__(self, paths: Sequence[str], size: int, workers: int = 2):
         self.paths = np.asarray(paths, dtype=object)
         self.size = int(size)
@@ -68,8 +66,6 @@ class ImageFiles:
 
     def to(self, device=None, **_) -> "ImageFiles":
         return self  # stays on disk: each batch is copied to the device when it is read
-
-    cpu = to
 
     def nbytes(self) -> int:
         return int(np.prod(self.shape))
