@@ -312,7 +312,7 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
             return load()
         log(f"training teacher {c.teacher} ({os.path.basename(path)}) for {c.teacher_epochs} epochs")
         tc = teacher_config(c)
-        info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None)
+        info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None, every_epoch=False)
         if info["status"] != "ok":
             raise UserError(
                 f"teacher {c.teacher} training {info['status']}: {info.get('error', '')}; "
@@ -450,10 +450,11 @@ class _AugmentedTeacher:
 
 
 def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
-        logits_key: Optional[str] = None) -> Dict[str, Any]:
+        logits_key: Optional[str] = None, every_epoch: bool = True) -> Dict[str, Any]:
     """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it).
     `logits_key` names the teacher and data, so that the teacher's logits are computed once per
-    process."""
+    process. `every_epoch=False`: val and test accuracy after the last epoch only (a teacher keeps
+    its last weights and records only their accuracy; evaluating leaves training unchanged)."""
     model = gpu_ready(model, device, len(bundle.input_shape) == 3).train()
     x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
     amp = c.precision
@@ -560,8 +561,11 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                 seen += b
                 step += 1
             train_seconds = time.perf_counter() - t0
-            val_acc = accuracy(model, bundle.splits["val"], prepare, amp)
-            test_acc = accuracy(model, bundle.splits["test"], prepare, amp)
+            if every_epoch or epoch == c.epochs:
+                val_acc = accuracy(model, bundle.splits["val"], prepare, amp)
+                test_acc = accuracy(model, bundle.splits["test"], prepare, amp)
+            else:
+                val_acc = test_acc = None
             tt, ts = method.current()
             row = {
                 "epoch": epoch,
@@ -575,10 +579,10 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                 "samples_per_s": seen / max(train_seconds, 1e-9),
                 **method.epoch_metrics(),
             }
-            if not all(math.isfinite(row[k]) for k in ("val_acc", "test_acc")):
+            if val_acc is not None and not all(math.isfinite(row[k]) for k in ("val_acc", "test_acc")):
                 raise Diverged(f"non-finite accuracy at epoch {epoch}")
             history.append(row)
-            if val_acc > best["val_acc"]:
+            if val_acc is not None and val_acc > best["val_acc"]:
                 best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
             if report is not None:
                 report(row)

@@ -98,6 +98,37 @@ def test_teacher_cache_hit_trains_nothing(tmp_path, monkeypatch):
     assert calls == ["fixed"]
 
 
+def test_a_teacher_evaluated_after_its_last_epoch_only_is_the_same_teacher(monkeypatch):
+    """Teachers skip the per-epoch val/test passes (nobody reads their curve): the weights and
+    the recorded accuracies are those of a run that evaluates every epoch."""
+    from hpo_kd import data, methods, models
+
+    bundle = data.load("digits", seed=0)
+    c = TrialConfig(dataset="digits", epochs=3, device="cpu").resolved()
+    evaluated = []
+    real_accuracy = train_mod.accuracy
+
+    def counting_accuracy(model, split, *a, **kw):
+        evaluated.append(len(split[1]))
+        return real_accuracy(model, split, *a, **kw)
+
+    monkeypatch.setattr(train_mod, "accuracy", counting_accuracy)
+    runs = {}
+    for every in (True, False):
+        torch.manual_seed(0)
+        model = models.create("cnn_small", bundle.input_shape, bundle.num_classes)
+        evaluated.clear()
+        out = train_mod.fit(model, bundle, methods.create("nokd"), None, c, torch.device("cpu"), None,
+                            every_epoch=every)
+        runs[every] = (out, {k: v.clone() for k, v in model.state_dict().items()}, len(evaluated))
+    (full, w_full, n_full), (last, w_last, n_last) = runs[True], runs[False]
+    assert (n_full, n_last) == (6, 2)  # val and test per epoch, or after the last epoch only
+    assert last["status"] == "ok" and last["epochs_run"] == 3
+    assert (last["val_acc"], last["test_acc"]) == (full["val_acc"], full["test_acc"])
+    assert all(torch.equal(w_full[k], w_last[k]) for k in w_full)
+    assert [r["val_acc"] for r in last["history"]][:2] == [None, None]
+
+
 def test_other_teacher_seed_or_epochs_is_another_cache_file(cache):
     def teacher_path(**kw):
         c = TrialConfig(**_cfg(cache, **kw)).resolved()
