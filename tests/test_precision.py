@@ -2,6 +2,7 @@
 CPU autocast supports bf16, so the whole path runs here; on a GPU the same code runs with CUDA's
 autocast (and channels_last, cudnn.benchmark, data on the device), which `make gpu-check` tries."""
 import math
+import os
 
 import pytest
 import torch
@@ -33,14 +34,21 @@ def _dtypes_seen(monkeypatch):
     return seen
 
 
+@pytest.fixture(scope="module")
+def bf16_cache(tmp_path_factory):
+    """One cache for the methods below: the first trial trains the bf16 teacher, the others load
+    it (a CPU without native bf16 runs the teacher's convolutions slowly: ~30 s a training)."""
+    return str(tmp_path_factory.mktemp("bf16_teacher"))
+
+
 @pytest.mark.parametrize("method,options", [
     ("fixed", {}), ("nokd", {}), ("dts", {}), ("ctkd", {}),
     ("mkd", {}), ("mkd", {"first_order": True}),
 ])
-def test_bf16_runs_every_method_on_the_cpu_with_fp32_losses_and_temperatures(tmp_path, monkeypatch, method, options):
+def test_bf16_runs_every_method_on_the_cpu_with_fp32_losses_and_temperatures(bf16_cache, monkeypatch, method, options):
     seen = _dtypes_seen(monkeypatch)
     taus = {} if method in ("nokd", "dts", "ctkd") else {"tau_t": 4.0, "tau_s": 4.0}
-    r = run_trial(_cfg(str(tmp_path), method=method, method_options=options, precision="bf16", **taus))
+    r = run_trial(_cfg(bf16_cache, method=method, method_options=options, precision="bf16", **taus))
     assert r["status"] == "ok" and r["epochs_run"] == 2
     assert torch.bfloat16 in seen  # the student's forward ran under autocast
     for row in r["history"]:
@@ -50,11 +58,13 @@ def test_bf16_runs_every_method_on_the_cpu_with_fp32_losses_and_temperatures(tmp
         assert math.isfinite(r["tau_t"]) and isinstance(r["tau_t"], float)
 
 
-def test_bf16_and_fp32_train_the_same_student_closely_and_have_their_own_teachers(tmp_path):
-    cache = str(tmp_path)
-    fp32 = run_trial(_cfg(cache, tau_t=4.0, tau_s=4.0, epochs=4))
+def test_bf16_and_fp32_train_the_same_student_closely_and_have_their_own_teachers(bf16_cache):
+    cache = bf16_cache  # may already hold the bf16 teacher (trained above), never an fp32 one
     bf16 = run_trial(_cfg(cache, tau_t=4.0, tau_s=4.0, epochs=4, precision="bf16"))
-    assert bf16["teacher_cached"] is False  # a bf16 teacher is another cache entry than the fp32 one
+    fp32 = run_trial(_cfg(cache, tau_t=4.0, tau_s=4.0, epochs=4))
+    assert fp32["teacher_cached"] is False  # the bf16 teacher is not the fp32 one: trained anew
+    teachers = [f for f in os.listdir(os.path.join(cache, "teachers")) if f.endswith(".pt")]
+    assert len(teachers) == 2
     assert abs(bf16["test_acc"] - fp32["test_acc"]) < 0.1
     assert abs(bf16["teacher_test_acc"] - fp32["teacher_test_acc"]) < 0.1
     c32, c16 = TrialConfig(**_cfg(cache)).resolved(), TrialConfig(**_cfg(cache, precision="bf16")).resolved()
