@@ -29,6 +29,7 @@ OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("cosine", "multistep")
 PRECISIONS = ("fp32", "bf16")
+EVAL_BN = ("running", "recompute")
 MULTISTEP_FRACTIONS = (0.625, 0.75, 0.875)  # the CIFAR KD recipe's 150, 180, 210 of 240 epochs
 
 
@@ -111,6 +112,11 @@ SCHEMA: Dict[str, Option] = {
     "precision": Option(str, choices=PRECISIONS, help="bf16: the forward passes under bf16 autocast (CPU or "
                                                       "CUDA); the KD loss, temperatures and MKD's meta step "
                                                       "stay fp32", study=True),
+    "eval_bn": Option(str, choices=EVAL_BN, help="the student's BatchNorm statistics when it is evaluated: running "
+                                                  "(PyTorch's running averages, dominated by the last ~10 training "
+                                                  "batches, augmented ones included) or recompute (averaged over the "
+                                                  "un-augmented train split before each evaluation, as precise BN "
+                                                  "does; training is unchanged)", study=True),
     "threads": Option(int, lo=1, help="torch threads (default: torch's)"),
 }
 STUDY_TRAIN_KEYS = tuple(k for k, o in SCHEMA.items() if o.study)
@@ -150,6 +156,7 @@ class TrialConfig:
     teacher_seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    eval_bn: str = "running"
     threads: Optional[int] = None
     cache_dir: Optional[str] = None
 
@@ -247,6 +254,50 @@ def accuracy(model, split, prepare, precision: str = "fp32") -> float:
     return (predict(model, x, prepare, precision=precision).argmax(-1).to(y.device) == y).float().mean().item()
 
 
+@contextlib.contextmanager
+def recomputed_bn(model, x: torch.Tensor, prepare, precision: str = "fp32", chunk: int = 1024):
+    """Inside: every BatchNorm of `model` holds statistics recomputed on the inputs `x` (the clean
+    train split), as "precise BN" does, instead of its running averages. On leaving, the running
+    statistics, momenta and modes are restored, so training goes on as if nothing happened.
+
+    Each layer's statistics are the sample-weighted average of the chunks' batch statistics,
+    computed in train mode for the BatchNorms only (dropout and the like stay off), in a fixed
+    order (one seeded permutation), without gradients."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+           and m.track_running_stats]
+    if not bns:
+        yield model
+        return
+    saved = [(m.momentum, m.training, {k: b.clone() for k, b in m.named_buffers(recurse=False)}) for m in bns]
+    was = model.training
+    dev = next(model.parameters()).device
+    try:
+        model.eval()
+        for m in bns:
+            m.train()
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        chunks = [order[i : i + chunk] for i in range(0, len(x), chunk)]
+        seen = 0
+        with torch.no_grad(), autocast(dev, precision):
+            for idx, xb in zip(chunks, data_mod.take(x, chunks, dev)):
+                n = len(idx)
+                for m in bns:  # running = (1 - momentum) * running + momentum * this chunk's statistic
+                    m.momentum = n / (seen + n)
+                model(as_input(prepare(xb)))
+                seen += n
+        for m in bns:
+            m.eval()
+        yield model
+    finally:
+        for m, (momentum, training, buffers) in zip(bns, saved):
+            m.momentum = momentum
+            for k, b in buffers.items():
+                getattr(m, k).copy_(b)
+        model.train(was)
+        for m, (_, training, _) in zip(bns, saved):
+            m.train(training)
+
+
 # --------------------------------------------------------------------------- teachers
 
 
@@ -274,6 +325,7 @@ def teacher_config(c: TrialConfig) -> TrialConfig:
     optimizer and lr (the student's where the teacher has none of its own)."""
     return dataclasses.replace(
         c, method="nokd", method_options={}, tau_t=None, tau_s=None, epochs=c.teacher_epochs, seed=c.teacher_seed,
+        eval_bn="running",  # a teacher is used, and evaluated, with its running statistics
         lr=c.teacher_lr or c.lr, optimizer=c.teacher_optimizer or c.optimizer,
         batch_size=c.teacher_batch_size or c.batch_size)
 
@@ -562,8 +614,10 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                 step += 1
             train_seconds = time.perf_counter() - t0
             if every_epoch or epoch == c.epochs:
-                val_acc = accuracy(model, bundle.splits["val"], prepare, amp)
-                test_acc = accuracy(model, bundle.splits["test"], prepare, amp)
+                with (recomputed_bn(model, x_tr, prepare, amp) if c.eval_bn == "recompute"
+                      else contextlib.nullcontext()):
+                    val_acc = accuracy(model, bundle.splits["val"], prepare, amp)
+                    test_acc = accuracy(model, bundle.splits["test"], prepare, amp)
             else:
                 val_acc = test_acc = None
             tt, ts = method.current()

@@ -518,3 +518,57 @@ def test_a_timm_teacher_takes_a_local_weights_file(tmp_path):
     x = bundle.prepare(bundle.splits["test"][0][:16])
     with torch.no_grad():  # the saved weights, BatchNorm folded: equal to float rounding
         torch.testing.assert_close(loaded(x), teacher(x), atol=1e-4, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- BatchNorm statistics at evaluation
+
+
+def test_recomputed_bn_holds_the_train_splits_statistics_and_restores_the_running_ones():
+    """Inside the context a BatchNorm's statistics are those of the given inputs (the mean exactly,
+    the variance as the sample-weighted mean of the chunks' unbiased variances); on leaving, the
+    running statistics, momentum and modes are what they were, bit for bit."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Dropout(0.5), torch.nn.Linear(3, 2))
+    model.train()
+    for _ in range(3):  # some running statistics from "training"
+        model(torch.randn(8, 3) * 5 + 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(2500, 3) * torch.tensor([1.0, 2.0, 3.0]) + torch.tensor([-1.0, 0.0, 4.0])
+    bn = model[0]
+    with train_mod.recomputed_bn(model, x, lambda t: t, chunk=1000) as m:
+        assert m is model and not bn.training and not model[1].training
+        torch.testing.assert_close(bn.running_mean, x.mean(0), rtol=0, atol=1e-5)
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        chunks = [x[order[i : i + 1000]] for i in range(0, len(x), 1000)]
+        var = sum(len(c) * c.var(0) for c in chunks) / len(x)
+        torch.testing.assert_close(bn.running_var, var, rtol=1e-5, atol=1e-5)
+        inside = model(x[:5])
+    assert model.training and bn.training and bn.momentum == 0.1
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # The predictions inside do not depend on the running statistics training left behind.
+    other = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Dropout(0.5), torch.nn.Linear(3, 2))
+    other.load_state_dict(before)
+    other[0].running_mean.fill_(100.0)
+    with train_mod.recomputed_bn(other, x, lambda t: t, chunk=1000):
+        torch.testing.assert_close(other(x[:5]), inside)
+
+
+def test_recomputed_bn_changes_the_evaluation_only(cache):
+    """`eval_bn = "recompute"` trains the same student as `running` (the same losses every epoch)
+    and evaluates it with the train split's statistics; a teacher keeps its running statistics."""
+    cfg = _cfg(cache, student="cnn_bn", teacher="cnn_small", augment="strong", epochs=3, seed=1)
+    a = run_trial(dict(cfg, eval_bn="running"))
+    b = run_trial(dict(cfg, eval_bn="recompute"))
+    assert a["status"] == b["status"] == "ok"
+    losses = lambda r: [{k: v for k, v in row.items() if k.startswith("train_")} for row in r["history"]]
+    assert losses(a) == losses(b)
+    assert [r["val_acc"] for r in a["history"]] != [r["val_acc"] for r in b["history"]]
+    assert b["teacher_val_acc"] == a["teacher_val_acc"]
+    assert train_mod.teacher_config(TrialConfig(**dict(cfg, eval_bn="recompute")).resolved()).eval_bn == "running"
+
+
+def test_eval_bn_names_what_it_allows():
+    with pytest.raises(Exception) as e:
+        TrialConfig(dataset="digits", eval_bn="precise").resolved()
+    assert "eval_bn" in str(e.value) and "running, recompute" in str(e.value)
