@@ -142,8 +142,8 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     folder = tmp_path / "runs" / "synthetic"
     _store(folder)
     (folder / "study.toml").write_text(
-        'name = "synthetic"\nseeds = [0, 1]\n[report]\nmargin = 0.25\n[[settings]]\ndataset = "mnist1d"\n'
-        '[methods.grid]\ntemperatures = [1, 4]\n')
+        'name = "synthetic"\nseeds = [0, 1]\n[train]\neval_bn = "recompute"\nepochs = 3\n[report]\nmargin = 0.25\n'
+        '[[settings]]\ndataset = "mnist1d"\n[methods.grid]\ntemperatures = [1, 4]\n')
     out = tmp_path / "reports"
     assert main(["report", str(folder), "--out", str(out)]) == 0
     files = sorted(os.listdir(out / "synthetic"))
@@ -155,6 +155,7 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     assert first == {f: (out / "synthetic" / f).read_bytes() for f in files}
     md = first["report.md"].decode()
     assert "within ±0.25 points" in md  # the study file's margin
+    assert "- Trial options (`[train]`): epochs = 3, eval_bn = 'recompute';" in md  # how the students were evaluated
     # ranks: A and B, 16 blocks; grid and MKD beat no-KD by more than the critical difference
     assert "Pairs further apart than CD: " in md and "ranks above nokd" in md
     assert "MKD is better than the grid's selected τ (+3.04 points" in md

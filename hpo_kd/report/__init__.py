@@ -29,7 +29,7 @@ MACHINE_COLUMNS = ["seconds", "cost_seconds", "seconds_per_seed", "started_at", 
 def _study_options(store_dir: str) -> Dict:
     """The report keys of the study file saved beside the results (defaults when absent)."""
     out = {"margin": DEFAULT_MARGIN, "max_spread": DEFAULT_MAX_SPREAD, "seed_varies": "student", "smoke": "",
-           "published": [], "sources": {}}
+           "published": [], "sources": {}, "train": {}}
     path = os.path.join(store_dir, "study.toml")
     if os.path.isfile(path):
         from ..study import load_study
@@ -37,7 +37,7 @@ def _study_options(store_dir: str) -> Dict:
         s = load_study(path)
         out.update(margin=s.report["margin"], max_spread=s.report["max_spread"], seed_varies=s.seed_varies,
                    smoke=s.report.get("smoke_test", ""), published=s.report.get("published", []),
-                   sources=s.report.get("sources", {}))
+                   sources=s.report.get("sources", {}), train=dict(s.train))
     return out
 
 
@@ -97,7 +97,7 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         study=study, command=f"hpo-kd report {os.path.relpath(store_dir)}", report_code=provenance.code_version(),
         provenance=provenance.load(store_dir), n_trials=len(trials),
         statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()), seed_varies=opts["seed_varies"],
-        smoke=opts["smoke"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]) + len(ctx["starts"]),
+        smoke=opts["smoke"], train=opts["train"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]) + len(ctx["starts"]),
     )
     ctx["sources"] = opts["sources"]
     ctx["published"] = published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"]) \

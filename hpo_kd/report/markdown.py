@@ -85,7 +85,11 @@ def render(ctx: Dict) -> str:
         md.append(f"- Run {i} of the study: " + describe(e))
     if not ctx["provenance"]:
         md.append("- Runs: no provenance recorded in the store")
-    md += [f"- {ctx['n_trials']} stored trials ({ctx['statuses']}); seeds vary: {ctx['seed_varies']}.", ""]
+    md.append(f"- {ctx['n_trials']} stored trials ({ctx['statuses']}); seeds vary: {ctx['seed_varies']}.")
+    if ctx.get("train"):  # the study's [train] table: what every trial was trained (and evaluated) with
+        md.append("- Trial options (`[train]`): " + ", ".join(f"{k} = {v!r}" for k, v in sorted(ctx["train"].items()))
+                  + "; the rest are the defaults (`hpo-kd distill --help`).")
+    md.append("")
     if ctx.get("smoke"):
         md += ["> **Smoke test, not evidence.** " + ctx["smoke"], ""]
     md += [
