@@ -137,3 +137,20 @@ def test_a_folder_in_memory_is_decoded_once_per_process_until_a_file_changes(tmp
     changed = data.load("imagefolder", root=root, image_size=8, stream=False)
     assert sorted(calls) == [6, 6, 6, 24]  # only the changed split is decoded again
     assert not torch.equal(changed.splits["test"][0], again.splits["test"][0])
+
+
+def test_batchnorm_statistics_recomputed_from_a_streamed_folder_equal_the_in_memory_ones(both):
+    """`eval_bn = "recompute"` reads the train split once per evaluation: from disk, the same
+    statistics as from memory."""
+    from hpo_kd import models
+    from hpo_kd.train import recomputed_bn
+
+    mem, disk = both
+    torch.manual_seed(0)
+    model = models.create("cnn_bn", mem.input_shape, mem.num_classes)
+    stats = []
+    for bundle in (mem, disk):
+        with recomputed_bn(model, bundle.splits["train"][0], bundle.prepare, chunk=512):
+            stats.append([b.clone() for b in model.buffers()])
+    assert all(torch.equal(a, b) for a, b in zip(*stats))
+    assert not torch.equal(stats[0][0], torch.zeros_like(stats[0][0]))
