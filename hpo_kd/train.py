@@ -262,7 +262,9 @@ def recomputed_bn(model, x: torch.Tensor, prepare, precision: str = "fp32", chun
 
     Each layer's statistics are the sample-weighted average of the chunks' batch statistics,
     computed in train mode for the BatchNorms only (dropout and the like stay off), in a fixed
-    order (one seeded permutation), without gradients."""
+    order (one seeded permutation), without gradients. (torch.optim.swa_utils.update_bn does the
+    recomputation for a finished model: it puts the whole model in train mode, weights every batch
+    alike and keeps the new statistics; here they are temporary, between training epochs.)"""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
            and m.track_running_stats]
     if not bns:
