@@ -1,7 +1,7 @@
 """What the cheaper ways to train the transfer study's students would cost its evidence.
 
     .venv/bin/python bench/study_cuts.py [--study studies/transfer.toml] [--seeds 0,...,7]
-                                         [--workers 2] [--cache-dir runs/transfer]
+                                         [--workers 2] [--cache-dir DIR]
 
 `make transfer` spends its time in trials whose steps are framework overhead (README), so only
 fewer steps make it much cheaper. This script measures two ways to take fewer steps against the
@@ -14,8 +14,9 @@ study's own training, on the study's MNIST-1D setting with and without strong au
 For each, the no-KD student and the fixed-temperature student at the grid's temperature with the
 best mean val accuracy in the shipped report (tau 4 without augmentation, tau 1 with strong),
 for every seed of the study, each seed with its own split and teacher as in the study (the trial
-configs come from the study file). Teachers are read from (or trained into) `--cache-dir`:
-`runs/transfer` reuses those of a `make transfer` run.
+configs come from the study file). Teachers are read from (or trained into) `--cache-dir`: by
+default `runs/transfer` when a `make transfer` run has trained them there, else `.cache/hpo_kd`
+(a study's folder is left alone).
 
 Printed per cell: mean test accuracy and its sd over seeds (the study's spread, goal <= 1.0), the
 paired difference from the study's training (95 % t interval, verdict against the study's margin,
@@ -56,7 +57,7 @@ def main() -> None:
     ap.add_argument("--study", default="studies/transfer.toml")
     ap.add_argument("--seeds", default=None, help="comma-separated (default: the study's)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cache-dir", default="runs/transfer")
+    ap.add_argument("--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd")
     a = ap.parse_args()
     study = load_study(a.study)
     margin = study.report.get("margin", 0.5)
