@@ -6,7 +6,8 @@ The transfer study trains, per setting and seed, six students that see the same 
 grid's five temperatures and no-KD) as six trials. Their steps are framework overhead, so one
 model that holds all six (torch.func.stack_module_state + vmap over functional_call, the batch
 shared) might take far less than six steps. This times, single-threaded, a training step of the
-study's student (cnn_bn on MNIST-1D, batch 64, SGD with momentum and weight decay) alone, and of
+study's student (cnn_bn on random MNIST-1D-shaped signals, batch 64, SGD with momentum and
+weight decay; the values do not change the time of a step) alone, and of
 `--students` of them batched, each step with its loss, backward and optimizer step. Runs
 alternate; each run's time is the mean step over `--steps` steps after a warm-up, and the
 printed figures are medians over `--repeats` runs.
