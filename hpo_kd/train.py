@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import random
@@ -384,10 +385,6 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
 # --------------------------------------------------------------------------- the training loop
 
 
-class Diverged(Exception):
-    pass
-
-
 def _batches(n: int, batch_size: int, gen: torch.Generator):
     perm = torch.randperm(n, generator=gen)
     stop = n - n % batch_size if n >= batch_size else n  # drop the ragged last batch
@@ -396,7 +393,10 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 
 
 def make_optimizer(c: TrialConfig, model, extra_params):
-    groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    """The student's optimizer over `model` (or a list of models, one optimizer for all: the update
+    is per tensor) and a method's extra parameters (without weight decay)."""
+    nets = model if isinstance(model, (list, tuple)) else [model]
+    groups = [{"params": [p for net in nets for p in net.parameters() if p.requires_grad]}]
     if extra_params:
         groups.append({"params": list(extra_params), "weight_decay": 0.0})
     params = [p for g in groups for p in g["params"]]
@@ -503,21 +503,57 @@ class _AugmentedTeacher:
             _AUG_LOGITS.move_to_end(self.key)
 
 
+@dataclass
+class Member:
+    """One student of a training run: its model, temperature method and per-epoch callback, and
+    what its training produced (filled in by `fit_members`)."""
+
+    model: Any
+    method: Any
+    report: Optional[Callable[[Dict[str, Any]], None]] = None
+    use_kd: bool = False
+    alpha: float = 0.0
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    best: Dict[str, Any] = field(default_factory=lambda: {"val_acc": -1.0})
+    status: str = "ok"
+    error: Optional[str] = None
+    seconds: float = 0.0
+    sums: Dict[str, float] = field(default_factory=dict)
+    seen: int = 0
+
+
 def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
         logits_key: Optional[str] = None, every_epoch: bool = True) -> Dict[str, Any]:
     """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it).
     `logits_key` names the teacher and data, so that the teacher's logits are computed once per
     process. `every_epoch=False`: val and test accuracy after the last epoch only (a teacher keeps
     its last weights and records only their accuracy; evaluating leaves training unchanged)."""
-    model = gpu_ready(model, device, len(bundle.input_shape) == 3).train()
+    return fit_members([Member(model, method, report)], bundle, teacher, c, device, logits_key,
+                       every_epoch, group=False)[0]
+
+
+def fit_members(members: List[Member], bundle, teacher, c: TrialConfig, device,
+                logits_key: Optional[str] = None, every_epoch: bool = True, group: bool = False
+                ) -> List[Dict[str, Any]]:
+    """Train every member on the same batches (same seed, same augmentation draws, same teacher
+    outputs): one after the other's steps in lockstep. `group=True`: their forward and backward
+    run as one `GroupedStudents` model, which gives each member bitwise the numbers it gets alone
+    (see hpo_kd.models.grouped; the caller checks that this holds here); the step's shared work
+    (batch, augmentation, teacher, learning rate) is done once. Otherwise there must be one member.
+    A member whose loss or accuracy turns non-finite stops as `diverged`; the others go on."""
+    assert group or len(members) == 1
+    image = len(bundle.input_shape) == 3
+    for m in members:
+        m.model = gpu_ready(m.model, device, image).train()
+        m.use_kd = m.method.uses_kd and teacher is not None
+        m.alpha = c.alpha if m.use_kd else 0.0
     x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
     amp = c.precision
     prepare, augment = bundle.prepare, bundle.augmenter
     n = len(y_tr)
     steps_per_epoch = max(1, n // c.batch_size)  # a ragged last batch is dropped (see _batches)
     gen = torch.Generator().manual_seed(c.seed)
-    use_kd = method.uses_kd and teacher is not None
-    alpha = c.alpha if use_kd else 0.0
+    use_kd = any(m.use_kd for m in members)
 
     # Teacher logits of the un-augmented training data, computed once per trial, unless they would
     # outgrow the memory budget (a large image folder): then the teacher sees each batch.
@@ -548,125 +584,199 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
                     np.random.set_state(train_state)
                 yield as_input(x), y
 
-    optimizer = make_optimizer(c, model, method.parameters())
+    # One optimizer over every member's parameters: its update is per tensor, so each member's
+    # parameters move exactly as under an optimizer of their own.
+    optimizer = make_optimizer(c, [m.model for m in members], [p for m in members for p in m.method.parameters()])
     total = c.epochs * steps_per_epoch
     scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * steps_per_epoch, total - 1), c.lr_schedule,
-                               tuple(m * steps_per_epoch for m in milestones(c)), c.lr_decay)
-    ctx = methods_mod.TrialContext(
-        model=model,
-        epochs=c.epochs,
-        steps_per_epoch=steps_per_epoch,
-        alpha=alpha,
-        device=device,
-        meta_batches=meta_batches,
-        lr=lambda: optimizer.param_groups[0]["lr"],
-        precision=amp,
-    )
-    method.setup(ctx)
-    history = []
-    best = {"val_acc": -1.0}
-    status, error = "ok", None
+                               tuple(s * steps_per_epoch for s in milestones(c)), c.lr_decay)
+    for m in members:
+        m.method.setup(methods_mod.TrialContext(
+            model=m.model,
+            epochs=c.epochs,
+            steps_per_epoch=steps_per_epoch,
+            alpha=m.alpha,
+            device=device,
+            meta_batches=meta_batches,
+            lr=lambda: optimizer.param_groups[0]["lr"],
+            precision=amp,
+        ))
+    active = list(members)
+    grouped = _regroup(active, group)
     start = time.perf_counter()
     step = 0
-    epoch = 0
-    try:
-        for epoch in range(1, c.epochs + 1):
-            t0 = time.perf_counter()
-            method.start_epoch(epoch)
-            sums: Dict[str, float] = {}
-            seen = 0
-            # The epoch's batches are drawn up front (the same draws as one by one), so that a
-            # split read from disk can decode ahead of the loop.
-            order = list(_batches(n, c.batch_size, gen))
-            for idx, xb in zip(order, data_mod.take(x_tr, order, device)):
-                x, y = prepare(xb), y_tr[idx]
-                z_t = None
-                if use_kd and cached_logits is not None:
-                    z_t = cached_logits[idx]
-                x, target = augment(x, y, gen)
-                x = as_input(x)
-                with autocast(device, amp):  # the forward passes; the loss below is fp32
-                    if aug_teacher is not None:
-                        z_t = aug_teacher(x)
-                    z_s = model(x).float()
-                tau_t, tau_s = method.temperatures()
-                if z_t is not None and len(z_t) != len(z_s):  # augmentation shortened the batch
-                    z_t = z_t[: len(z_s)]
-                losses = kd_loss(z_s, z_t, target, tau_t, tau_s, alpha)  # alpha = 0: CE only
-                optimizer.zero_grad(set_to_none=True)
-                info = methods_mod.Step(
+
+    def stop(m: Member, message: str) -> None:
+        m.status, m.error = "diverged", message
+        for p in list(m.model.parameters()) + list(m.method.parameters()):
+            p.grad = None  # the optimizer skips a parameter without a gradient
+        active.remove(m)
+
+    for epoch in range(1, c.epochs + 1):
+        if not active:
+            break
+        t0 = time.perf_counter()
+        for m in active:
+            m.method.start_epoch(epoch)
+            m.sums, m.seen = {}, 0
+        in_epoch = len(active)
+        # The epoch's batches are drawn up front (the same draws as one by one), so that a
+        # split read from disk can decode ahead of the loop.
+        order = list(_batches(n, c.batch_size, gen))
+        for idx, xb in zip(order, data_mod.take(x_tr, order, device)):
+            if not active:
+                break
+            x, y = prepare(xb), y_tr[idx]
+            z_t = None
+            if cached_logits is not None:
+                z_t = cached_logits[idx]
+            x, target = augment(x, y, gen)
+            x = as_input(x)
+            with autocast(device, amp):  # the forward passes; the loss below is fp32
+                if aug_teacher is not None:
+                    z_t = aug_teacher(x)
+                if grouped is None:
+                    z_all = [m.model(x).float() for m in active]
+                else:
+                    out = grouped(x).float()
+                    z_all = [out[g] for g in range(len(active))]
+            if z_t is not None and len(z_t) != len(z_all[0]):  # augmentation shortened the batch
+                z_t = z_t[: len(z_all[0])]
+            optimizer.zero_grad(set_to_none=True)
+            infos = []
+            for m, z_s in zip(active, z_all):
+                tau_t, tau_s = m.method.temperatures()
+                zt_m = z_t if m.use_kd else None
+                losses = kd_loss(z_s, zt_m, target, tau_t, tau_s, m.alpha)  # alpha = 0: CE only
+                infos.append(methods_mod.Step(
                     epoch=epoch, step=step, x=x, target=target, student_logits=z_s,
-                    teacher_logits=z_t, losses=losses, tau_t=tau_t, tau_s=tau_s,
+                    teacher_logits=zt_m, losses=losses, tau_t=tau_t, tau_s=tau_s,
                     lr=optimizer.param_groups[0]["lr"],
-                )
-                method.backward(info)
-                # Loss terms as Python floats for the epoch sums, in one device->host copy (the NaN
-                # check below needs the value anyway; per-term tensor sums cost ~30 us a step).
-                values = dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist()))
-                loss_value = values["loss"]
-                if not math.isfinite(loss_value):
-                    raise Diverged(f"non-finite loss ({loss_value}) at epoch {epoch}, step {step}")
-                optimizer.step()
-                scheduler.step()
-                method.observe(info)
+                ))
+            if grouped is None:
+                active[0].method.backward(infos[0])
+            else:  # each member's gradient is its own loss's: the sum's derivative is 1 for each
+                sum(info.losses["loss"] for info in infos).backward()
+            # Loss terms as Python floats for the epoch sums, in one device->host copy (the NaN
+            # check below needs the value anyway; per-term tensor sums cost ~30 us a step).
+            flat = torch.stack([v.detach() for info in infos for v in info.losses.values()]).tolist()
+            k = len(infos[0].losses)
+            values = [dict(zip(info.losses, flat[i * k:(i + 1) * k])) for i, info in enumerate(infos)]
+            entries = list(zip(active, infos, values))
+            for m, _, v in entries:
+                if not math.isfinite(v["loss"]):  # stopped before its optimizer step, as alone
+                    stop(m, f"non-finite loss ({v['loss']}) at epoch {epoch}, step {step}")
+            if len(active) < len(entries):
+                entries = [e for e in entries if e[0] in active]
+                grouped = _regroup(active, group, grouped)
+            optimizer.step()
+            scheduler.step()
+            for m, info, v in entries:
+                m.method.observe(info)
                 b = len(x)
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v * b
-                seen += b
-                step += 1
-            train_seconds = time.perf_counter() - t0
+                for key, val in v.items():
+                    m.sums[key] = m.sums.get(key, 0.0) + val * b
+                m.seen += b
+            step += 1
+        if grouped is not None:
+            grouped.sync()
+        train_seconds = (time.perf_counter() - t0) / max(in_epoch, 1)  # each member's share
+        for m in list(active):
+            t1 = time.perf_counter()
             if every_epoch or epoch == c.epochs:
-                with (recomputed_bn(model, x_tr, prepare, amp) if c.eval_bn == "recompute"
+                with (recomputed_bn(m.model, x_tr, prepare, amp) if c.eval_bn == "recompute"
                       else contextlib.nullcontext()):
-                    val_acc = accuracy(model, bundle.splits["val"], prepare, amp)
-                    test_acc = accuracy(model, bundle.splits["test"], prepare, amp)
+                    val_acc = accuracy(m.model, bundle.splits["val"], prepare, amp)
+                    test_acc = accuracy(m.model, bundle.splits["test"], prepare, amp)
             else:
                 val_acc = test_acc = None
-            tt, ts = method.current()
+            tt, ts = m.method.current()
             row = {
                 "epoch": epoch,
-                **{f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()},
+                **{f"train_{k}": float(v) / max(m.seen, 1) for k, v in m.sums.items()},
                 "val_acc": val_acc,
                 "test_acc": test_acc,
                 "tau_t": tt,
                 "tau_s": ts,
                 "lr": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": time.perf_counter() - t0,
-                "samples_per_s": seen / max(train_seconds, 1e-9),
-                **method.epoch_metrics(),
+                "epoch_seconds": train_seconds + time.perf_counter() - t1,
+                "samples_per_s": m.seen / max(train_seconds, 1e-9),
+                **m.method.epoch_metrics(),
             }
+            m.seconds += row["epoch_seconds"]
             if val_acc is not None and not all(math.isfinite(row[k]) for k in ("val_acc", "test_acc")):
-                raise Diverged(f"non-finite accuracy at epoch {epoch}")
-            history.append(row)
-            if val_acc is not None and val_acc > best["val_acc"]:
-                best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
-            if report is not None:
-                report(row)
-    except Diverged as e:
-        status, error = "diverged", str(e)
+                stop(m, f"non-finite accuracy at epoch {epoch}")
+                grouped = _regroup(active, group, grouped)
+                continue
+            m.history.append(row)
+            if val_acc is not None and val_acc > m.best["val_acc"]:
+                m.best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+            if m.report is not None:
+                m.report(row)
     if aug_teacher is not None:
-        aug_teacher.finish(status == "ok" and len(history) == c.epochs)
-    last = history[-1] if history else {}
-    tt, ts = method.current()
+        aug_teacher.finish(any(m.status == "ok" and len(m.history) == c.epochs for m in members))
+    if len(members) == 1:  # one member: its seconds are the whole run's, set-up included
+        members[0].seconds = time.perf_counter() - start
+    return [_result(m, device) for m in members]
+
+
+def _regroup(active: List[Member], group: bool, old=None):
+    """The GroupedStudents of the active members (None: one member, or no grouping: its module)."""
+    if old is not None:
+        old.sync()
+    if not group or len(active) < 2:
+        return None
+    from .models.grouped import GroupedStudents
+
+    return GroupedStudents([m.model for m in active])
+
+
+def _result(m: Member, device) -> Dict[str, Any]:
+    ok = m.status == "ok"
+    last = m.history[-1] if m.history else {}
+    tt, ts = m.method.current()
     return {
-        "status": status,
-        "error": error,
-        "val_acc": last.get("val_acc") if status == "ok" else None,
-        "test_acc": last.get("test_acc") if status == "ok" else None,
-        "best_val_acc": best["val_acc"] if status == "ok" else None,
-        "test_at_best_val": best.get("test_acc") if status == "ok" else None,
-        "best_epoch": best.get("epoch"),
+        "status": m.status,
+        "error": m.error,
+        "val_acc": last.get("val_acc") if ok else None,
+        "test_acc": last.get("test_acc") if ok else None,
+        "best_val_acc": m.best["val_acc"] if ok else None,
+        "test_at_best_val": m.best.get("test_acc") if ok else None,
+        "best_epoch": m.best.get("epoch"),
         "tau_t": tt,
         "tau_s": ts,
-        "epochs_run": len(history),
-        "seconds": time.perf_counter() - start,
+        "epochs_run": len(m.history),
+        "seconds": m.seconds,
         "device": str(device),
-        "history": history,
-        "method_state": method.state_dict() if status == "ok" else None,
+        "history": m.history,
+        "method_state": m.method.state_dict() if ok else None,
     }
 
 
 # --------------------------------------------------------------------------- one trial
+
+
+# What the students of one group may differ in: their temperature method and its options. Everything
+# else (data, split, seed, teacher, student, recipe) they share, and with it every batch.
+GROUP_FREE = ("method", "method_options", "tau_t", "tau_s")
+
+
+def group_key(config: TrialConfig | Dict[str, Any]) -> str:
+    """Trials with the same key can train in one group (`run_trials`)."""
+    c = dataclasses.asdict(_as_config(config)) if not isinstance(config, dict) else dict(config)
+    return json.dumps({k: v for k, v in sorted(c.items()) if k not in GROUP_FREE}, sort_keys=True, default=str)
+
+
+def _as_config(config: TrialConfig | Dict[str, Any]) -> TrialConfig:
+    if isinstance(config, dict):
+        unknown = set(config) - {f.name for f in dataclasses.fields(TrialConfig)}
+        if unknown:
+            raise UserError(
+                f"unknown trial option(s) {', '.join(sorted(unknown))}; allowed: "
+                + ", ".join(f.name for f in dataclasses.fields(TrialConfig))
+            )
+        config = TrialConfig(**config)
+    return config
 
 
 def run_trial(
@@ -677,33 +787,77 @@ def run_trial(
     """Run one distillation trial; `report(row)` is called after every epoch.
 
     Returns the final metrics (status `ok` or `diverged`, accuracies, final temperatures, ...)."""
-    if isinstance(config, dict):
-        unknown = set(config) - {f.name for f in dataclasses.fields(TrialConfig)}
-        if unknown:
-            raise UserError(
-                f"unknown trial option(s) {', '.join(sorted(unknown))}; allowed: "
-                + ", ".join(f.name for f in dataclasses.fields(TrialConfig))
-            )
-        config = TrialConfig(**config)
-    c = config.resolved()
-    device = pick_device(c.device)
-    if c.threads:
-        torch.set_num_threads(c.threads)
-    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
-                                     root=c.root, **c.data_options), device)
-    method = make_method(c)
+    return run_trials([config], [report], log)[0]
+
+
+def run_trials(
+    configs: List[TrialConfig | Dict[str, Any]],
+    reports: Optional[List[Optional[Callable[[Dict[str, Any]], None]]]] = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> List[Dict[str, Any]]:
+    """Run trials that differ only in their temperature method (GROUP_FREE): one data set, seed,
+    teacher and student. The data and the teacher are loaded once. The students whose methods
+    train in a group (`TemperatureMethod.trains_in_group`) train together as one
+    `GroupedStudents` model when their architecture allows it and a bitwise check of one step
+    passes on this machine; the others, and all of them otherwise, one after the other. Either way
+    each result is bitwise the one `run_trial` gives for its config alone."""
+    cs = [_as_config(c).resolved() for c in configs]
+    reports = list(reports) if reports is not None else [None] * len(cs)
+    keys = {group_key(dataclasses.replace(c, cache_dir=None)) for c in cs}
+    if len(keys) > 1:
+        raise ValueError(f"run_trials: the trials differ in more than {', '.join(GROUP_FREE)}")
+    c0 = cs[0]
+    device = pick_device(c0.device)
+    if c0.threads:
+        torch.set_num_threads(c0.threads)
+    bundle = on_device(data_mod.load(c0.dataset, seed=c0.split_seed, fraction=c0.fraction, augment=c0.augment,
+                                     root=c0.root, **c0.data_options), device)
+    methods = [make_method(c) for c in cs]
     teacher, tinfo = None, None
-    if method.uses_kd:
-        teacher, tinfo = get_teacher(c, bundle, device, log)
-    seed_everything(c.seed)
-    student = models_mod.create(c.student, bundle.input_shape, bundle.num_classes)
+    if any(m.uses_kd for m in methods):
+        teacher, tinfo = get_teacher(c0, bundle, device, log)
     logits_key = f"{tinfo['path']}|{digest(bundle.key)}|{device}" if tinfo else None
-    result = fit(student, bundle, method, teacher, c, device, report, logits_key)
-    result["teacher_val_acc"] = tinfo["val_acc"] if tinfo else None
-    result["teacher_test_acc"] = tinfo["test_acc"] if tinfo else None
-    result["teacher_cached"] = tinfo["cached"] if tinfo else None
-    result["student_params"] = models_mod.count_parameters(student)
-    return result
+    image = len(bundle.input_shape) == 3
+
+    counted = []
+
+    def student():  # seeded as a trial alone seeds it: every student of a seed starts the same
+        seed_everything(c0.seed)
+        model = models_mod.create(c0.student, bundle.input_shape, bundle.num_classes)
+        counted.append(models_mod.count_parameters(model))
+        return gpu_ready(model, device, image)
+
+    results: List[Optional[Dict[str, Any]]] = [None] * len(cs)
+    together = [i for i, m in enumerate(methods) if type(m).trains_in_group()]
+    if len(together) >= 2:
+        students = [student() for _ in together]
+        reason = "bf16 autocast" if c0.precision != "fp32" else _check_group(students, bundle, c0, device)
+        if reason is None:
+            members = [Member(s, methods[i], reports[i]) for s, i in zip(students, together)]
+            for i, r in zip(together, fit_members(members, bundle, teacher, c0, device, logits_key, group=True)):
+                results[i] = dict(r, grouped=len(together))
+        else:
+            log(f"{len(together)} students of one seed train one by one ({reason})")
+    for i, m in enumerate(methods):
+        if results[i] is None:
+            results[i] = dict(fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1)
+    for r, m in zip(results, methods):
+        used = tinfo if m.uses_kd else None  # a student without KD has no teacher, in a group too
+        r["teacher_val_acc"] = used["val_acc"] if used else None
+        r["teacher_test_acc"] = used["test_acc"] if used else None
+        r["teacher_cached"] = used["cached"] if used else None
+        r["student_params"] = counted[0]
+    return results
+
+
+def _check_group(students, bundle, c: TrialConfig, device) -> Optional[str]:
+    """None if `students` can train as one group here; otherwise why not (see models.grouped)."""
+    from .models import grouped
+
+    x_tr, y_tr = bundle.splits["train"]
+    idx = torch.arange(min(c.batch_size, len(y_tr)))
+    x = as_input(bundle.prepare(next(iter(data_mod.take(x_tr, [idx], device)))))
+    return grouped.groupable(students, x, y_tr[idx].to(device))
 
 
 def on_device(bundle, device: torch.device):

@@ -76,6 +76,13 @@ class TemperatureMethod:
         self.tau_s = float(tau_s)
         self.ctx: Optional[TrialContext] = None
 
+    @classmethod
+    def trains_in_group(cls) -> bool:
+        """Whether this method's students can train in one group with others that see the same
+        batches (hpo_kd.models.grouped): any method that leaves the backward pass to the trainer.
+        A method that takes it over (MKD differentiates its own loss twice) trains alone."""
+        return cls.backward is TemperatureMethod.backward
+
     def relative_cost(self) -> float:
         """The student's compute per training step as a multiple of an ordinary KD step: for
         planning estimates (`hpo-kd run --dry-run`), not a measurement."""
