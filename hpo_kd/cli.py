@@ -147,8 +147,11 @@ def cmd_run(a) -> int:
             print(f"  {label:<{width}}  {method:<8} {n:4d} trial(s)")
         total = sum(counts.values())
         runner = Runner(study, runs_dir=a.runs_dir, address=a.address)
-        left = runner.remaining(runner.pending())
-        print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run")
+        todo = runner.pending()
+        left = runner.remaining(todo)
+        print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run"
+              f" as {runner.tune_trials(todo)} Ray Tune trial(s) (up to {study.resources['students_per_trial']} "
+              "students of one setting and seed train together in one)")
         if study.resources["gpus_per_trial"] > 0 or a.gpu_tflops is not None:
             from .estimate import describe
 

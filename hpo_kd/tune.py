@@ -201,6 +201,8 @@ def _make_callback(store: Store, study: Study, progress: Progress):
 
         def _record(self, trial, status=None, error=None):
             spec = trial.config["spec"]
+            if spec["kind"] == "group":
+                return self._record_group(trial, spec, status, error)
             last = dict(trial.last_result or {})
             curve = self.curves.pop(trial.trial_id, [])
             if last.get("final") and isinstance(last.get("curve"), list):
@@ -230,6 +232,31 @@ def _make_callback(store: Store, study: Study, progress: Progress):
             })
             progress.finished(row)
             _stop_if_interrupted()  # the row above is stored
+
+        def _record_group(self, trial, spec, status=None, error=None):
+            """A row per member of a group trial (all `failed` if the trial's process failed)."""
+            last = dict(trial.last_result or {})
+            finals = last.get("members") if last.get("final") else None
+            if not isinstance(finals, list) or len(finals) != len(spec["members"]):
+                finals = [{"status": "failed", "error": error or _nan_to_none(last.get("error"))
+                           or "group trial ended without a result"} for _ in spec["members"]]
+            started = self.started.pop(trial.trial_id, None)
+            for member, final in zip(spec["members"], finals):
+                final = dict(final, node=last.get("node"), started_at=last.get("started_at"),
+                             gpu_ids=last.get("gpu_ids"))
+                row = _row(study, member, {"spec": member}, final, status or final.get("status"),
+                           error or _nan_to_none(final.get("error")))
+                row["trial_index"] = member.get("index", 0)
+                curve = final.get("curve") if isinstance(final.get("curve"), list) else []
+                store.add(row, curve)
+                progress.finished(row)
+            progress.timings.append({
+                "start": started, "end": time.time(),
+                "pid": _nan_to_none(last.get("pid")), "entered": _nan_to_none(last.get("started_at")),
+                "import_s": _nan_to_none(last.get("import_s")), "run_s": _nan_to_none(last.get("run_s")),
+                "seconds": sum(_nan_to_none(f.get("seconds")) or 0.0 for f in finals), "kind": "group",
+            })
+            _stop_if_interrupted()  # the rows above are stored
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._record(trial)
@@ -281,6 +308,50 @@ def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]
         "setting": {"id": s.id, "label": s.label, "dataset": s.dataset, "augment": s.augment,
                     "fraction": s.fraction, "teacher": s.teacher, "student": s.student},
     }
+
+
+def _groupable(spec: Dict[str, Any]) -> bool:
+    """Whether a fixed-config student may train in a group (hpo_kd.train.run_trials): its method
+    leaves the backward pass to the trainer, its student's architecture allows it, fp32."""
+    from . import methods
+    from .models.grouped import trains_in_groups
+
+    c = spec["config"]
+    if spec["kind"] != "trial" or c.get("precision", "fp32") != "fp32":
+        return False
+    from . import data as data_mod
+
+    student = c.get("student") or data_mod.train_defaults(c["dataset"])["student"]
+    return methods.METHODS.get(c["method"]).trains_in_group() and trains_in_groups(student)
+
+
+def _grouped(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]]:
+    """The fixed-config units of a run, with the students that see the same batches (same
+    setting, seed and recipe; other temperature methods) joined into group units of at most
+    `per_trial` members, each one Ray Tune trial. A group stands where its first member stood."""
+    from .train import group_key
+
+    if per_trial <= 1:
+        return specs
+    buckets: Dict[str, List[Dict[str, Any]]] = {}
+    for spec in specs:
+        if _groupable(spec):
+            buckets.setdefault(group_key(spec["config"]), []).append(spec)
+    chunks = {}
+    for members in buckets.values():
+        for i in range(0, len(members), per_trial):
+            chunk = members[i:i + per_trial]
+            if len(chunk) > 1:
+                chunks[chunk[0]["unit_id"]] = chunk
+    in_chunk = {m["unit_id"] for chunk in chunks.values() for m in chunk}
+    out = []
+    for spec in specs:
+        if spec["unit_id"] in chunks:
+            members = chunks[spec["unit_id"]]
+            out.append(dict(members[0], kind="group", unit_id=f"group-{members[0]['unit_id']}", members=members))
+        elif spec["unit_id"] not in in_chunk:
+            out.append(spec)
+    return out
 
 
 def _teacher_key(study: Study, t: Trial) -> Optional[str]:
@@ -558,6 +629,13 @@ class Runner:
                 out.append(t)
         return out
 
+    def tune_trials(self, todo: List[Trial]) -> int:
+        """How many Ray Tune trials the pending units take: a group of students is one."""
+        units = [t for t in todo if t.kind in ("teacher", "trial")]
+        specs = [_spec(t, self.folder, "cpu", 1) for t in units]
+        searches = sum(t.budget - len(self.store.unit_rows(t.id)) for t in todo if t.kind == "search")
+        return len(_grouped(specs, self.study.resources.get("students_per_trial", 1))) + searches
+
     def remaining(self, todo: List[Trial]) -> int:
         """How many Ray Tune trials the pending units still need (a search may be half done)."""
         return sum(t.budget - (len(self.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in todo)
@@ -605,7 +683,8 @@ class Runner:
 
         cache_dir = self.folder  # teachers go to <study folder>/teachers/
         units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
-        fixed = [dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)]
+        fixed = _grouped([dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
+                         self.study.resources.get("students_per_trial", 1))
         searches, ashas = [], {}
         for t in todo:
             if t.kind == "search":
@@ -620,6 +699,10 @@ class Runner:
             key = _teacher_key(self.study, t) if t.kind != "teacher" else None
             if key in teacher_ids:
                 waits_for[t.id] = teacher_ids[key]
+        for spec in fixed:  # a group waits for its members' teacher (one setting and seed: one teacher)
+            for m in spec.get("members", []):
+                if m["unit_id"] in waits_for:
+                    waits_for[spec["unit_id"]] = waits_for[m["unit_id"]]
         searcher = _make_searcher(fixed, searches, waits_for, slots)
         storage = tempfile.mkdtemp(prefix=f"hpo_kd-{self.study.name}-tune-")
         try:
@@ -629,7 +712,8 @@ class Runner:
                     param_space={},
                     tune_config=tune.TuneConfig(
                         search_alg=searcher, scheduler=_make_scheduler(ashas) if ashas else None,
-                        num_samples=n_trials, max_concurrent_trials=slots, reuse_actors=True,
+                        num_samples=len(fixed) + sum(x.left for x in searches), max_concurrent_trials=slots,
+                        reuse_actors=True,
                     ),
                     run_config=tune.RunConfig(
                         name=f"{self.study.name}-{int(time.time() * 1000)}",

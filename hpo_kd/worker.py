@@ -1,4 +1,5 @@
-"""The Ray Tune trainable: one teacher or one student trial, run inside a (reused) Tune actor.
+"""The Ray Tune trainable: one teacher, one student trial or a group of students (`members`: one
+setting and seed, trained together by `hpo_kd.train.run_trials`), run inside a (reused) Tune actor.
 
 This module is what a Tune actor imports to run a trial, so it imports nothing heavy at module
 level: torch, scikit-learn and the training code are imported by the first trial an actor runs
@@ -22,7 +23,7 @@ from typing import Any, Dict
 # trainer logs per epoch.
 SCALARS = (
     "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
-    "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc",
+    "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc", "grouped",
 )
 
 
@@ -86,7 +87,7 @@ def trial_fn(config: Dict[str, Any]) -> None:
 
     import_s = _import_training()
     from .errors import UserError
-    from .train import run_trial, train_teacher
+    from .train import run_trial, run_trials, train_teacher
 
     spec = config["spec"]
     cfg = trial_config(config)
@@ -96,7 +97,21 @@ def trial_fn(config: Dict[str, Any]) -> None:
     curve = []
     t_run = time.perf_counter()
     try:
-        if spec["kind"] == "teacher":
+        if spec["kind"] == "group":  # students of one setting and seed, trained together
+            cfgs = [dict(trial_config({"spec": m}), cache_dir=spec["cache_dir"], device=spec["device"],
+                         threads=spec["threads"]) for m in spec["members"]]
+            curves = [[] for _ in cfgs]
+            reports = [(lambda row, c=c: c.append(curve_row(row))) for c in curves]
+            results = run_trials(cfgs, reports=reports)
+            members = []
+            for result, curve in zip(results, curves):
+                m = {k: clean(result.get(k)) for k in SCALARS}
+                if result["status"] == "ok":
+                    m["tau_t"], m["tau_s"] = result["tau_t"], result["tau_s"]
+                members.append(dict(m, curve=curve))
+            final = {"status": "ok", "members": members, "grouped": results[0].get("grouped", 1),
+                     "seconds": sum(r["seconds"] for r in results)}
+        elif spec["kind"] == "teacher":
             cfg.pop("method", None)
             info = train_teacher(cfg)
             # Cost: the teacher's own training (whichever trial happened to train it).
@@ -126,7 +141,7 @@ def trial_fn(config: Dict[str, Any]) -> None:
     final.update(final=True, node=node, pid=os.getpid(), started_at=started,
                  gpu_ids=json.dumps([str(g) for g in _gpu_ids()]),
                  import_s=import_s, run_s=time.perf_counter() - t_run)
-    out = {k: clean(v) for k, v in final.items()}
+    out = {k: v if k == "members" else clean(v) for k, v in final.items()}
     if not per_epoch:
         out["curve"] = curve
     tune.report(out)

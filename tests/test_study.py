@@ -65,6 +65,8 @@ BAD = [
     (GOOD.replace("[methods.nokd]", "[methods.ctkd]\ntau_s = 2.0"), "tau_s"),
     (GOOD.replace("seeds = [0, 1]", "seeds = []"), "seeds: must not be empty"),
     (GOOD + "\n[resources]\ngpus_per_trial = -1\n", "resources.gpus_per_trial: -1 is out of range"),
+    (GOOD + "\n[resources]\nstudents_per_trial = 0\n", "resources.students_per_trial: 0 is out of range"),
+    (GOOD + "\n[resources]\nstudents_per_trial = 2.5\n", "resources.students_per_trial: expected an integer"),
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "digits"\nstudent = "nonet"'), "settings[0].student: unknown model 'nonet'"),
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "cifar10"'), "settings[0].root: data set 'cifar10' needs a local root"),
     ("name = 'x'\n[methods.nokd]\n", "settings: missing"),

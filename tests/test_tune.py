@@ -305,7 +305,7 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(study_file, tmp
 def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(study_file, tmp_path, monkeypatch):
     """Once in a full test run a Ctrl-C left the study running to the end (exit 0): a library in
     the driver had swallowed the KeyboardInterrupt. The handler also remembers the signal, so the
-    study stops after the trial that was finishing, keeping what finished."""
+    study stops after the Ray Tune trial that was finishing, keeping what finished."""
     import signal
     import time
 
@@ -330,10 +330,12 @@ def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(study_file, tm
         _run(path, runs)
     assert signal.getsignal(signal.SIGINT) is handler  # the run's own handler is gone
     kept = Store(os.path.join(runs, "killed")).trials()
-    assert len(kept) == 2 and set(kept["status"]) == {"ok"}
+    # the teacher, and the Ray Tune trial that was finishing: a seed's five students, trained
+    # together (students_per_trial), whose rows are all stored before the study stops
+    assert len(kept) == 1 + 5 and set(kept["status"]) == {"ok"}
     monkeypatch.setattr(tune_mod.Progress, "finished", real)
     out = _run(path, runs)
-    assert out["ran"] == 1 + 3 * 5 - 2  # the rest, and only the rest
+    assert out["ran"] == 1 + 3 * 5 - len(kept)  # the rest, and only the rest
 
 
 OPTUNA = """
@@ -473,3 +475,49 @@ def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(
     p = subprocess.run([sys.executable, "-m", "hpo_kd.cli", "run", path, "--dry-run", "--runs-dir", runs],
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "methods.halving: unknown method" in p.stderr
+
+
+GROUPS = """
+name = "groups"
+seeds = [0]
+[train]
+epochs = 2
+teacher_epochs = 2
+[resources]
+students_per_trial = {n}
+[[settings]]
+dataset = "digits"
+augment = "strong"
+[methods.grid]
+temperatures = {temps}
+[methods.mkd]
+[methods.nokd]
+{dts}
+"""
+
+
+def test_students_trained_together_store_what_they_store_alone(local_ray, study_file, tmp_path):
+    """A seed's students in one Ray Tune trial (students_per_trial) give the rows and curves they
+    give one per trial, also when a re-run adds students to a finished group."""
+    cols = ["trial_id", "status", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
+            "tau_s", "epochs_run"]
+
+    def run(name, n, temps, dts):
+        runner = Runner(load_study(study_file(GROUPS.format(n=n, temps=temps, dts=dts), f"{name}.toml")),
+                        runs_dir=str(tmp_path / name))
+        runner.run()
+        return runner
+
+    alone = run("alone", 1, "[1, 2, 4]", "[methods.dts]")
+    assert alone.timing["trials"] == 1 + 6  # the teacher, then every student in a trial of its own
+    together = run("together", 8, "[1, 4]", "")
+    assert together.timing["trials"] == 1 + 1 + 1  # the teacher, MKD alone, grid and no-KD together
+    together = run("together", 8, "[1, 2, 4]", "[methods.dts]")
+    assert together.timing["trials"] == 1  # the two new students, together
+    a, b = (Store(os.path.join(str(tmp_path / d), "groups")) for d in ("alone", "together"))
+    ta, tb = (s.trials().sort_values("trial_id").reset_index(drop=True) for s in (a, b))
+    assert len(ta) == 7 and set(ta["status"]) == {"ok"}
+    pd.testing.assert_frame_equal(ta[cols], tb[cols])
+    keep = [c for c in a.curves().columns if c not in ("epoch_seconds", "samples_per_s")]
+    ca, cb = (s.curves()[keep].sort_values(["trial_id", "epoch"]).reset_index(drop=True) for s in (a, b))
+    pd.testing.assert_frame_equal(ca, cb)

@@ -243,6 +243,9 @@ def timings(ctx: Dict) -> str:
     return "\n".join([
         f"# Study `{ctx['study']}`: timings", "",
         "Trial-seconds per seed (the training time of every trial a method ran), from the store. They depend on "
-        "the machine and its load, so they live here, apart from the reproducible report.", "",
+        "the machine and its load, so they live here, apart from the reproducible report. A student that "
+        "trained in a group with others of its setting and seed (the store's `grouped` column; "
+        "`[resources] students_per_trial`) counts its share of the group's training time and its own "
+        "evaluation.", "",
         table(summ, [("setting_label", "setting", ""), ("method", "method", ""), ("epochs_per_seed", "epochs", ".0f"),
                      ("seconds_per_seed", "trial-seconds", ".1f")]), ""])
