@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/trainer_overhead.py
 	$(BIN)/python bench/method_cost.py
 	$(BIN)/python bench/tune_overhead.py
-	$(BIN)/python bench/fused_students.py
+	$(BIN)/python bench/grouped_students.py
 	$(BIN)/python bench/imagefolder_stream.py
 
 # On a machine with CUDA: one bf16 trial and four 0.25-GPU trials on a fake CIFAR-100, then an image
