@@ -536,10 +536,10 @@ def fit_members(members: List[Member], bundle, teacher, c: TrialConfig, device,
                 logits_key: Optional[str] = None, every_epoch: bool = True, group: bool = False
                 ) -> List[Dict[str, Any]]:
     """Train every member on the same batches (same seed, same augmentation draws, same teacher
-    outputs): one after the other's steps in lockstep. `group=True`: their forward and backward
-    run as one `GroupedStudents` model, which gives each member bitwise the numbers it gets alone
-    (see hpo_kd.models.grouped; the caller checks that this holds here); the step's shared work
-    (batch, augmentation, teacher, learning rate) is done once. Otherwise there must be one member.
+    outputs) in lockstep, the step's shared work (batch, augmentation, teacher, learning rate)
+    done once. `group=True`: the members' forward and backward run as one `GroupedStudents`
+    model, which gives each member bitwise the numbers it gets alone (see hpo_kd.models.grouped;
+    the caller checks that this holds here). Otherwise there must be one member.
     A member whose loss or accuracy turns non-finite stops as `diverged`; the others go on."""
     assert group or len(members) == 1
     image = len(bundle.input_shape) == 3
