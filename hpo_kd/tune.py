@@ -637,7 +637,8 @@ class Runner:
         return len(_grouped(specs, self.study.resources.get("students_per_trial", 1))) + searches
 
     def remaining(self, todo: List[Trial]) -> int:
-        """How many Ray Tune trials the pending units still need (a search may be half done)."""
+        """How many trials (store rows) the pending units still need (a search may be half done);
+        `tune_trials` says in how many Ray Tune trials."""
         return sum(t.budget - (len(self.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in todo)
 
     def run(self, plan: Optional[List[Trial]] = None) -> Dict[str, int]:

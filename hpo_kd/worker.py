@@ -104,11 +104,11 @@ def trial_fn(config: Dict[str, Any]) -> None:
             reports = [(lambda row, c=c: c.append(curve_row(row))) for c in curves]
             results = run_trials(cfgs, reports=reports)
             members = []
-            for result, curve in zip(results, curves):
+            for result, member_curve in zip(results, curves):
                 m = {k: clean(result.get(k)) for k in SCALARS}
                 if result["status"] == "ok":
                     m["tau_t"], m["tau_s"] = result["tau_t"], result["tau_s"]
-                members.append(dict(m, curve=curve))
+                members.append(dict(m, curve=member_curve))
             final = {"status": "ok", "members": members, "grouped": results[0].get("grouped", 1),
                      "seconds": sum(r["seconds"] for r in results)}
         elif spec["kind"] == "teacher":
