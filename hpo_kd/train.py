@@ -635,8 +635,8 @@ def fit_members(members: List[Member], bundle, teacher, c: TrialConfig, device,
             with autocast(device, amp):  # the forward passes; the loss below is fp32
                 if aug_teacher is not None:
                     z_t = aug_teacher(x)
-                if grouped is None:
-                    z_all = [m.model(x).float() for m in active]
+                if grouped is None:  # one member: its own module
+                    z_all = [active[0].model(x).float()]
                 else:
                     out = grouped(x).float()
                     z_all = [out[g] for g in range(len(active))]
