@@ -1,29 +1,30 @@
-"""Several students of one architecture trained in lockstep as one wider model, each exactly as alone.
+"""Several students of one architecture trained in lockstep as one model, each exactly as alone.
 
 A study trains, per setting and seed, several students that see the same batches: the grid's
-temperatures, no-KD, DTS, CTKD. Their steps cost the framework far more than the arithmetic, so
-`GroupedStudents` runs G of them as one model: one convolution with G times the channels (grouped
-after the first layer), one BatchNorm over G times the channels, one batched matmul per linear
-layer. Member g's channels form the g-th block of every wide activation.
+temperatures, no-KD, DTS, CTKD, LS-KD. `GroupedStudents` runs G of them as one model that returns
+their (G, B, out) logits, in one of two ways:
 
-The point is that nothing a member computes depends on the others: every member's logits,
-gradients and BatchNorm statistics are bitwise those of the same student trained on its own (the
-module's own forward and autograd). Where a fused kernel would sum in another order than the
-member's own, the reduction is done per member instead:
+- **own modules** (`fused=False`): each member's forward is its own module's, so every member's
+  logits, gradients and BatchNorm statistics come from the same ATen operations, on the same
+  shapes and strides, as the student trained alone: bitwise the same by construction, on any
+  CPU or GPU. What the group saves is the step's shared work (batch, augmentation, teacher
+  logits, one backward call, one optimizer step).
+- **fused** (`fused=True`): the convolutional part runs as one convolution with G times the
+  channels (grouped after the first layer) and one BatchNorm over G times the channels; member
+  g's channels are the g-th block of every wide activation. Linear layers stay per member
+  (`F.linear` on the member's own contiguous features: `nn.Linear`'s own operation). Where a
+  fused kernel sums in another order than a plain convolution, the sum is done per member: the
+  input gradient of a grouped convolution is each member's own `convolution_backward`. The
+  forward and weight gradient of the wide convolution are a different kernel call from the
+  member's own, and whether they are bitwise the same depends on the machine's kernels: fused
+  groups are used only where `bitwise_check` passes on the machine at hand; elsewhere the group
+  runs on own modules.
 
-- the input gradient of a grouped convolution (oneDNN's grouped backward-data reduces over the
-  output channels in another order than a plain convolution's): each member's own
-  `convolution_backward`;
-- a linear layer's bias gradient: each member's (B, out) gradient summed over the batch, as
-  `nn.Linear`'s is.
-
-`bitwise_check` verifies this on the machine at hand (one step of the group against each member
-alone); the trainer uses a group only where it holds, and trains the members one by one otherwise.
-
-Supported: an `nn.Sequential` of convolutions (1-D or 2-D, zero padding; the first one with
-groups = 1), BatchNorm with running statistics and a momentum (or none), `Linear`, `Flatten`,
-pooling and element-wise activations. The built-in students (`mlp`, `mlp_wide`, `cnn_small`,
-`cnn_bn`) are; the CIFAR zoo and timm models (residual blocks) are not, and train one by one.
+Supported for grouping: an `nn.Sequential` of convolutions (1-D or 2-D, zero padding; the first one
+with groups = 1), BatchNorm with running statistics and a momentum (or none), `Linear`,
+`Flatten`, pooling and element-wise activations. The built-in students (`mlp`, `mlp_wide`,
+`cnn_small`, `cnn_bn`) are; the CIFAR zoo and timm models (residual blocks) are not, and train
+one by one.
 """
 from __future__ import annotations
 
@@ -114,36 +115,28 @@ class _GroupedConv(torch.autograd.Function):
         return gx, gw, gb, None, None, None, None, None
 
 
-class _AddBias(torch.autograd.Function):
-    """h (G, B, out) + b (G, out), each member's bias gradient summed over its own batch as
-    nn.Linear's is (a (B, out) gradient, reduced over dimension 0)."""
-
-    @staticmethod
-    def forward(ctx, h, b):
-        return h + b[:, None, :]
-
-    @staticmethod
-    def backward(ctx, go):
-        return go, torch.stack([go[g].contiguous().sum(0) for g in range(go.shape[0])])
-
-
 class GroupedStudents:
-    """G members (same architecture, train mode) as one model: `(x) -> (G, B, out)` logits.
+    """G members (same architecture, train mode) as one model: `(x) -> (G, B, out)` logits, through
+    each member's own modules (`fused=False`) or fused convolutions (`fused=True`).
 
-    Parameters stay the members' own (leaf tensors, concatenated at every forward, so each member's
-    gradient lands on its own parameters and an optimizer over them updates each as alone). The
-    BatchNorm running statistics live in one wide buffer per layer, and every member's buffer is
-    a view of its block, so a member module evaluates with its own statistics; `sync()` adds the
-    batches the group counted to each member's `num_batches_tracked`."""
+    Parameters stay the members' own (leaf tensors, concatenated at every fused forward, so each
+    member's gradient lands on its own parameters and an optimizer over them updates each as
+    alone). Fused, the BatchNorm running statistics live in one wide buffer per layer, and every
+    member's buffer is a view of its block, so a member module evaluates with its own statistics;
+    `sync()` adds the batches the group counted to each member's `num_batches_tracked`."""
 
-    def __init__(self, members: Sequence[nn.Module]):
+    def __init__(self, members: Sequence[nn.Module], fused: bool = True):
         reason = why_not_groupable(members[0])
         if reason:
             raise ValueError(f"cannot group: {reason}")
         self.members = list(members)
+        self.fused = fused
         self.G = len(self.members)
         self.layers = [list(m) for m in self.members]
         self.wide = {}
+        self._batches = 0
+        if not fused:  # each member's modules keep and count their own statistics
+            return
         for i, layer in enumerate(self.layers[0]):
             if isinstance(layer, BATCHNORMS) and layer.track_running_stats:
                 mods = [ls[i] for ls in self.layers]
@@ -155,9 +148,10 @@ class GroupedStudents:
                         m._buffers[name] = wide[g * c:(g + 1) * c]
                     stats[name] = wide
                 self.wide[i] = stats
-        self._batches = 0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fused:
+            return torch.stack([m(x) for m in self.members])
         G, h, layout = self.G, x, "shared"
         for i, layer in enumerate(self.layers[0]):
             mods = [ls[i] for ls in self.layers]
@@ -181,21 +175,18 @@ class GroupedStudents:
                 if layout == "wide":  # (B, G*F): member g's features are the g-th block
                     layout = "split"
             elif isinstance(layer, nn.Linear):
-                w = torch.stack([m.weight for m in mods])
-                if layout == "shared":
-                    hs = h.expand(G, *h.shape)
-                elif layout == "split":
-                    hs = h.view(h.shape[0], G, -1).transpose(0, 1)
-                else:  # "members": (G, B, F)
-                    hs = h
-                h = torch.bmm(hs, w.transpose(1, 2))
-                if layer.bias is not None:
-                    h = _AddBias.apply(h, torch.stack([m.bias for m in mods]))
+                if layout == "shared":  # every member reads the same input
+                    h = [h] * G
+                elif layout == "split":  # (B, G*F): member g's features, contiguous as alone
+                    h = [part.contiguous() for part in h.chunk(G, 1)]
+                h = [F.linear(hg, m.weight, m.bias) for hg, m in zip(h, mods)]
                 layout = "members"
+            elif layout == "members":  # element-wise, on each member's own tensor
+                h = [layer(hg) for hg in h]
             else:  # element-wise, or per channel on the wide layout
                 h = layer(h)
         self._batches += 1
-        return h
+        return torch.stack(h)
 
     def sync(self) -> None:
         """Count the group's training batches in every member's BatchNorm `num_batches_tracked`
@@ -208,14 +199,15 @@ class GroupedStudents:
         self._batches = 0
 
 
-def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor) -> Optional[str]:
+def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, fused: bool = True
+                  ) -> Optional[str]:
     """One training step of copies of `members` as a group against each copy alone, on batch
     (x, y): None if every member's logits, parameter gradients and BatchNorm statistics are
     bitwise the same; otherwise what differs. The members are not changed."""
     grouped = [copy.deepcopy(m) for m in members]
     alone = [copy.deepcopy(m) for m in members]
     with torch.enable_grad():
-        z = GroupedStudents(grouped)(x)
+        z = GroupedStudents(grouped, fused)(x)
         sum(F.cross_entropy(z[g].float(), y) for g in range(len(grouped))).backward()
         for g, m in enumerate(alone):
             zg = m(x)
@@ -232,8 +224,20 @@ def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
 
 
 def groupable(members: List[nn.Module], x: torch.Tensor, y: torch.Tensor) -> Optional[str]:
-    """None if `members` can train as a group here (architecture and bitwise check); else why not."""
+    """None if `members` can train as a fused group here (architecture and bitwise check); else why
+    not. A group of own modules needs only the architecture (`why_not_groupable`)."""
     return why_not_groupable(members[0]) or bitwise_check(members, x, y)
+
+
+def fused_kernels_exact(student: str = "cnn_bn", input_shape=(1, 40), batch: int = 128, members: int = 3
+                        ) -> Optional[str]:
+    """None if a fused group of `student`s is bitwise each member alone on this machine (one step on
+    random data); else what differs. What a CI log prints, so that it says which path ran."""
+    from . import create
+
+    torch.manual_seed(0)
+    group = [create(student, input_shape, 10).train() for _ in range(members)]
+    return bitwise_check(group, torch.randn(batch, *input_shape), torch.randint(0, 10, (batch,)))
 
 
 @functools.lru_cache(maxsize=None)
