@@ -66,19 +66,20 @@ def versions() -> Dict[str, str]:
     return out
 
 
-def current(threads_per_trial: int | None = None) -> Dict:
+def current(threads_per_trial: int | None = None, kernel_pins: Dict[str, str] | None = None) -> Dict:
     import torch
 
     return {"code": code_version(runs=True), "versions": versions(), "python": platform.python_version(),
             "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads_per_trial": threads_per_trial,
-            "torch_default_threads": torch.get_num_threads()}
+            "torch_default_threads": torch.get_num_threads(), "kernel_pins": dict(kernel_pins or {})}
 
 
-def record(folder: str, threads_per_trial: int | None) -> None:
-    """Append this run's provenance to `folder/provenance.json` (atomically)."""
+def record(folder: str, threads_per_trial: int | None, kernel_pins: Dict[str, str] | None = None) -> None:
+    """Append this run's provenance to `folder/provenance.json` (atomically); `kernel_pins`: the
+    kernel-selection variables the workers ran under (hpo_kd.reproducible)."""
     path = os.path.join(folder, FILE)
     runs = load(folder)
-    entry = current(threads_per_trial)
+    entry = current(threads_per_trial, kernel_pins)
     if not runs or {k: v for k, v in runs[-1].items()} != entry:
         runs.append(entry)
     def write(tmp):
@@ -100,5 +101,8 @@ def describe(entry: Dict) -> str:
     v = entry.get("versions", {})
     libs = ", ".join(f"{k} {v[k]}" for k in ("torch", "optuna", "ray", "scipy") if k in v)
     threads = entry.get("torch_threads_per_trial")
+    pins = entry.get("kernel_pins")
+    kernels = "" if pins is None else "; kernels " + (
+        "pinned (" + ", ".join(f"{k}={v}" for k, v in sorted(pins.items())) + ")" if pins else "as the CPU picks them")
     return (f"{entry.get('code', '?')}; {libs}; Python {entry.get('python', '?')}; CPU {entry.get('cpu', '?')}, "
-            f"{entry.get('cores', '?')} cores, {threads if threads else '?'} torch thread(s) per trial")
+            f"{entry.get('cores', '?')} cores, {threads if threads else '?'} torch thread(s) per trial{kernels}")

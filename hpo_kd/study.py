@@ -247,7 +247,7 @@ PUBLISHED_KEYS = {"dataset", "teacher", "student", "source", "figures"}
 # What a published figure is of: the teacher, the student alone, Hinton's KD at tau = 4 (the
 # grid's tau = 4 run), or a method of the study by its name (e.g. ctkd, dts).
 PUBLISHED_FIGURES = ("teacher", "nokd", "kd")
-RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "students_per_trial"}
+RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "students_per_trial", "reproducible"}
 # Students of one setting and seed that train together in one Ray Tune trial, at most (1: each alone).
 STUDENTS_PER_TRIAL = 8
 GRID_KEYS = {"temperatures", "pairs"}
@@ -431,6 +431,9 @@ def _resources(path, raw) -> Dict[str, float]:
         r["max_concurrent"] = _num(path, "resources.max_concurrent", raw["max_concurrent"], 1, None, integer=True)
     r["students_per_trial"] = _num(path, "resources.students_per_trial",
                                    raw.get("students_per_trial", STUDENTS_PER_TRIAL), 1, None, integer=True)
+    r["reproducible"] = raw.get("reproducible", False)
+    if not isinstance(r["reproducible"], bool):
+        _err(path, "resources.reproducible", f"{r['reproducible']!r} is not allowed; allowed: true or false")
     g = r["gpus_per_trial"]
     if g > 1 and g != int(g):
         _err(path, "resources.gpus_per_trial", f"{g} is neither a fraction of one GPU nor a whole number")

@@ -254,3 +254,18 @@ def trains_in_groups(name: str) -> bool:
         return why_not_groupable(create(name, (1, 32), 10)) is None
     except Exception:
         return False
+
+
+def machine_line() -> str:
+    """One line for a log: the CPU model, torch's CPU capability, and which group path runs here."""
+    from ..provenance import cpu_model
+
+    cpu = cpu_model()
+    why = fused_kernels_exact()
+    path = "fused kernels (bitwise as alone)" if why is None else f"own modules (fused kernels not exact here: {why})"
+    return f"CPU: {cpu}; torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}; " \
+           f"grouped students: {path}"
+
+
+if __name__ == "__main__":
+    print(machine_line())
