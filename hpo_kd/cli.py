@@ -73,8 +73,10 @@ def cmd_list(a) -> int:
     print("data sets:  " + ", ".join(data.names()))
     print("models:     " + ", ".join(models.names()) + " (or any timm model name)")
     searchers = methods.SEARCHERS.names()
+    searchable = [n for n in methods.names() if methods.METHODS.get(n).searchable]
     print("methods:    " + ", ".join(methods.names() + searchers)
-          + f"  ({'/'.join(searchers)}: a study's searchers of `fixed` temperatures)")
+          + f"  ({'/'.join(searchers)}: a study's searchers of the temperatures of {'/'.join(searchable)}"
+          + f", `fixed` unless their table says `method = ...`)")
     print("augment:    " + ", ".join(data.AUGMENTS))
     return 0
 

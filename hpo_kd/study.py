@@ -208,10 +208,11 @@ class Study:
                     if m == "grid":
                         for tt, ts in opts["pairs"]:
                             out.append(Trial("trial", "grid", s, seed,
-                                             dict(base, method="fixed", tau_t=tt, tau_s=ts)))
+                                             dict(base, method=opts["method"], tau_t=tt, tau_s=ts)))
                     elif m == "optuna":
-                        search = {k: opts[k] for k in sorted(opts)}
-                        out.append(Trial("search", "optuna", s, seed, dict(base, method="fixed"),
+                        # the searched method is in the config (and so in the id), not in `search`
+                        search = {k: opts[k] for k in sorted(opts) if k != "method"}
+                        out.append(Trial("search", "optuna", s, seed, dict(base, method=opts["method"]),
                                          budget=opts["trials"], search=search))
                     else:
                         o = dict(opts)
@@ -250,9 +251,20 @@ PUBLISHED_FIGURES = ("teacher", "nokd", "kd")
 RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "students_per_trial", "reproducible"}
 # Students of one setting and seed that train together in one Ray Tune trial, at most (1: each alone).
 STUDENTS_PER_TRIAL = 8
-GRID_KEYS = {"temperatures", "pairs"}
+GRID_KEYS = {"temperatures", "pairs", "method"}
 OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "startup_trials", "asha", "grace_period",
-               "reduction_factor"}
+               "reduction_factor", "method"}
+
+
+def _searched_method(path, key, opts, searcher: str) -> str:
+    """The method whose temperatures a searcher's table searches: `method = NAME` (one whose class
+    is `searchable`), by default the searcher's own (`fixed`)."""
+    default = methods_mod.SEARCHERS.get(searcher).method
+    name = opts.get("method", default)
+    allowed = [n for n in methods_mod.names() if methods_mod.METHODS.get(n).searchable]
+    if not isinstance(name, str) or name not in allowed:
+        _err(path, key, f"{name!r} is not a method a searcher can search; allowed: {', '.join(allowed)}")
+    return name
 
 
 def _check_model(path, key, name):
@@ -371,7 +383,8 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
                     _err(path, f"{p}.pairs[{j}]", f"expected [tau_t, tau_s], got {pr!r}")
                 for v in pr:
                     _num(path, p + ".temperatures", v, 0, None, lo_open=True)
-            out[m] = {"pairs": [[float(a), float(b)] for a, b in pairs]}
+            out[m] = {"pairs": [[float(a), float(b)] for a, b in pairs],
+                      "method": _searched_method(path, p + ".method", opts, m)}
         elif m == "optuna":
             _keys(path, p + ".", opts, OPTUNA_KEYS)
             trials = _num(path, p + ".trials", opts.get("trials", 8), 1, None, integer=True)
@@ -388,6 +401,7 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
                 "asha": _typed(path, p + ".asha", opts.get("asha", False), bool, "true or false"),
                 "grace_period": _num(path, p + ".grace_period", opts.get("grace_period", 2), 1, None, integer=True),
                 "reduction_factor": _num(path, p + ".reduction_factor", opts.get("reduction_factor", 2), 2, None, integer=True),
+                "method": _searched_method(path, p + ".method", opts, m),
             }
             if o["low"] >= o["high"]:
                 _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")

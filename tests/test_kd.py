@@ -123,3 +123,84 @@ def test_alpha_zero_is_plain_cross_entropy():
     # alpha = 1 is pure KD.
     one = kd_loss(z_s, z_t, y, 2.0, 5.0, alpha=1.0)
     assert one["loss"].item() == pytest.approx(one["kd"].item(), rel=1e-6)
+
+
+# --------------------------------------------------------------------------- per-sample temperatures
+
+
+def _loop_kd(z_s, z_t, tau_t, tau_s, factor):
+    """Each sample alone: F.kl_div on one row at that row's temperatures, times its factor; then
+    the batch mean (an independent computation of kd_per_sample + mean)."""
+    terms = []
+    for b in range(len(z_s)):
+        log_q = F.log_softmax(z_s[b : b + 1] / float(tau_s[b]), dim=-1)
+        p = F.softmax(z_t[b : b + 1] / float(tau_t[b]), dim=-1)
+        terms.append(float(factor[b]) * F.kl_div(log_q, p, reduction="sum").item())
+    return terms
+
+
+def test_per_sample_kd_matches_a_loop_over_single_rows():
+    from hpo_kd.kd import kd_per_sample
+
+    g = torch.Generator().manual_seed(4)
+    z_s = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    z_t = 3 * torch.randn(7, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (7,), generator=g)
+    tau_t = 0.5 + 4 * torch.rand(7, generator=g, dtype=torch.float64)
+    tau_s = 0.5 + 4 * torch.rand(7, generator=g, dtype=torch.float64)
+    factor = 0.5 + 9 * torch.rand(7, generator=g, dtype=torch.float64)
+    terms = _loop_kd(z_s, z_t, tau_t, tau_s, factor)
+    got = kd_per_sample(z_s, z_t, tau_t, tau_s, factor)
+    assert got.shape == (7,)
+    assert got.tolist() == pytest.approx(terms, rel=1e-10)
+    # The default factor is each sample's tau_t * tau_s; kd_loss takes (B,) temperatures that way.
+    default = _loop_kd(z_s, z_t, tau_t, tau_s, tau_t * tau_s)
+    assert kd_per_sample(z_s, z_t, tau_t, tau_s).tolist() == pytest.approx(default, rel=1e-10)
+    out = kd_loss(z_s, z_t, y, tau_t, tau_s, alpha=0.7)
+    assert out["kd"].item() == pytest.approx(sum(default) / 7, rel=1e-10)
+    assert out["loss"].item() == pytest.approx(0.7 * sum(default) / 7 + 0.3 * F.cross_entropy(z_s, y).item(),
+                                               rel=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_equal_per_sample_temperatures_equal_the_batch_form(dtype):
+    # Not bitwise: the batch form scales the batch-mean KL by tau_t * tau_s once, the per-sample
+    # form scales each row's KL and then takes the mean: the same sum, rounded in another order.
+    g = torch.Generator().manual_seed(5)
+    z_s = torch.randn(9, 6, generator=g, dtype=dtype)
+    z_t = 2 * torch.randn(9, 6, generator=g, dtype=dtype)
+    y = torch.randint(0, 6, (9,), generator=g)
+    batch = kd_loss(z_s, z_t, y, 2.5, 3.0, alpha=0.8)
+    per = kd_loss(z_s, z_t, y, torch.full((9,), 2.5, dtype=dtype), torch.full((9,), 3.0, dtype=dtype), alpha=0.8)
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    for k in ("loss", "kd", "ce"):
+        assert torch.allclose(per[k], batch[k], rtol=rtol, atol=0), k
+
+
+def test_standardized_temperature_is_kd_on_z_scored_logits():
+    """A StandardizedTemperature(T) is T times each row's std (n - 1, + 1e-7): KD at it is KD at T
+    on the z-scored logits, with the factor T * T (not the per-sample temperatures' product)."""
+    from hpo_kd.kd import StandardizedTemperature
+
+    g = torch.Generator().manual_seed(6)
+    z_s = torch.randn(8, 10, generator=g, dtype=torch.float64)
+    z_t = 4 * torch.randn(8, 10, generator=g, dtype=torch.float64) + 3
+    y = torch.randint(0, 10, (8,), generator=g)
+    rule = StandardizedTemperature(2.0)
+    n = z_t.shape[1]
+    mu = z_t.mean(-1, keepdim=True)
+    sd = (((z_t - mu) ** 2).sum(-1) / (n - 1)).sqrt()
+    assert rule(z_t).tolist() == pytest.approx((2.0 * (sd + 1e-7)).tolist(), rel=1e-12)
+
+    def z(v):
+        m = v.mean(-1, keepdim=True)
+        return (v - m) / (1e-7 + (((v - m) ** 2).sum(-1, keepdim=True) / (n - 1)).sqrt())
+
+    out = kd_loss(z_s, z_t, y, rule, StandardizedTemperature(2.0), alpha=0.6)
+    ref = kd_loss(z(z_s), z(z_t), y, 2.0, 2.0, alpha=1.0)["kd"]
+    assert out["kd"].item() == pytest.approx(ref.item(), rel=1e-10)
+    assert out["loss"].item() == pytest.approx(0.6 * ref.item() + 0.4 * F.cross_entropy(z_s, y).item(), rel=1e-10)
+    # A rule for one side and a number for the other: the number is its own factor.
+    mixed = kd_loss(z_s, z_t, y, rule, 3.0, alpha=1.0)["kd"]
+    loop = _loop_kd(z_s, z_t, rule(z_t), torch.full((8,), 3.0), torch.full((8,), 6.0))
+    assert mixed.item() == pytest.approx(sum(loop) / 8, rel=1e-10)

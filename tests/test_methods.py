@@ -338,7 +338,7 @@ def test_ctkd_trial_stays_in_range(cache):
 
 
 @pytest.mark.parametrize("dataset", ["digits", "mnist1d"])
-@pytest.mark.parametrize("method", ["fixed", "nokd", "mkd", "dts", "ctkd"])
+@pytest.mark.parametrize("method", ["fixed", "nokd", "mkd", "dts", "ctkd", "lskd"])
 def test_every_method_runs(cache, dataset, method):
     rows = []
     r = run_trial(dict(dataset=dataset, epochs=2, teacher_epochs=1, method=method, cache_dir=cache,

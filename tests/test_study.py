@@ -144,7 +144,7 @@ def test_dry_run_prints_counts(study_file, capsys, tmp_path):
 def test_shipped_studies_are_valid():
     q = load_study("studies/quickstart.toml")
     assert {s.dataset for s in q.settings} == {"digits", "mnist1d"}
-    assert set(q.methods) == {"grid", "optuna", "mkd", "dts", "ctkd", "nokd"}
+    assert set(q.methods) == {"grid", "optuna", "mkd", "dts", "ctkd", "lskd", "nokd"}
     assert q.methods["grid"]["pairs"] == [[t, t] for t in (1.0, 2.0, 4.0, 8.0, 16.0)]
     assert q.methods["optuna"]["trials"] == 8 and len(q.seeds) == 2
     assert q.report.get("smoke_test")  # the report says "Smoke test, not evidence" and why

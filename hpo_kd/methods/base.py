@@ -9,8 +9,9 @@ named by the environment variable `HPO_KD_PLUGINS` (comma-separated module names
 
 What studies, reports and the CLI need to know about a method lives on its class: `kind`
 (`searched`: fixed temperatures that a searcher chooses; `learned`: the method moves its
-temperatures while training; `baseline`), `label`, `color`, `marker` and `order` (its place in
-tables and legends).
+temperatures while training; `baseline`), `searchable` (a study's searchers, grid and Optuna, may
+choose its tau_t/tau_s: `method = NAME` in their table), `label`, `color`, `marker` and `order`
+(its place in tables and legends).
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ class TemperatureMethod:
     name = "base"
     uses_kd = True  # False: cross-entropy only, no teacher at all
     kind = "learned"  # "searched" | "learned" | "baseline"
+    searchable = False  # whether a searcher (grid, optuna) may choose its temperatures
     label: Optional[str] = None  # in tables, legends and sentences; default: the name
     color: Optional[str] = None  # a matplotlib colour; default: a stable pick from tab20
     marker = "o"

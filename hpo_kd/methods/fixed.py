@@ -11,6 +11,7 @@ class Fixed(TemperatureMethod):
 
     name = "fixed"
     kind = "searched"  # run by the searchers (grid, optuna), never alone in a study
+    searchable = True
     label = "fixed τ"
 
     def __init__(self, tau_t: float = 4.0, tau_s: float = 4.0):

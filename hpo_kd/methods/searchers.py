@@ -1,4 +1,5 @@
-"""The searchers of a study: they choose the fixed temperatures of the `fixed` method.
+"""The searchers of a study: they choose the fixed temperatures of the `fixed` method, or of
+another `searchable` method named by `method = NAME` in their study table (LS-KD's base).
 
 Their study-file options are parsed by `hpo_kd.study`; what reports and the CLI show of them
 (label, colour, marker, order) lives here, on the class, as it does for temperature methods.
@@ -15,7 +16,7 @@ SEARCHERS = Registry("searcher")
 class Searcher:
     name = "searcher"
     kind = "searched"
-    method = "fixed"  # the temperature method whose temperatures it chooses
+    method = "fixed"  # the temperature method whose temperatures it chooses (unless the table names one)
     label: Optional[str] = None
     words: Optional[str] = None  # in sentences, when not the label
     color: Optional[str] = None
