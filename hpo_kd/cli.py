@@ -1,4 +1,4 @@
-"""Command line: `hpo-kd distill | list | run | report | transfer`."""
+"""Command line: `hpo-kd distill | list | run | report | transfer | tensorboard`."""
 from __future__ import annotations
 
 import argparse
@@ -235,7 +235,24 @@ def _add_report(sub):
     t.set_defaults(func=cmd_transfer)
 
 
-_extra_commands = [_add_run, _add_report]
+def cmd_tensorboard(a) -> int:
+    from .tensorboard import LOGDIR, write_events
+
+    n = write_events(a.store)
+    logdir = os.path.join(a.store, LOGDIR)
+    print(f"wrote {n} new trial(s) to {logdir} (one run per trial: <setting>/<method>[-tau<value>]/seed<N>-<id>)")
+    print(f"view them with: tensorboard --logdir {logdir}   (pip install tensorboard)")
+    return 0
+
+
+def _add_tensorboard(sub):
+    r = sub.add_parser("tensorboard", help="write the trials' curves as TensorBoard event files "
+                                           "(runs/<study>/tensorboard; only trials not written yet)")
+    r.add_argument("store", help="runs/<study>")
+    r.set_defaults(func=cmd_tensorboard)
+
+
+_extra_commands = [_add_run, _add_report, _add_tensorboard]
 
 
 def main(argv=None) -> int:

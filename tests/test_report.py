@@ -264,3 +264,56 @@ def test_learned_start_dependence(tmp_path):
     findings = md.split("## Findings")[1].split("\n## ")[0]
     assert "None: every comparison" not in findings
     assert "final tau_s depends on the start" in findings and "final tau_t is independent" in findings
+
+
+def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
+    """The papers' measure (best test accuracy over epochs, mean over runs) of the same runs as
+    `measured`: the best epoch is never the last, and a configuration that is not selected (MKD
+    started at 16, lower val) has the highest test accuracy of all and must not count."""
+    folder = tmp_path / "runs" / "synthetic"
+    s = Store(str(folder))
+
+    def add(tid, method, seed, val, tests, tau=None):
+        s.add({"trial_id": tid, "unit_id": tid, "study": "synthetic", "setting": A, "setting_label": LABEL[A],
+               "dataset": "mnist1d", "augment": "none", "fraction": 1.0, "teacher": "cnn_mid",
+               "student": None if method == "teacher" else "cnn_bn", "method": method, "seed": seed,
+               "tau_t_config": tau, "tau_s_config": tau, "status": "ok", "val_acc": val / 100,
+               "test_acc": tests[-1] / 100, "epochs": 3, "epochs_run": 3, "seconds": 1.0},
+              [{"epoch": e, "val_acc": None if t is None else val / 100, "test_acc": None if t is None else t / 100,
+                "tau_t": tau, "tau_s": tau} for e, t in enumerate(tests, 1)])
+
+    add("teach", "teacher", 0, 75, [None, None, 72.0])  # a teacher evaluates its last epoch only
+    for sd in range(3):
+        add(f"g4-{sd}", "grid", sd, 90, [70.0, 78.0 + sd, 76.0], tau=4.0)
+        add(f"g1-{sd}", "grid", sd, 80, [60.0, 61.0, 62.0], tau=1.0)
+        add(f"n-{sd}", "nokd", sd, 70, [66.0 + sd, 65.0, 64.0])
+        add(f"m1-{sd}", "mkd", sd, 88, [74.0, 80.0 + 2 * sd, 79.0], tau=1.0)
+        add(f"m16-{sd}", "mkd", sd, 85, [90.0, 95.0, 91.0], tau=16.0)  # not selected (val 85 < 88)
+    entry = {"dataset": "mnist1d", "teacher": "cnn_mid", "student": "cnn_bn", "source": "x",
+             "figures": {"teacher": 73.0, "nokd": 70.0, "kd": 71.0, "mkd": 72.0}}
+    from hpo_kd.report import published
+
+    pub = published.table(s.trials(), rep.select(s.trials()), [entry], {"x": "X et al."}, s.curves())
+    pub = pub.set_index("figure")
+    assert pub.loc["teacher", "best_test"] == pytest.approx(72.0) and pub.loc["teacher", "n"] == 1
+    assert pub.loc["kd", "best_test"] == pytest.approx(np.mean([78, 79, 80]))
+    assert pub.loc["kd", "measured"] == pytest.approx(76.0)  # our figure: the final epoch, unchanged
+    assert pub.loc["nokd", "best_test"] == pytest.approx(np.mean([66, 67, 68]))
+    assert pub.loc["nokd", "measured"] == pytest.approx(64.0)
+    assert pub.loc["mkd", "best_test"] == pytest.approx(np.mean([80, 82, 84]))
+    assert pub.loc["mkd", "measured"] == pytest.approx(79.0)
+    # without curves the column is there, empty
+    assert published.table(s.trials(), rep.select(s.trials()), [entry], {})["best_test"].isna().all()
+    # through the report: the column, labelled, and the sentence that says it selects on test
+    (folder / "study.toml").write_text(
+        'name = "synthetic"\nseeds = [0, 1, 2]\n[[settings]]\ndataset = "mnist1d"\n[methods.grid]\n'
+        'temperatures = [1, 4]\n[report.sources]\nx = "X et al."\n[[report.published]]\ndataset = "mnist1d"\n'
+        'teacher = "cnn_mid"\nstudent = "cnn_bn"\nsource = "x"\nfigures = {teacher = 73.0, nokd = 70.0, kd = 71.0, '
+        'mkd = 72.0}\n')
+    md = open(rep.write_report(str(folder), out_root=str(tmp_path / "reports"))).read()
+    section = md.split("## Beside the published figures")[1].split("\n## ")[0]
+    assert "| best test over epochs % (test-set selection, the papers' measure) |" in section
+    assert "selects the epoch on the **test** set" in section
+    assert "| KD, τ = 4 | 3 | 76.00 | 0.00 | 79.00 | 71.00 | x |" in section
+    csv = pd.read_csv(tmp_path / "reports" / "synthetic" / "published.csv").set_index("figure")
+    assert csv.loc["mkd", "best_test"] == pytest.approx(82.0)

@@ -101,7 +101,7 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         smoke=opts["smoke"], train=opts["train"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]) + len(ctx["starts"]),
     )
     ctx["sources"] = opts["sources"]
-    ctx["published"] = published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"]) \
+    ctx["published"] = published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], curves) \
         if opts["published"] and not ctx["sel"].empty else None
     ctx["plots"] = plots.all_plots(ctx, out)
 
