@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -66,188 +67,254 @@ def fit_members(members: List[Member], bundle, teacher, c: TrialConfig, device,
     the caller checks that this holds here). Otherwise there must be one member.
     A member whose loss or accuracy turns non-finite stops as `diverged`; the others go on."""
     assert group or len(members) == 1
-    image = len(bundle.input_shape) == 3
-    for m in members:
-        m.model = gpu_ready(m.model, device, image).train()
-        m.use_kd = m.method.uses_kd and teacher is not None
-        m.alpha = c.alpha if m.use_kd else 0.0
-    x_tr, y_tr = (t.to(device) for t in bundle.splits["train"])
-    amp = c.precision
+    run = _Lockstep(members, bundle, teacher, c, device, logits_key, every_epoch, group)
+    for epoch in range(1, c.epochs + 1):
+        if not run.active:
+            break
+        t0 = time.perf_counter()
+        in_epoch = run.start_epoch(epoch)
+        for idx, xb in run.epoch_batches():
+            if not run.active:
+                break
+            run.step(epoch, idx, xb)
+        run.end_epoch(epoch, t0, in_epoch)
+    return run.finish()
+
+
+def _meta_batches(bundle, c: TrialConfig, device, augmented: bool = False):
+    """Batches of the meta split, forever; `augmented`: through the trial's augmentation, with
+    its own generators (Mixup's NumPy draws included), so the training batches stay as they are.
+    Only a method that asks for meta batches pays for the copy."""
     prepare, augment = bundle.prepare, bundle.augmenter
-    n = len(y_tr)
-    steps_per_epoch = max(1, n // c.batch_size)  # a ragged last batch is dropped (see _batches)
-    gen = torch.Generator().manual_seed(c.seed)
-    use_kd = any(m.use_kd for m in members)
+    meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
+    mgen = torch.Generator().manual_seed(c.seed + 7919)
+    np_state = np.random.RandomState(c.seed + 7919).get_state()
+    while True:
+        order = list(_batches(len(meta_split[1]), c.batch_size, mgen))
+        for idx, xb in zip(order, data_mod.take(meta_split[0], order, device)):
+            x, y = prepare(xb), meta_split[1][idx]
+            if augmented:
+                train_state = np.random.get_state()
+                np.random.set_state(np_state)
+                x, y = augment(x, y, mgen)
+                np_state = np.random.get_state()
+                np.random.set_state(train_state)
+            yield as_input(x), y
 
-    # Teacher logits of the un-augmented training data, computed once per trial, unless they would
-    # outgrow the memory budget (a large image folder): then the teacher sees each batch.
-    cached_logits, aug_teacher = None, None
-    if use_kd:
-        cached_logits, aug_teacher = teacher_outputs(teacher, bundle, x_tr, c, steps_per_epoch, logits_key, device)
 
-    def meta_batches(augmented: bool = False):  # only a method that asks for meta batches pays for the copy
-        """Batches of the meta split, forever; `augmented`: through the trial's augmentation, with
-        its own generators (Mixup's NumPy draws included), so the training batches stay as they are."""
-        meta_split = tuple(t.to(device) for t in bundle.splits["meta"])
-        mgen = torch.Generator().manual_seed(c.seed + 7919)
-        np_state = np.random.RandomState(c.seed + 7919).get_state()
-        while True:
-            order = list(_batches(len(meta_split[1]), c.batch_size, mgen))
-            for idx, xb in zip(order, data_mod.take(meta_split[0], order, device)):
-                x, y = prepare(xb), meta_split[1][idx]
-                if augmented:
-                    train_state = np.random.get_state()
-                    np.random.set_state(np_state)
-                    x, y = augment(x, y, mgen)
-                    np_state = np.random.get_state()
-                    np.random.set_state(train_state)
-                yield as_input(x), y
+class _Lockstep:
+    """One `fit_members` run: what the members share (the training split, its batches and
+    augmentation, the teacher's logits, one optimizer and schedule), the members still training
+    (`active`) and, in a group, their `GroupedStudents` model (`grouped`)."""
 
-    # One optimizer over every member's parameters: its update is per tensor, so each member's
-    # parameters move exactly as under an optimizer of their own.
-    optimizer = make_optimizer(c, [m.model for m in members], [p for m in members for p in m.method.parameters()])
-    total = c.epochs * steps_per_epoch
-    scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * steps_per_epoch, total - 1), c.lr_schedule,
-                               tuple(s * steps_per_epoch for s in milestones(c)), c.lr_decay)
-    for m in members:
-        m.method.setup(methods_mod.TrialContext(
-            model=m.model,
-            epochs=c.epochs,
-            steps_per_epoch=steps_per_epoch,
-            alpha=m.alpha,
-            device=device,
-            meta_batches=meta_batches,
-            lr=lambda: optimizer.param_groups[0]["lr"],
-            precision=amp,
-        ))
-    active = list(members)
-    grouped = _regroup(active, group)
-    start = time.perf_counter()
-    step = 0
+    def __init__(self, members: List[Member], bundle, teacher, c: TrialConfig, device,
+                 logits_key: Optional[str], every_epoch: bool, group: bool):
+        image = len(bundle.input_shape) == 3
+        for m in members:
+            m.model = gpu_ready(m.model, device, image).train()
+            m.use_kd = m.method.uses_kd and teacher is not None
+            m.alpha = c.alpha if m.use_kd else 0.0
+        self.members, self.bundle, self.c, self.device = members, bundle, c, device
+        self.every_epoch, self.group = every_epoch, group
+        self.x_tr, self.y_tr = (t.to(device) for t in bundle.splits["train"])
+        self.prepare, self.augment = bundle.prepare, bundle.augmenter
+        self.steps_per_epoch = max(1, len(self.y_tr) // c.batch_size)  # a ragged last batch is dropped (see _batches)
+        self.gen = torch.Generator().manual_seed(c.seed)
+        self.cached_logits, self.aug_teacher = None, None
+        if any(m.use_kd for m in members):
+            self.cached_logits, self.aug_teacher = teacher_outputs(teacher, bundle, self.x_tr, c,
+                                                                   self.steps_per_epoch, logits_key, device)
+        self.optimizer, self.scheduler = self._optimizer()
+        meta_batches = functools.partial(_meta_batches, bundle, c, device)
+        for m in members:
+            m.method.setup(methods_mod.TrialContext(
+                model=m.model,
+                epochs=c.epochs,
+                steps_per_epoch=self.steps_per_epoch,
+                alpha=m.alpha,
+                device=device,
+                meta_batches=meta_batches,
+                lr=self.lr,
+                precision=c.precision,
+            ))
+        self.active = list(members)
+        self.grouped = None
+        self._regroup()
+        self.start = time.perf_counter()
+        self.steps = 0
 
-    def stop(m: Member, message: str) -> None:
+    def _optimizer(self):
+        """One optimizer over every member's parameters (its update is per tensor, so each member's
+        parameters move exactly as under an optimizer of their own) and its per-step schedule."""
+        c, per_epoch = self.c, self.steps_per_epoch
+        optimizer = make_optimizer(c, [m.model for m in self.members],
+                                   [p for m in self.members for p in m.method.parameters()])
+        total = c.epochs * per_epoch
+        scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * per_epoch, total - 1), c.lr_schedule,
+                                   tuple(s * per_epoch for s in milestones(c)), c.lr_decay)
+        return optimizer, scheduler
+
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def _regroup(self) -> None:
+        """The GroupedStudents of the active members (None: one member, or no grouping: its module)."""
+        if self.grouped is not None:
+            self.grouped.sync()
+        self.grouped = None
+        if self.group and len(self.active) >= 2:
+            from ..models.grouped import GroupedStudents
+
+            self.grouped = GroupedStudents([m.model for m in self.active])
+
+    def stop(self, m: Member, message: str) -> None:
+        """`m` diverged: it leaves the active members (the caller regroups them)."""
         m.status, m.error = "diverged", message
         for p in list(m.model.parameters()) + list(m.method.parameters()):
             p.grad = None  # the optimizer skips a parameter without a gradient
-        active.remove(m)
+        self.active.remove(m)
 
-    for epoch in range(1, c.epochs + 1):
-        if not active:
-            break
-        t0 = time.perf_counter()
-        for m in active:
+    # ------------------------------------------------------------------ one epoch
+
+    def start_epoch(self, epoch: int) -> int:
+        """How many members start the epoch."""
+        for m in self.active:
             m.method.start_epoch(epoch)
             m.sums, m.seen = {}, 0
-        in_epoch = len(active)
-        # The epoch's batches are drawn up front (the same draws as one by one), so that a
-        # split read from disk can decode ahead of the loop.
-        order = list(_batches(n, c.batch_size, gen))
-        for idx, xb in zip(order, data_mod.take(x_tr, order, device)):
-            if not active:
-                break
-            x, y = prepare(xb), y_tr[idx]
-            z_t = None
-            if cached_logits is not None:
-                z_t = cached_logits[idx]
-            x, target = augment(x, y, gen)
-            x = as_input(x)
-            with autocast(device, amp):  # the forward passes; the loss below is fp32
-                if aug_teacher is not None:
-                    z_t = aug_teacher(x)
-                if grouped is None:  # one member: its own module
-                    z_all = [active[0].model(x).float()]
-                else:
-                    out = grouped(x).float()
-                    z_all = [out[g] for g in range(len(active))]
-            if z_t is not None and len(z_t) != len(z_all[0]):  # augmentation shortened the batch
-                z_t = z_t[: len(z_all[0])]
-            optimizer.zero_grad(set_to_none=True)
-            infos = []
-            for m, z_s in zip(active, z_all):
-                tau_t, tau_s = m.method.temperatures()
-                zt_m = z_t if m.use_kd else None
-                losses = kd_loss(z_s, zt_m, target, tau_t, tau_s, m.alpha)  # alpha = 0: CE only
-                infos.append(methods_mod.Step(
-                    epoch=epoch, step=step, x=x, target=target, student_logits=z_s,
-                    teacher_logits=zt_m, losses=losses, tau_t=tau_t, tau_s=tau_s,
-                    lr=optimizer.param_groups[0]["lr"],
-                ))
-            if grouped is None:
-                active[0].method.backward(infos[0])
-            else:  # each member's gradient is its own loss's: the sum's derivative is 1 for each
-                sum(info.losses["loss"] for info in infos).backward()
-            # Loss terms as Python floats for the epoch sums, in one device->host copy (the NaN
-            # check below needs the value anyway; per-term tensor sums cost ~30 us a step).
-            flat = torch.stack([v.detach() for info in infos for v in info.losses.values()]).tolist()
-            k = len(infos[0].losses)
-            values = [dict(zip(info.losses, flat[i * k:(i + 1) * k])) for i, info in enumerate(infos)]
-            entries = list(zip(active, infos, values))
-            for m, _, v in entries:
-                if not math.isfinite(v["loss"]):  # stopped before its optimizer step, as alone
-                    stop(m, f"non-finite loss ({v['loss']}) at epoch {epoch}, step {step}")
-            if len(active) < len(entries):
-                entries = [e for e in entries if e[0] in active]
-                grouped = _regroup(active, group, grouped)
-            optimizer.step()
-            scheduler.step()
-            for m, info, v in entries:
-                m.method.observe(info)
-                b = len(x)
-                for key, val in v.items():
-                    m.sums[key] = m.sums.get(key, 0.0) + val * b
-                m.seen += b
-            step += 1
-        if grouped is not None:
-            grouped.sync()
-        train_seconds = (time.perf_counter() - t0) / max(in_epoch, 1)  # each member's share
-        for m in list(active):
-            t1 = time.perf_counter()
-            if every_epoch or epoch == c.epochs:
-                with (recomputed_bn(m.model, x_tr, prepare, amp) if c.eval_bn == "recompute"
-                      else contextlib.nullcontext()):
-                    val_acc = accuracy(m.model, bundle.splits["val"], prepare, amp)
-                    test_acc = accuracy(m.model, bundle.splits["test"], prepare, amp)
+        return len(self.active)
+
+    def epoch_batches(self):
+        """(rows, batch) of the epoch. The batches are drawn up front (the same draws as one by
+        one), so that a split read from disk can decode ahead of the loop."""
+        order = list(_batches(len(self.y_tr), self.c.batch_size, self.gen))
+        return zip(order, data_mod.take(self.x_tr, order, self.device))
+
+    def step(self, epoch: int, idx: torch.Tensor, xb) -> None:
+        """One optimizer step of every active member on the batch `xb` (the training rows `idx`)."""
+        x, target, z_t = self._batch(idx, xb)
+        z_t, z_all = self._forward(x, z_t)
+        self.optimizer.zero_grad(set_to_none=True)
+        infos = [self._loss(m, epoch, x, target, z_s, z_t) for m, z_s in zip(self.active, z_all)]
+        if self.grouped is None:
+            self.active[0].method.backward(infos[0])
+        else:  # each member's gradient is its own loss's: the sum's derivative is 1 for each
+            sum(info.losses["loss"] for info in infos).backward()
+        entries = self._stop_diverged(epoch, infos, _loss_values(infos))
+        self.optimizer.step()
+        self.scheduler.step()
+        for m, info, values in entries:
+            m.method.observe(info)
+            b = len(x)
+            for key, val in values.items():
+                m.sums[key] = m.sums.get(key, 0.0) + val * b
+            m.seen += b
+        self.steps += 1
+
+    def _batch(self, idx: torch.Tensor, xb):
+        """The augmented input, its targets and the teacher's cached logits of its rows (or None)."""
+        x, y = self.prepare(xb), self.y_tr[idx]
+        z_t = None
+        if self.cached_logits is not None:
+            z_t = self.cached_logits[idx]
+        x, target = self.augment(x, y, self.gen)
+        return as_input(x), target, z_t
+
+    def _forward(self, x: torch.Tensor, z_t: Optional[torch.Tensor]):
+        """The teacher's logits (cached, or of this batch) and every active member's."""
+        with autocast(self.device, self.c.precision):  # the forward passes; the loss is fp32
+            if self.aug_teacher is not None:
+                z_t = self.aug_teacher(x)
+            if self.grouped is None:  # one member: its own module
+                z_all = [self.active[0].model(x).float()]
             else:
-                val_acc = test_acc = None
-            tt, ts = m.method.current()
-            row = {
-                "epoch": epoch,
-                **{f"train_{k}": float(v) / max(m.seen, 1) for k, v in m.sums.items()},
-                "val_acc": val_acc,
-                "test_acc": test_acc,
-                "tau_t": tt,
-                "tau_s": ts,
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": train_seconds + time.perf_counter() - t1,
-                "samples_per_s": m.seen / max(train_seconds, 1e-9),
-                **m.method.epoch_metrics(),
-            }
-            m.seconds += row["epoch_seconds"]
-            if val_acc is not None and not all(math.isfinite(row[k]) for k in ("val_acc", "test_acc")):
-                stop(m, f"non-finite accuracy at epoch {epoch}")
-                grouped = _regroup(active, group, grouped)
-                continue
-            m.history.append(row)
-            if val_acc is not None and val_acc > m.best["val_acc"]:
-                m.best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
-            if m.report is not None:
-                m.report(row)
-    if aug_teacher is not None:
-        aug_teacher.finish(any(m.status == "ok" and len(m.history) == c.epochs for m in members))
-    if len(members) == 1:  # one member: its seconds are the whole run's, set-up included
-        members[0].seconds = time.perf_counter() - start
-    return [_result(m, device) for m in members]
+                out = self.grouped(x).float()
+                z_all = [out[g] for g in range(len(self.active))]
+        if z_t is not None and len(z_t) != len(z_all[0]):  # augmentation shortened the batch
+            z_t = z_t[: len(z_all[0])]
+        return z_t, z_all
+
+    def _loss(self, m: Member, epoch: int, x, target, z_s, z_t) -> "methods_mod.Step":
+        """Member `m`'s losses at its temperatures, as the step its method observes."""
+        tau_t, tau_s = m.method.temperatures()
+        zt_m = z_t if m.use_kd else None
+        losses = kd_loss(z_s, zt_m, target, tau_t, tau_s, m.alpha)  # alpha = 0: CE only
+        return methods_mod.Step(
+            epoch=epoch, step=self.steps, x=x, target=target, student_logits=z_s,
+            teacher_logits=zt_m, losses=losses, tau_t=tau_t, tau_s=tau_s, lr=self.lr(),
+        )
+
+    def _stop_diverged(self, epoch: int, infos, values) -> List[tuple]:
+        """(member, step, loss values) of the members that go on: one whose loss is not finite
+        stops before its optimizer step, as it would alone."""
+        entries = list(zip(self.active, infos, values))
+        for m, _, v in entries:
+            if not math.isfinite(v["loss"]):
+                self.stop(m, f"non-finite loss ({v['loss']}) at epoch {epoch}, step {self.steps}")
+        if len(self.active) < len(entries):
+            entries = [e for e in entries if e[0] in self.active]
+            self._regroup()
+        return entries
+
+    def end_epoch(self, epoch: int, t0: float, in_epoch: int) -> None:
+        """Every active member's row of the epoch (evaluated every epoch, or after the last)."""
+        if self.grouped is not None:
+            self.grouped.sync()
+        train_seconds = (time.perf_counter() - t0) / max(in_epoch, 1)  # each member's share
+        for m in list(self.active):
+            self._record(m, epoch, train_seconds)
+
+    def _record(self, m: Member, epoch: int, train_seconds: float) -> None:
+        t1 = time.perf_counter()
+        val_acc, test_acc = self._accuracies(m, epoch)
+        tt, ts = m.method.current()
+        row = {
+            "epoch": epoch,
+            **{f"train_{k}": float(v) / max(m.seen, 1) for k, v in m.sums.items()},
+            "val_acc": val_acc,
+            "test_acc": test_acc,
+            "tau_t": tt,
+            "tau_s": ts,
+            "lr": self.lr(),
+            "epoch_seconds": train_seconds + time.perf_counter() - t1,
+            "samples_per_s": m.seen / max(train_seconds, 1e-9),
+            **m.method.epoch_metrics(),
+        }
+        m.seconds += row["epoch_seconds"]
+        if val_acc is not None and not all(math.isfinite(row[k]) for k in ("val_acc", "test_acc")):
+            self.stop(m, f"non-finite accuracy at epoch {epoch}")
+            self._regroup()
+            return
+        m.history.append(row)
+        if val_acc is not None and val_acc > m.best["val_acc"]:
+            m.best = {"val_acc": val_acc, "test_acc": test_acc, "epoch": epoch}
+        if m.report is not None:
+            m.report(row)
+
+    def _accuracies(self, m: Member, epoch: int):
+        """`m`'s val and test accuracy (None, None: not evaluated this epoch)."""
+        c = self.c
+        if not (self.every_epoch or epoch == c.epochs):
+            return None, None
+        with (recomputed_bn(m.model, self.x_tr, self.prepare, c.precision) if c.eval_bn == "recompute"
+              else contextlib.nullcontext()):
+            return (accuracy(m.model, self.bundle.splits["val"], self.prepare, c.precision),
+                    accuracy(m.model, self.bundle.splits["test"], self.prepare, c.precision))
+
+    def finish(self) -> List[Dict[str, Any]]:
+        """Every member's result."""
+        if self.aug_teacher is not None:
+            self.aug_teacher.finish(any(m.status == "ok" and len(m.history) == self.c.epochs for m in self.members))
+        if len(self.members) == 1:  # one member: its seconds are the whole run's, set-up included
+            self.members[0].seconds = time.perf_counter() - self.start
+        return [_result(m, self.device) for m in self.members]
 
 
-def _regroup(active: List[Member], group: bool, old=None):
-    """The GroupedStudents of the active members (None: one member, or no grouping: its module)."""
-    if old is not None:
-        old.sync()
-    if not group or len(active) < 2:
-        return None
-    from ..models.grouped import GroupedStudents
-
-    return GroupedStudents([m.model for m in active])
+def _loss_values(infos) -> List[Dict[str, float]]:
+    """Each step's loss terms as Python floats for the epoch sums, in one device->host copy (the
+    NaN check needs the value anyway; per-term tensor sums cost ~30 us a step)."""
+    flat = torch.stack([v.detach() for info in infos for v in info.losses.values()]).tolist()
+    k = len(infos[0].losses)
+    return [dict(zip(info.losses, flat[i * k:(i + 1) * k])) for i, info in enumerate(infos)]
 
 
 def _result(m: Member, device) -> Dict[str, Any]:
