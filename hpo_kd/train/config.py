@@ -21,9 +21,9 @@ EVAL_BN = ("running", "recompute")
 
 @dataclass(frozen=True)
 class Option:
-    """What a trial option allows. SCHEMA below is the one home of these facts: TrialConfig
-    validates with it, `hpo-kd distill` derives its flags from it and a study's [train] table its
-    keys (`study=True`)."""
+    """What a trial option allows. Each option is declared once, as a TrialConfig field (`option`);
+    SCHEMA collects them: TrialConfig validates with it, `hpo-kd distill` derives its flags from it
+    and a study's [train] table its keys (`study=True`)."""
 
     type: type = float
     lo: Optional[float] = None
@@ -68,82 +68,62 @@ class Option:
             raise UserError(f"{key} = {value!r} is out of range; allowed: {self.allowed()}") from None
 
 
-SCHEMA: Dict[str, Option] = {
-    "split_seed": Option(int, lo=0, help="seed of the train/meta/val split"),
-    "fraction": Option(float, lo=0, hi=1, lo_open=True, help="share of the train split"),
-    "augment": Option(str, choices=tuple(data_mod.AUGMENTS), help="augmentation level"),
-    "tau_t": Option(float, lo=0, lo_open=True, help="teacher temperature (start of a learned one); "
-                                                    "default: the method's own"),
-    "tau_s": Option(float, lo=0, lo_open=True, help="student temperature; default: the method's own"),
-    "alpha": Option(float, lo=0, hi=1, help="weight of the KD term", study=True),
-    "optimizer": Option(str, choices=OPTIMIZERS, study=True),
-    "lr": Option(float, lo=0, lo_open=True, help="default: per data set", study=True),
-    "momentum": Option(float, lo=0, hi=1, hi_open=True, help="SGD momentum", study=True),
-    "weight_decay": Option(float, lo=0, study=True),
-    "warmup_epochs": Option(int, lo=0, help="linear warm-up before the cosine schedule", study=True),
-    "epochs": Option(int, lo=1, help="default: per data set", study=True),
-    "batch_size": Option(int, lo=1, help="default: per data set", study=True),
-    "teacher_epochs": Option(int, lo=1, help="default: the student's epochs", study=True),
-    "teacher_lr": Option(float, lo=0, lo_open=True, help="default: the student's lr", study=True),
-    "teacher_optimizer": Option(str, choices=OPTIMIZERS, help="default: the student's", study=True),
-    "teacher_batch_size": Option(int, lo=1, help="default: the student's batch size", study=True),
-    "lr_schedule": Option(str, choices=LR_SCHEDULES, help="cosine to zero, or multistep (x lr_decay at "
-                                                          "each of lr_milestones)", study=True),
-    "lr_milestones": Option(list, lo=1, help="epochs where multistep decays (default: 62.5, 75 and 87.5 % "
-                                             "of the epochs, e.g. 150, 180, 210 of 240)", study=True),
-    "lr_decay": Option(float, lo=0, hi=1, lo_open=True, help="multistep's factor", study=True),
-    "seed": Option(int, lo=0, help="the student's seed"),
-    "teacher_seed": Option(int, lo=0),
-    "device": Option(str, choices=DEVICES),
-    "precision": Option(str, choices=PRECISIONS, help="bf16: the forward passes under bf16 autocast (CPU or "
-                                                      "CUDA); the KD loss, temperatures and MKD's meta step "
-                                                      "stay fp32", study=True),
-    "eval_bn": Option(str, choices=EVAL_BN, help="the student's BatchNorm statistics when it is evaluated: running "
-                                                  "(PyTorch's running averages, dominated by the last ~10 training "
-                                                  "batches, augmented ones included) or recompute (averaged over the "
-                                                  "un-augmented train split before each evaluation, as precise BN "
-                                                  "does; training is unchanged)", study=True),
-    "threads": Option(int, lo=1, help="torch threads (default: torch's)"),
-}
-STUDY_TRAIN_KEYS = tuple(k for k, o in SCHEMA.items() if o.study)
+def option(default: Any, type: type = float, **allows) -> Any:
+    """A TrialConfig field that is a trial option: its default and what it allows (an Option)."""
+    return field(default=default, metadata={"option": Option(type, **allows)})
 
 
 @dataclass
 class TrialConfig:
+    """A trial's settings. The fields declared with `option` are the trial options (SCHEMA)."""
+
     dataset: str = "digits"
     root: Optional[str] = None
     data_options: Dict[str, Any] = field(default_factory=dict)  # e.g. mnist1d train_size, test_size
-    split_seed: int = 0
-    fraction: float = 1.0
-    augment: str = "none"
+    split_seed: int = option(0, int, lo=0, help="seed of the train/meta/val split")
+    fraction: float = option(1.0, float, lo=0, hi=1, lo_open=True, help="share of the train split")
+    augment: str = option("none", str, choices=tuple(data_mod.AUGMENTS), help="augmentation level")
     teacher: Optional[str] = None
     teacher_checkpoint: Optional[str] = None  # a trained teacher's weights (a state_dict file): no training
     student: Optional[str] = None
     method: str = "fixed"
     method_options: Dict[str, Any] = field(default_factory=dict)
-    tau_t: Optional[float] = None  # None: the method's own start (e.g. 4 for fixed, the authors' for CTKD)
-    tau_s: Optional[float] = None
-    alpha: float = 0.9
-    optimizer: str = "sgd"
-    lr: Optional[float] = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: int = 1
-    epochs: Optional[int] = None
-    batch_size: Optional[int] = None
-    seed: int = 0
-    teacher_epochs: Optional[int] = None
-    teacher_lr: Optional[float] = None  # None: the student's
-    teacher_optimizer: Optional[str] = None  # None: the student's
-    teacher_batch_size: Optional[int] = None  # None: the student's
-    lr_schedule: str = "cosine"
-    lr_milestones: Optional[List[int]] = None  # None: MULTISTEP_FRACTIONS of the epochs
-    lr_decay: float = 0.1
-    teacher_seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    eval_bn: str = "running"
-    threads: Optional[int] = None
+    # None: the method's own start (e.g. 4 for fixed, the authors' for CTKD)
+    tau_t: Optional[float] = option(None, float, lo=0, lo_open=True,
+                                    help="teacher temperature (start of a learned one); default: the method's own")
+    tau_s: Optional[float] = option(None, float, lo=0, lo_open=True,
+                                    help="student temperature; default: the method's own")
+    alpha: float = option(0.9, float, lo=0, hi=1, help="weight of the KD term", study=True)
+    optimizer: str = option("sgd", str, choices=OPTIMIZERS, study=True)
+    lr: Optional[float] = option(None, float, lo=0, lo_open=True, help="default: per data set", study=True)
+    momentum: float = option(0.9, float, lo=0, hi=1, hi_open=True, help="SGD momentum", study=True)
+    weight_decay: float = option(5e-4, float, lo=0, study=True)
+    warmup_epochs: int = option(1, int, lo=0, help="linear warm-up before the cosine schedule", study=True)
+    epochs: Optional[int] = option(None, int, lo=1, help="default: per data set", study=True)
+    batch_size: Optional[int] = option(None, int, lo=1, help="default: per data set", study=True)
+    teacher_epochs: Optional[int] = option(None, int, lo=1, help="default: the student's epochs", study=True)
+    teacher_lr: Optional[float] = option(None, float, lo=0, lo_open=True, help="default: the student's lr",
+                                         study=True)
+    teacher_optimizer: Optional[str] = option(None, str, choices=OPTIMIZERS, help="default: the student's",
+                                              study=True)
+    teacher_batch_size: Optional[int] = option(None, int, lo=1, help="default: the student's batch size",
+                                               study=True)
+    lr_schedule: str = option("cosine", str, choices=LR_SCHEDULES, help="cosine to zero, or multistep (x lr_decay "
+                                                                        "at each of lr_milestones)", study=True)
+    lr_milestones: Optional[List[int]] = option(None, list, lo=1, help="epochs where multistep decays (default: "
+                                                "62.5, 75 and 87.5 % of the epochs, e.g. 150, 180, 210 of 240)",
+                                                study=True)
+    lr_decay: float = option(0.1, float, lo=0, hi=1, lo_open=True, help="multistep's factor", study=True)
+    seed: int = option(0, int, lo=0, help="the student's seed")
+    teacher_seed: int = option(0, int, lo=0)
+    device: str = option("auto", str, choices=DEVICES)
+    precision: str = option("fp32", str, choices=PRECISIONS, help="bf16: the forward passes under bf16 autocast "
+                            "(CPU or CUDA); the KD loss, temperatures and MKD's meta step stay fp32", study=True)
+    eval_bn: str = option("running", str, choices=EVAL_BN, help="the student's BatchNorm statistics when it is "
+                          "evaluated: running (PyTorch's running averages, dominated by the last ~10 training "
+                          "batches, augmented ones included) or recompute (averaged over the un-augmented train "
+                          "split before each evaluation, as precise BN does; training is unchanged)", study=True)
+    threads: Optional[int] = option(None, int, lo=1, help="torch threads (default: torch's)")
     cache_dir: Optional[str] = None
 
     def resolved(self) -> "TrialConfig":
@@ -164,7 +144,7 @@ class TrialConfig:
     def validate(self) -> None:
         for k, opt in SCHEMA.items():
             v = getattr(self, k)
-            if v is not None or _FIELD_DEFAULTS[k] is not None:  # None: the default chosen later
+            if v is not None or _DEFAULTS[k] is not None:  # None: the default chosen later
                 opt.check(k, v)
         if self.teacher_checkpoint is not None and not os.path.isfile(self.teacher_checkpoint):
             raise UserError(f"teacher_checkpoint: file not found: {self.teacher_checkpoint}")
@@ -177,5 +157,7 @@ class TrialConfig:
                     models_mod.MODELS.get(name, ["or any timm model name (see timm.list_models())"])
 
 
-_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialConfig)}
-assert set(SCHEMA) <= set(_FIELD_DEFAULTS), "SCHEMA names a field TrialConfig lacks"
+SCHEMA: Dict[str, Option] = {f.name: f.metadata["option"] for f in dataclasses.fields(TrialConfig)
+                              if "option" in f.metadata}
+STUDY_TRAIN_KEYS = tuple(k for k, o in SCHEMA.items() if o.study)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialConfig)}
