@@ -395,20 +395,20 @@ def test_mkd_meta_augment_sends_its_meta_batches_through_the_trials_augmentation
                 cache_dir=str(tmp_path), device="cpu")
     import unittest.mock as mock
 
-    from hpo_kd import train as train_mod
+    from hpo_kd.train import logits as logits_mod
 
     replays = []
-    real_finish = train_mod._AugmentedTeacher.finish
+    real_finish = logits_mod._AugmentedTeacher.finish
 
     def finish(self, complete):
         replays.append((self.reused, self.step))
         return real_finish(self, complete)
 
-    train_mod._AUG_LOGITS.clear()
-    with mock.patch.object(MKD, "_meta_loss", spy), mock.patch.object(train_mod._AugmentedTeacher, "finish", finish):
+    logits_mod._AUG_LOGITS.clear()
+    with mock.patch.object(MKD, "_meta_loss", spy), mock.patch.object(logits_mod._AugmentedTeacher, "finish", finish):
         plain = run_trial(base)
         aug = run_trial(dict(base, method_options={"meta_augment": True}))
-    train_mod._AUG_LOGITS.clear()
+    logits_mod._AUG_LOGITS.clear()
     assert {d for a, d in seen if not a} == {1} and {d for a, d in seen if a} == {2}  # class ids vs soft targets
     # the training batches are those of the run without it: the teacher's recorded logits all fit
     assert replays[1][0] == replays[1][1] == replays[0][1] > 0

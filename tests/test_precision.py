@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from hpo_kd import cli
+from hpo_kd import data as data_mod
+from hpo_kd import models as models_mod
 from hpo_kd import train as train_mod
 from hpo_kd.train import TrialConfig, run_trial
 
@@ -21,7 +23,7 @@ def _cfg(cache, **kw):
 def _dtypes_seen(monkeypatch):
     """Record the dtype of every Linear output of the students the trainer creates."""
     seen = []
-    real = train_mod.models_mod.create
+    real = models_mod.create
 
     def create(*a, **k):
         m = real(*a, **k)
@@ -30,7 +32,7 @@ def _dtypes_seen(monkeypatch):
                 mod.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
         return m
 
-    monkeypatch.setattr(train_mod.models_mod, "create", create)
+    monkeypatch.setattr(models_mod, "create", create)
     return seen
 
 
@@ -68,7 +70,7 @@ def test_bf16_and_fp32_train_the_same_student_closely_and_have_their_own_teacher
     assert abs(bf16["test_acc"] - fp32["test_acc"]) < 0.1
     assert abs(bf16["teacher_test_acc"] - fp32["teacher_test_acc"]) < 0.1
     c32, c16 = TrialConfig(**_cfg(cache)).resolved(), TrialConfig(**_cfg(cache, precision="bf16")).resolved()
-    bundle = train_mod.data_mod.load("digits", seed=0)
+    bundle = data_mod.load("digits", seed=0)
     k32, k16 = train_mod.teacher_key(c32, bundle), train_mod.teacher_key(c16, bundle)
     assert "precision" not in k32 and k16["precision"] == "bf16"  # fp32 keys are as before
 
@@ -88,7 +90,7 @@ def test_the_gpu_helpers_leave_cpu_tensors_and_bundles_as_they_are():
     m = torch.nn.Conv2d(3, 4, 3)
     assert train_mod.gpu_ready(m, torch.device("cpu"), image=True) is m
     assert m.weight.is_contiguous()  # channels_last only on a GPU
-    bundle = train_mod.data_mod.load("digits", seed=0)
+    bundle = data_mod.load("digits", seed=0)
     before = bundle.splits["train"][0]
     assert train_mod.on_device(bundle, torch.device("cpu")).splits["train"][0] is before
 

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from hpo_kd import cli
+from hpo_kd import data as data_mod
+from hpo_kd import models as models_mod
 from hpo_kd import train as train_mod
+from hpo_kd.train import logits as logits_mod
+from hpo_kd.train import loop as loop_mod
+from hpo_kd.train import teacher as teacher_mod
+from hpo_kd.train import trials as trials_mod
 from hpo_kd.methods.base import METHODS
 from hpo_kd.methods.fixed import Fixed
 from hpo_kd.train import TrialConfig, get_teacher, run_trial
@@ -34,22 +40,22 @@ def test_teacher_logits_are_computed_once_per_process_and_change_nothing(tmp_pat
     """A reused Ray actor runs many trials with one teacher: its logits of the training split are
     remembered per (teacher file, data, device); the results are those of a fresh process."""
     cache = str(tmp_path / "cache")
-    train_mod._LOGITS.clear()
+    logits_mod._LOGITS.clear()
     fresh = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))  # computes and remembers them
-    n_train = len(train_mod.data_mod.load("digits", seed=0).splits["train"][1])
+    n_train = len(data_mod.load("digits", seed=0).splits["train"][1])
     calls = []
-    real_predict = train_mod.predict
+    real_predict = logits_mod.predict
 
     def counting_predict(model, x, prepare, **kw):
         if len(x) == n_train:  # not the val/test evaluations
             calls.append(len(x))
         return real_predict(model, x, prepare, **kw)
 
-    monkeypatch.setattr(train_mod, "predict", counting_predict)
+    monkeypatch.setattr(logits_mod, "predict", counting_predict)  # teacher_logits's
     again = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))
     assert calls == [], "the teacher's training-split logits were computed again"
     assert _strip(again["history"]) == _strip(fresh["history"])
-    train_mod._LOGITS.clear()
+    logits_mod._LOGITS.clear()
     cold = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0))
     assert len(calls) == 1
     assert _strip(cold["history"]) == _strip(fresh["history"])
@@ -61,13 +67,14 @@ def test_teacher_logits_are_computed_once_per_process_and_change_nothing(tmp_pat
 def test_teacher_cache_hit_trains_nothing(tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
     calls = []
-    real_fit = train_mod.fit
+    real_fit = loop_mod.fit
 
     def counting_fit(*args, **kwargs):
         calls.append(args[2].name)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "fit", counting_fit)
+    monkeypatch.setattr(teacher_mod, "fit", counting_fit)  # the teacher's
+    monkeypatch.setattr(trials_mod, "fit", counting_fit)  # the student's
     cfg = _cfg(cache, teacher_seed=11)
     r1 = run_trial(cfg)
     assert calls == ["nokd", "fixed"]  # teacher, then student
@@ -106,13 +113,13 @@ def test_a_teacher_evaluated_after_its_last_epoch_only_is_the_same_teacher(monke
     bundle = data.load("digits", seed=0)
     c = TrialConfig(dataset="digits", epochs=3, device="cpu").resolved()
     evaluated = []
-    real_accuracy = train_mod.accuracy
+    real_accuracy = loop_mod.accuracy
 
     def counting_accuracy(model, split, *a, **kw):
         evaluated.append(len(split[1]))
         return real_accuracy(model, split, *a, **kw)
 
-    monkeypatch.setattr(train_mod, "accuracy", counting_accuracy)
+    monkeypatch.setattr(loop_mod, "accuracy", counting_accuracy)
     runs = {}
     for every in (True, False):
         torch.manual_seed(0)
@@ -334,7 +341,7 @@ def test_a_teacher_checkpoint_round_trips(tmp_path, capsys):
     cache = str(tmp_path / "cache")
     trained = run_trial(_cfg(cache, tau_t=4.0, tau_s=4.0))
     c = TrialConfig(**_cfg(cache)).resolved()
-    bundle = train_mod.data_mod.load("digits", seed=0)
+    bundle = data_mod.load("digits", seed=0)
     _, info = get_teacher(c, bundle, torch.device("cpu"))  # in use, the teacher's BatchNorm is folded
     weights = torch.load(info["path"], weights_only=True)["state_dict"]  # the cache keeps the trained layout
     ckpt = tmp_path / "teacher.pth"
@@ -413,7 +420,7 @@ def test_recipe_options_reach_the_trial_and_the_teacher(tmp_path, capsys):
     # an epoch's row holds the rate after its last step: decayed after epochs 2 and 3
     assert [row["lr"] for row in r["history"]] == pytest.approx([0.05, 0.005, 0.0005, 0.0005])
     c = TrialConfig(**base).resolved()
-    bundle = train_mod.data_mod.load("digits", seed=0)
+    bundle = data_mod.load("digits", seed=0)
     own = dict(base, teacher_lr=0.01, teacher_optimizer="adamw", teacher_batch_size=256)
     t0 = train_mod.teacher_key(c, bundle)
     t1 = train_mod.teacher_key(TrialConfig(**own).resolved(), bundle)
@@ -434,9 +441,9 @@ def test_the_frozen_teacher_has_its_batchnorm_folded_and_the_same_outputs(cache)
     """get_teacher returns the teacher with each BatchNorm folded into the layer before it (a
     faster forward); its logits equal those of the trained model, to float rounding."""
     c = TrialConfig(**_cfg(cache, teacher="cnn_mid", teacher_epochs=1)).resolved()
-    bundle = train_mod.data_mod.load("digits", seed=0)
+    bundle = data_mod.load("digits", seed=0)
     teacher, info = get_teacher(c, bundle, torch.device("cpu"))
-    trained = train_mod.models_mod.create("cnn_mid", bundle.input_shape, bundle.num_classes)
+    trained = models_mod.create("cnn_mid", bundle.input_shape, bundle.num_classes)
     trained.load_state_dict(torch.load(info["path"], weights_only=True)["state_dict"])
     trained.eval()
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trained.modules())
@@ -450,7 +457,7 @@ def test_the_frozen_teacher_has_its_batchnorm_folded_and_the_same_outputs(cache)
         def forward(self, x):
             return x if x.sum() > 0 else -x
     b = Branchy()
-    assert train_mod.models_mod.fold_batchnorm(b) is b
+    assert models_mod.fold_batchnorm(b) is b
 
 
 def test_teacher_logits_of_augmented_batches_are_replayed_for_other_temperatures(tmp_path, monkeypatch):
@@ -460,11 +467,11 @@ def test_teacher_logits_of_augmented_batches_are_replayed_for_other_temperatures
     teacher."""
     cache = str(tmp_path / "cache")
     cfg = lambda **kw: _cfg(cache, augment="strong", teacher_epochs=1, **kw)  # noqa: E731
-    train_mod._AUG_LOGITS.clear()
+    logits_mod._AUG_LOGITS.clear()
     first = run_trial(cfg(tau_t=1.0, tau_s=1.0))  # records
-    assert len(train_mod._AUG_LOGITS) == 1
+    assert len(logits_mod._AUG_LOGITS) == 1
     calls = []
-    real = train_mod._AugmentedTeacher.__call__
+    real = logits_mod._AugmentedTeacher.__call__
 
     def counting(self, x):
         n = self.reused
@@ -472,27 +479,27 @@ def test_teacher_logits_of_augmented_batches_are_replayed_for_other_temperatures
         calls.append(self.reused == n)  # True: the teacher ran
         return z
 
-    monkeypatch.setattr(train_mod._AugmentedTeacher, "__call__", counting)
+    monkeypatch.setattr(logits_mod._AugmentedTeacher, "__call__", counting)
     replayed = run_trial(cfg(tau_t=4.0, tau_s=4.0))
     assert calls and not any(calls), "the teacher ran although every batch was recorded"
-    monkeypatch.setattr(train_mod, "_AUG_LOGITS_BYTES", 0)  # replay off: the teacher runs every step
+    monkeypatch.setattr(logits_mod, "_AUG_LOGITS_BYTES", 0)  # replay off: the teacher runs every step
     calls.clear()
     direct = run_trial(cfg(tau_t=4.0, tau_s=4.0))
     assert calls and all(calls)
     assert _strip(replayed["history"]) == _strip(direct["history"])
     assert _strip(first["history"]) != _strip(direct["history"])
     # A recording whose inputs differ (here: corrupted fingerprints) is not used.
-    monkeypatch.setattr(train_mod, "_AUG_LOGITS_BYTES", 512 * 2**20)
-    (key, rec), = train_mod._AUG_LOGITS.items()
-    train_mod._AUG_LOGITS[key] = [(fp + 1, z * 0) for fp, z in rec]
+    monkeypatch.setattr(logits_mod, "_AUG_LOGITS_BYTES", 512 * 2**20)
+    (key, rec), = logits_mod._AUG_LOGITS.items()
+    logits_mod._AUG_LOGITS[key] = [(fp + 1, z * 0) for fp, z in rec]
     calls.clear()
     again = run_trial(cfg(tau_t=4.0, tau_s=4.0))
     assert calls and all(calls)
     assert _strip(again["history"]) == _strip(direct["history"])
     # Other seed: other batches, another recording.
     run_trial(cfg(tau_t=4.0, tau_s=4.0, seed=1))
-    assert len(train_mod._AUG_LOGITS) == 2
-    train_mod._AUG_LOGITS.clear()
+    assert len(logits_mod._AUG_LOGITS) == 2
+    logits_mod._AUG_LOGITS.clear()
 
 
 def test_a_timm_teacher_takes_a_local_weights_file(tmp_path):
@@ -505,7 +512,7 @@ def test_a_timm_teacher_takes_a_local_weights_file(tmp_path):
     torch.manual_seed(5)
     teacher = models.create("resnet10t", (3, 32, 32), 10)
     torch.save({"state_dict": {f"module.{k}": v for k, v in teacher.state_dict().items()}}, tmp_path / "t.pth")
-    bundle = train_mod.data_mod.load("cifar10", seed=0, root=str(tmp_path / "data"))
+    bundle = data_mod.load("cifar10", seed=0, root=str(tmp_path / "data"))
     expected = train_mod.accuracy(teacher.eval(), bundle.splits["val"], bundle.prepare)
     out = run_trial(dict(dataset="cifar10", root=str(tmp_path / "data"), teacher="resnet10t", student="cnn_small",
                          teacher_checkpoint=str(tmp_path / "t.pth"), epochs=1, cache_dir=str(tmp_path / "cache"),

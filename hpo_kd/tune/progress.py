@@ -1,0 +1,100 @@
+"""A run's progress on the terminal (Progress) and where its time went (_timing)."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+
+def _learned(method: str) -> bool:
+    from .. import methods
+
+    return methods.info(method)["kind"] == "learned"
+
+
+class Progress:
+    def __init__(self, total: int, concurrency: int):
+        # No stream is held: Ray Tune pickles its callbacks with the experiment state.
+        self.total, self.done, self.concurrency = total, 0, max(concurrency, 1)
+        self.start = time.time()
+        self.trial_seconds = 0.0
+        self.timings: List[Dict[str, Any]] = []  # one per finished trial, for `Runner.timing`
+        self.teacher_val: Dict[str, List[float]] = {}  # setting -> its teachers' val accuracies
+        self.warned: set = set()
+
+    def know_teachers(self, rows) -> None:
+        """Teachers finished by an earlier run (a resumed study does not train them again)."""
+        for r in rows:
+            if r.get("method") == "teacher" and r.get("status") == "ok" and r.get("val_acc") == r.get("val_acc") \
+                    and r.get("val_acc") is not None:
+                self.teacher_val.setdefault(r["setting"], []).append(r["val_acc"])
+
+    def weak_teacher(self, row: Dict[str, Any]) -> Optional[str]:
+        """A warning when a no-KD student beats its setting's teachers on val (once per setting)."""
+        if row["method"] != "nokd" or row.get("val_acc") is None or row["setting"] in self.warned:
+            return None
+        vals = self.teacher_val.get(row["setting"])
+        if not vals or row["val_acc"] <= sum(vals) / len(vals):
+            return None
+        self.warned.add(row["setting"])
+        return (f"warning: on {row['setting_label']} the teacher's val accuracy ({100 * sum(vals) / len(vals):.2f} %, "
+                f"mean of {len(vals)}) is below the no-KD student's ({100 * row['val_acc']:.2f} %, seed "
+                f"{row['seed']}): distillation from this teacher is not expected to help")
+
+    def finished(self, row: Dict[str, Any]) -> None:
+        self.know_teachers([row])
+        self.done += 1
+        self.trial_seconds += row.get("seconds") or 0.0
+        elapsed = time.time() - self.start
+        left = self.total - self.done
+        eta = elapsed / self.done * left if self.done else 0.0
+        taus = ""
+        if row["method"] in ("grid", "optuna", "transfer"):
+            taus = f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
+        elif _learned(row["method"]) and row.get("tau_t") is not None:
+            taus = f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"
+        acc = ""
+        if row.get("val_acc") is not None:
+            acc = f" val={row['val_acc']:.4f} test={row['test_acc']:.4f}"
+        err = f" ({row['error'][:200]})" if row.get("error") and row["status"] != "ok" else ""
+        print(
+            f"[{self.done}/{self.total}] {row['setting_label']} {row['method']} seed={row['seed']}"
+            f"{taus}: {row['status']}{acc} {row.get('seconds') or 0:.1f}s{err}  ETA {eta:.0f}s",
+            file=sys.stderr, flush=True,
+        )
+        weak = self.weak_teacher(row)
+        if weak:
+            print(weak, file=sys.stderr, flush=True)
+
+
+def _timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str, Any]:
+    """Where a run's time went, in seconds: the fixed costs of the run (Ray's start and stop, the
+    Tuner's start before the first trial and its end after the last) and, per trial, the mean of
+    what an actor spent outside the trial's training (`seconds`): imports on a new actor, set-up
+    in the trial (data, teacher, model), and the driver's gap between two trials on one actor."""
+    t = sorted((x for x in progress.timings if x["start"] is not None), key=lambda x: x["start"])
+    out: Dict[str, Any] = {
+        "slots": slots, "trials": len(progress.timings),
+        "wall_s": marks["ray_stopped"] - marks["run"],
+        "ray_start_s": marks["ray_started"] - marks["run"],
+        "ray_stop_s": marks["ray_stopped"] - marks["tune_ended"],
+        "trial_seconds": sum(x["seconds"] or 0.0 for x in progress.timings),
+    }
+    if "tune_started" in marks and t:
+        out["tuner_to_first_trial_s"] = t[0]["start"] - marks["tune_started"]
+        out["last_trial_to_tuner_end_s"] = marks["tune_ended"] - max(x["end"] for x in t)
+    n = max(len(t), 1)
+    out["actors"] = len({x["pid"] for x in t if x["pid"] is not None})
+    out["import_s_per_trial"] = sum(x["import_s"] or 0.0 for x in t) / n
+    out["setup_s_per_trial"] = sum(max((x["run_s"] or 0.0) - (x["seconds"] or 0.0), 0.0)
+                                   for x in t if x["kind"] != "teacher") / n
+    out["fit_s_per_trial"] = sum(x["seconds"] or 0.0 for x in t) / n
+    gaps, last_end = [], {}
+    for x in t:
+        if x["pid"] in last_end:
+            gaps.append(x["start"] - last_end[x["pid"]])
+        last_end[x["pid"]] = x["end"]
+    out["between_trials_s_per_trial"] = sum(gaps) / n
+    out["slot_s_per_trial_outside_fit"] = (slots * out["wall_s"] - out["trial_seconds"]) / n
+    out["per_trial"] = t
+    return out

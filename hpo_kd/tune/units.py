@@ -1,0 +1,117 @@
+"""The units of a run without Ray: a trial's spec, students grouped into one Tune trial, the
+teacher a unit waits for, and the store row of a finished trial."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List, Optional
+
+from ..files import digest
+from ..store import RESULT_COLUMNS
+from ..study import Study, Trial
+from ..worker import trial_config as _trial_config
+
+
+def _nan_to_none(v):
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
+    c = _trial_config(config)
+    trial_id = spec["trial_id"]
+    if spec["kind"] == "search":
+        trial_id = f"{spec['unit_id']}-{digest([c['tau_t'], c['tau_s']])}"
+    s = spec["setting"]
+    row = {
+        "trial_id": trial_id, "unit_id": spec["unit_id"], "study": study.name,
+        "setting": s["id"], "setting_label": s["label"], "dataset": s["dataset"], "augment": s["augment"],
+        "fraction": s["fraction"], "teacher": s["teacher"], "student": s["student"] if spec["kind"] != "teacher" else None,
+        "method": spec["method"], "seed": spec["seed"],
+        "tau_t_config": c.get("tau_t"), "tau_s_config": c.get("tau_s"),
+        "options": spec.get("search") or c.get("method_options", {}), "status": status, "error": error,
+        "epochs": c.get("epochs"), "node": _nan_to_none(last.get("node")),
+        "started_at": _nan_to_none(last.get("started_at")), "gpu_ids": _nan_to_none(last.get("gpu_ids")),
+    }
+    for k in RESULT_COLUMNS:
+        if k not in ("status", "error"):
+            row[k] = _nan_to_none(last.get(k))
+    if status in ("failed",):
+        for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val"):
+            row[k] = None
+    return row
+
+
+def _planned_epochs(spec) -> int:
+    from .. import data as data_mod
+
+    c = spec["config"]
+    return c.get("epochs") or data_mod.train_defaults(c["dataset"])["epochs"]
+
+
+def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]:
+    s = t.setting
+    return {
+        "kind": t.kind, "method": t.method, "seed": t.seed, "config": t.config, "trial_id": t.id,
+        "search": t.search,
+        "unit_id": t.id, "cache_dir": cache_dir, "device": device, "threads": threads,
+        "setting": {"id": s.id, "label": s.label, "dataset": s.dataset, "augment": s.augment,
+                    "fraction": s.fraction, "teacher": s.teacher, "student": s.student},
+    }
+
+
+def _groupable(spec: Dict[str, Any]) -> bool:
+    """Whether a fixed-config student may train in a group (hpo_kd.train.run_trials): its method
+    leaves the backward pass to the trainer, its student's architecture allows it, fp32."""
+    from .. import methods
+    from ..models.grouped import trains_in_groups
+
+    c = spec["config"]
+    if spec["kind"] != "trial" or c.get("precision", "fp32") != "fp32":
+        return False
+    from .. import data as data_mod
+
+    student = c.get("student") or data_mod.train_defaults(c["dataset"])["student"]
+    return methods.METHODS.get(c["method"]).trains_in_group() and trains_in_groups(student)
+
+
+def _grouped(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]]:
+    """The fixed-config units of a run, with the students that see the same batches (same
+    setting, seed and recipe; other temperature methods) joined into group units of at most
+    `per_trial` members, each one Ray Tune trial. A group stands where its first member stood."""
+    from ..train import group_key
+
+    if per_trial <= 1:
+        return specs
+    buckets: Dict[str, List[Dict[str, Any]]] = {}
+    for spec in specs:
+        if _groupable(spec):
+            buckets.setdefault(group_key(spec["config"]), []).append(spec)
+    chunks = {}
+    for members in buckets.values():
+        for i in range(0, len(members), per_trial):
+            chunk = members[i:i + per_trial]
+            if len(chunk) > 1:
+                chunks[chunk[0]["unit_id"]] = chunk
+    in_chunk = {m["unit_id"] for chunk in chunks.values() for m in chunk}
+    out = []
+    for spec in specs:
+        if spec["unit_id"] in chunks:
+            members = chunks[spec["unit_id"]]
+            out.append(dict(members[0], kind="group", unit_id=f"group-{members[0]['unit_id']}", members=members))
+        elif spec["unit_id"] not in in_chunk:
+            out.append(spec)
+    return out
+
+
+def _teacher_key(study: Study, t: Trial) -> Optional[str]:
+    """The key of the teacher trial a unit waits for (as `Study.teachers()` builds it), or None."""
+    if t.kind == "teacher":
+        return json.dumps(t.config, sort_keys=True)
+    if t.config.get("method") == "nokd":
+        return None
+    cfg = study.base_config(t.setting, t.seed)
+    cfg.pop("student", None)
+    cfg.update(method="nokd", seed=cfg.get("teacher_seed", 0))
+    return json.dumps(cfg, sort_keys=True)
