@@ -26,6 +26,7 @@ TRIAL_COLUMNS = [
     "tau_s", "epochs", "epochs_run", "seconds", "device", "node", "gpu_ids", "started_at", "finished_at",
     "trial_index",  # the order in which a search proposed its trials (Ray Tune's trial number)
     "grouped",  # how many students of its setting and seed trained together with it (1: alone)
+    "group_kernels",  # how a group ran: "fused" kernels or each member's "own" modules (empty: alone)
 ]
 
 
@@ -33,7 +34,7 @@ TRIAL_COLUMNS = [
 # (its setting, method, configured temperatures), the run (node, times) or the search.
 RESULT_COLUMNS = (
     "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
-    "tau_s", "epochs_run", "seconds", "device", "grouped",
+    "tau_s", "epochs_run", "seconds", "device", "grouped", "group_kernels",
 )
 assert set(RESULT_COLUMNS) <= set(TRIAL_COLUMNS)
 

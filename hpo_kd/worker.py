@@ -24,6 +24,7 @@ from typing import Any, Dict
 SCALARS = (
     "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
     "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc", "grouped",
+    "group_kernels",
 )
 
 
@@ -110,6 +111,7 @@ def trial_fn(config: Dict[str, Any]) -> None:
                     m["tau_t"], m["tau_s"] = result["tau_t"], result["tau_s"]
                 members.append(dict(m, curve=member_curve))
             final = {"status": "ok", "members": members, "grouped": results[0].get("grouped", 1),
+                     "group_kernels": results[0].get("group_kernels"),
                      "seconds": sum(r["seconds"] for r in results)}
         elif spec["kind"] == "teacher":
             cfg.pop("method", None)

@@ -115,7 +115,7 @@ def _same(a, b):
         return "nan" if isinstance(v, float) and math.isnan(v) else v
 
     def strip(r):
-        out = {k: norm(v) for k, v in r.items() if k not in TIMING | {"history", "grouped", "teacher_cached"}}
+        out = {k: norm(v) for k, v in r.items() if k not in TIMING | {"history", "grouped", "group_kernels", "teacher_cached"}}
         out["history"] = [{k: norm(v) for k, v in row.items() if k not in TIMING} for row in r["history"]]
         return json.loads(json.dumps(out, sort_keys=True, default=str))
 
@@ -127,14 +127,15 @@ def _cfgs(cache, **kw):
                 device="cpu", augment="strong", eval_bn="recompute", data_options={"train_size": 1000, "test_size": 200})
     base.update(kw)
     return ([dict(base, method="fixed", tau_t=t, tau_s=t) for t in (1.0, 4.0)]
-            + [dict(base, method=m) for m in ("nokd", "dts", "ctkd", "mkd")])
+            + [dict(base, method=m) for m in ("nokd", "dts", "ctkd", "lskd", "mkd")])
 
 
 def test_students_of_a_seed_trained_together_get_their_results_alone(cache):
     cfgs = _cfgs(cache)
     alone = [run_trial(c) for c in cfgs]
     together = run_trials(cfgs)
-    assert [r["grouped"] for r in together] == [5, 5, 5, 5, 5, 1]  # MKD takes over its backward: alone
+    assert [r["grouped"] for r in together] == [6, 6, 6, 6, 6, 6, 1]  # MKD takes over its backward: alone
+    assert {r["group_kernels"] for r in together} <= {"fused", "own", None}
     for c, a, b in zip(cfgs, alone, together):
         assert a["status"] == "ok" and _same(a, b), c["method"]
 
@@ -168,15 +169,18 @@ def test_a_member_that_diverges_stops_and_the_others_go_on(cache, monkeypatch):
         assert _same(a, b)
 
 
-def test_where_the_bitwise_check_fails_the_students_train_one_by_one(cache, monkeypatch):
+def test_where_the_bitwise_check_fails_the_students_train_together_on_their_own_modules(cache, monkeypatch):
     cfgs = _cfgs(cache, augment="none")[:3]
     monkeypatch.setattr(grouped, "bitwise_check", lambda *a: "member 0: gradient of 0.weight")
     said = []
     together = run_trials(cfgs, log=said.append)
-    assert [r["grouped"] for r in together] == [1, 1, 1]
-    assert said == ["3 students of one seed train one by one (member 0: gradient of 0.weight)"]
+    assert [r["grouped"] for r in together] == [3, 3, 3]
+    assert [r["group_kernels"] for r in together] == ["own"] * 3
+    assert said == ["warning: fused kernels are not bitwise exact here (member 0: gradient of 0.weight): 3 students "
+                    "of one seed train together on their own modules"]
     monkeypatch.undo()
     assert all(_same(a, run_trial(c)) for a, c in zip(together, cfgs))
+    assert run_trial(cfgs[0])["group_kernels"] is None
 
 
 def test_only_students_that_share_their_batches_train_together(cache):

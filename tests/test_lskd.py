@@ -1,6 +1,5 @@
 """LS-KD (Logit Standardization KD, Sun et al. CVPR 2024): the authors' formula, the trainer's
-log, grouped training, and its base temperature searched by a study's grid and Optuna."""
-import json
+log, and its base temperature searched by a study's grid and Optuna."""
 import math
 
 import pytest
@@ -12,7 +11,7 @@ from hpo_kd.errors import UserError
 from hpo_kd.kd import kd_loss, kd_per_sample
 from hpo_kd.methods import Step, TrialContext
 from hpo_kd.study import StudyError, load_study
-from hpo_kd.train import run_trial, run_trials
+from hpo_kd.train import run_trial
 
 
 # --------------------------------------------------------------------------- the authors' formula
@@ -120,37 +119,6 @@ def test_lskd_trial_runs_and_logs_per_sample_temperatures(cache):
         assert math.isfinite(row["tau_s"]) and row["tau_s"] > 0 and row["tau_s"] != row["tau_t"]
     assert r["method_state"] == {"tau_t": 2.0, "tau_s": 2.0}
     assert (r["tau_t"], r["tau_s"]) == (r["history"][-1]["tau_t"], r["history"][-1]["tau_s"])
-
-
-# --------------------------------------------------------------------------- grouped training
-
-TIMING = {"epoch_seconds", "samples_per_s", "seconds"}
-
-
-def _same(a, b):
-    """Two trial results: equal, NaN equal to NaN, timings apart (as tests/test_grouped.py)."""
-    def norm(v):
-        return "nan" if isinstance(v, float) and math.isnan(v) else v
-
-    def strip(r):
-        out = {k: norm(v) for k, v in r.items() if k not in TIMING | {"history", "grouped", "teacher_cached"}}
-        out["history"] = [{k: norm(v) for k, v in row.items() if k not in TIMING} for row in r["history"]]
-        return json.loads(json.dumps(out, sort_keys=True, default=str))
-
-    return strip(a) == strip(b)
-
-
-def test_lskd_students_trained_together_get_their_results_alone(cache):
-    base = dict(dataset="mnist1d", student="cnn_bn", teacher="cnn_small", epochs=2, teacher_epochs=2, cache_dir=cache,
-                device="cpu", augment="strong", eval_bn="recompute", data_options={"train_size": 1000, "test_size": 200})
-    cfgs = [dict(base, method="fixed", tau_t=4.0, tau_s=4.0), dict(base, method="lskd"),
-            dict(base, method="lskd", tau_t=4.0, tau_s=4.0), dict(base, method="nokd"), dict(base, method="dts")]
-    alone = [run_trial(c) for c in cfgs]
-    together = run_trials(cfgs)
-    assert [r["grouped"] for r in together] == [5] * 5
-    for c, a, b in zip(cfgs, alone, together):
-        assert a["status"] == "ok" and _same(a, b), c["method"]
-    assert alone[1]["history"][-1]["tau_t"] != alone[2]["history"][-1]["tau_t"]
 
 
 # --------------------------------------------------------------------------- studies

@@ -223,12 +223,6 @@ def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
     return None
 
 
-def groupable(members: List[nn.Module], x: torch.Tensor, y: torch.Tensor) -> Optional[str]:
-    """None if `members` can train as a fused group here (architecture and bitwise check); else why
-    not. A group of own modules needs only the architecture (`why_not_groupable`)."""
-    return why_not_groupable(members[0]) or bitwise_check(members, x, y)
-
-
 def fused_kernels_exact(student: str = "cnn_bn", input_shape=(1, 40), batch: int = 128, members: int = 3
                         ) -> Optional[str]:
     """None if a fused group of `student`s is bitwise each member alone on this machine (one step on

@@ -24,7 +24,7 @@ from .transfer import missing_trials as missing_transfer_trials
 DEFAULT_MARGIN = 0.5
 DEFAULT_MAX_SPREAD = 1.0
 MACHINE_COLUMNS = ["seconds", "cost_seconds", "seconds_per_seed", "started_at", "finished_at", "node", "gpu_ids", "device", "pid",
-                   "grouped"]  # how a run went, not what it found: left out of the reproducible tables
+                   "grouped", "group_kernels"]  # how a run went, not what it found: left out of the reproducible tables
 
 
 def _study_options(store_dir: str) -> Dict:

@@ -58,16 +58,18 @@ def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
 
 
 def fit_members(members: List[Member], bundle, teacher, c: TrialConfig, device,
-                logits_key: Optional[str] = None, every_epoch: bool = True, group: bool = False
+                logits_key: Optional[str] = None, every_epoch: bool = True, group: bool = False,
+                fused: bool = True
                 ) -> List[Dict[str, Any]]:
     """Train every member on the same batches (same seed, same augmentation draws, same teacher
     outputs) in lockstep, the step's shared work (batch, augmentation, teacher, learning rate)
     done once. `group=True`: the members' forward and backward run as one `GroupedStudents`
-    model, which gives each member bitwise the numbers it gets alone (see hpo_kd.models.grouped;
-    the caller checks that this holds here). Otherwise there must be one member.
+    model, which gives each member bitwise the numbers it gets alone (see hpo_kd.models.grouped):
+    `fused` convolutions where the caller's check found them exact here, else each member's own
+    modules. Otherwise there must be one member.
     A member whose loss or accuracy turns non-finite stops as `diverged`; the others go on."""
     assert group or len(members) == 1
-    run = _Lockstep(members, bundle, teacher, c, device, logits_key, every_epoch, group)
+    run = _Lockstep(members, bundle, teacher, c, device, logits_key, every_epoch, group, fused)
     for epoch in range(1, c.epochs + 1):
         if not run.active:
             break
@@ -108,14 +110,14 @@ class _Lockstep:
     (`active`) and, in a group, their `GroupedStudents` model (`grouped`)."""
 
     def __init__(self, members: List[Member], bundle, teacher, c: TrialConfig, device,
-                 logits_key: Optional[str], every_epoch: bool, group: bool):
+                 logits_key: Optional[str], every_epoch: bool, group: bool, fused: bool = True):
         image = len(bundle.input_shape) == 3
         for m in members:
             m.model = gpu_ready(m.model, device, image).train()
             m.use_kd = m.method.uses_kd and teacher is not None
             m.alpha = c.alpha if m.use_kd else 0.0
         self.members, self.bundle, self.c, self.device = members, bundle, c, device
-        self.every_epoch, self.group = every_epoch, group
+        self.every_epoch, self.group, self.fused = every_epoch, group, fused
         self.x_tr, self.y_tr = (t.to(device) for t in bundle.splits["train"])
         self.prepare, self.augment = bundle.prepare, bundle.augmenter
         self.steps_per_epoch = max(1, len(self.y_tr) // c.batch_size)  # a ragged last batch is dropped (see _batches)
@@ -165,7 +167,7 @@ class _Lockstep:
         if self.group and len(self.active) >= 2:
             from ..models.grouped import GroupedStudents
 
-            self.grouped = GroupedStudents([m.model for m in self.active])
+            self.grouped = GroupedStudents([m.model for m in self.active], self.fused)
 
     def stop(self, m: Member, message: str) -> None:
         """`m` diverged: it leaves the active members (the caller regroups them)."""

@@ -10,6 +10,7 @@ import torch
 from .. import data as data_mod
 from .. import methods as methods_mod
 from .. import models as models_mod
+from ..models.grouped import why_not_groupable
 from ..errors import UserError
 from ..files import digest
 from .config import TrialConfig
@@ -60,9 +61,10 @@ def run_trials(
     """Run trials that differ only in their temperature method (GROUP_FREE): one data set, seed,
     teacher and student. The data and the teacher are loaded once. The students whose methods
     train in a group (`TemperatureMethod.trains_in_group`) train together as one
-    `GroupedStudents` model when their architecture allows it and a bitwise check of one step
-    passes on this machine; the others, and all of them otherwise, one after the other. Either way
-    each result is bitwise the one `run_trial` gives for its config alone."""
+    `GroupedStudents` model when their architecture allows it: with fused convolutions where a
+    bitwise check of one step passes on this machine, else each on its own modules (exact by
+    construction, and a warning); the others one after the other. Either way each result is
+    bitwise the one `run_trial` gives for its config alone."""
     cs = [_as_config(c).resolved() for c in configs]
     reports = list(reports) if reports is not None else [None] * len(cs)
     keys = {group_key(dataclasses.replace(c, cache_dir=None)) for c in cs}
@@ -93,16 +95,23 @@ def run_trials(
     together = [i for i, m in enumerate(methods) if type(m).trains_in_group()]
     if len(together) >= 2:
         students = [student() for _ in together]
-        reason = "bf16 autocast" if c0.precision != "fp32" else _check_group(students, bundle, c0, device)
+        reason = "bf16 autocast" if c0.precision != "fp32" else why_not_groupable(students[0])
         if reason is None:
+            inexact = _check_group(students, bundle, c0, device)
+            if inexact:
+                log(f"warning: fused kernels are not bitwise exact here ({inexact}): {len(together)} students of "
+                    "one seed train together on their own modules")
             members = [Member(s, methods[i], reports[i]) for s, i in zip(students, together)]
-            for i, r in zip(together, fit_members(members, bundle, teacher, c0, device, logits_key, group=True)):
-                results[i] = dict(r, grouped=len(together))
+            kernels = "own" if inexact else "fused"
+            for i, r in zip(together, fit_members(members, bundle, teacher, c0, device, logits_key, group=True,
+                                                  fused=not inexact)):
+                results[i] = dict(r, grouped=len(together), group_kernels=kernels)
         else:
             log(f"{len(together)} students of one seed train one by one ({reason})")
     for i, m in enumerate(methods):
         if results[i] is None:
-            results[i] = dict(fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1)
+            results[i] = dict(fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1,
+                              group_kernels=None)
     for r, m in zip(results, methods):
         used = tinfo if m.uses_kd else None  # a student without KD has no teacher, in a group too
         r["teacher_val_acc"] = used["val_acc"] if used else None
@@ -113,13 +122,13 @@ def run_trials(
 
 
 def _check_group(students, bundle, c: TrialConfig, device) -> Optional[str]:
-    """None if `students` can train as one group here; otherwise why not (see models.grouped)."""
+    """None if `students` can train as one fused group here; otherwise why not (see models.grouped)."""
     from ..models import grouped
 
     x_tr, y_tr = bundle.splits["train"]
     idx = torch.arange(min(c.batch_size, len(y_tr)))
     x = as_input(bundle.prepare(next(iter(data_mod.take(x_tr, [idx], device)))))
-    return grouped.groupable(students, x, y_tr[idx].to(device))
+    return grouped.bitwise_check(students, x, y_tr[idx].to(device))
 
 
 def make_method(c: TrialConfig):

@@ -2,6 +2,7 @@
 only the runner imports it, once Ray is starting."""
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Dict, List
 
@@ -21,6 +22,7 @@ class StoreCallback(tune.Callback):
         self.store, self.study, self.progress = store, study, progress
         self.curves: Dict[str, List[Dict[str, Any]]] = {}  # per-epoch reports (ASHA searches)
         self.started: Dict[str, float] = {}
+        self.own_modules_said = False  # the group fallback's warning: once per run
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = time.time()
@@ -81,6 +83,11 @@ class StoreCallback(tune.Callback):
             curve = final.get("curve") if isinstance(final.get("curve"), list) else []
             self.store.add(row, curve)
             self.progress.finished(row)
+        if last.get("group_kernels") == "own" and not self.own_modules_said:
+            self.own_modules_said = True
+            print(f"warning: fused kernels are not bitwise exact on node {last.get('node')}: grouped students "
+                  "train on their own modules there (the same results, less saving; the store's "
+                  "group_kernels column)", file=sys.stderr, flush=True)
         self.progress.timings.append({
             "start": started, "end": time.time(),
             "pid": _nan_to_none(last.get("pid")), "entered": _nan_to_none(last.get("started_at")),

@@ -12,7 +12,7 @@ import time
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
-from .. import provenance
+from .. import provenance, reproducible
 from ..errors import UserError
 from ..files import atomic_write
 from ..store import Store
@@ -79,6 +79,7 @@ class Runner:
         self.address = address if address is not None else os.environ.get("RAY_ADDRESS")
         self.log = log
         self._started_ray = False
+        self.kernel_pins: Dict[str, str] = {}  # the kernel pins its Ray workers run under (hpo_kd.reproducible)
         self.timing: Dict[str, Any] = {}  # where the last run's time went (see `_timing`)
 
     def _save_study_copy(self):
@@ -108,11 +109,12 @@ class Runner:
         # Ctrl-C stops the whole study at once (KeyboardInterrupt), not just the current Tuner;
         # every finished trial is already in the store.
         os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-        if ray.is_initialized():
+        if ray.is_initialized():  # not ours: its workers run under whatever environment they have
             return
+        self.kernel_pins = reproducible.worker_env(self.study.resources.get("reproducible", False))
         if self.address:
             try:
-                ray.init(address=self.address, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False,
+                ray.init(address=self.address, runtime_env={"env_vars": self._worker_env()}, log_to_driver=False,
                          logging_level="WARNING")
             except ConnectionError as e:
                 raise UserError(
@@ -124,10 +126,14 @@ class Runner:
             # address="local": always a new embedded Ray, never a cluster that happens to run here.
             # Its workers inherit the environment its processes start with: no runtime_env, whose
             # set-up would delay the start of every worker.
-            with _environ(WORKER_ENV):
+            with _environ(self._worker_env()):
                 ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                          log_to_driver=False, logging_level="WARNING")
         self._started_ray = True
+
+    def _worker_env(self) -> Dict[str, str]:
+        """WORKER_ENV, and the kernel pins of a study with `[resources] reproducible = true`."""
+        return dict(WORKER_ENV, **reproducible.worker_env(self.study.resources.get("reproducible", False)))
 
     def _shutdown(self):
         import ray
@@ -211,7 +217,7 @@ class Runner:
         progress = None
         try:
             resources, slots, device, threads = self._resources()
-            provenance.record(self.folder, threads)
+            provenance.record(self.folder, threads, self.kernel_pins)
             progress = Progress(n_trials, slots)
             progress.know_teachers(self.store.trials().to_dict("records"))
             with _ctrl_c():
