@@ -67,6 +67,7 @@ BAD = [
     (GOOD + "\n[resources]\ngpus_per_trial = -1\n", "resources.gpus_per_trial: -1 is out of range"),
     (GOOD + "\n[resources]\nstudents_per_trial = 0\n", "resources.students_per_trial: 0 is out of range"),
     (GOOD + "\n[resources]\nstudents_per_trial = 2.5\n", "resources.students_per_trial: expected an integer"),
+    (GOOD + "\n[resources]\nreproducible = \"yes\"\n", "resources.reproducible: 'yes' is not allowed; allowed: true or false"),
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "digits"\nstudent = "nonet"'), "settings[0].student: unknown model 'nonet'"),
     (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "cifar10"'), "settings[0].root: data set 'cifar10' needs a local root"),
     ("name = 'x'\n[methods.nokd]\n", "settings: missing"),
@@ -216,3 +217,20 @@ def test_a_data_set_without_defaults_says_what_to_add():
         assert data.needs_root("bare_for_test") is False
     finally:
         data.DATASETS._items.pop("bare_for_test")
+
+
+def test_a_reproducible_study_pins_its_workers_kernels_and_says_so(study_file):
+    """`[resources] reproducible = true`: the pins go into the workers' environment (the embedded
+    Ray's and a cluster's runtime_env) and into the report header's provenance line."""
+    from hpo_kd import provenance, reproducible
+    from hpo_kd.tune import Runner
+
+    on = load_study(study_file(GOOD + "\n[resources]\nreproducible = true\n"))
+    off = load_study(study_file(GOOD, "off.toml"))
+    assert on.resources["reproducible"] is True and off.resources["reproducible"] is False
+    env_on, env_off = Runner(on)._worker_env(), Runner(off)._worker_env()
+    assert {k: env_on[k] for k in reproducible.PINS} == reproducible.PINS
+    assert not set(reproducible.PINS) & set(env_off)
+    line = provenance.describe(provenance.current(1, reproducible.worker_env(True)))
+    assert "kernels pinned (ATEN_CPU_CAPABILITY=avx2, MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2)" in line
+    assert "kernels as the CPU picks them" in provenance.describe(provenance.current(1, {}))
