@@ -36,9 +36,7 @@ def _method_options(pairs, flag="--opt"):
 
 
 def cmd_distill(a) -> int:
-    from .train import TrialConfig, run_trial
-
-    from .train import SCHEMA
+    from .train import SCHEMA, TrialConfig, run_trial
 
     given = {k: getattr(a, k) for k in SCHEMA if getattr(a, k) is not None}  # the rest: TrialConfig's
     cfg = TrialConfig(

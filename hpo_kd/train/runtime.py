@@ -7,6 +7,7 @@ import random
 import numpy as np
 import torch
 
+from .. import data as data_mod
 from ..errors import UserError
 
 
@@ -57,3 +58,13 @@ def on_device(bundle, device: torch.device):
     bundle.splits = {k: (x.pin_memory().to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x,
                          y.to(device)) for k, (x, y) in bundle.splits.items()}
     return bundle
+
+
+def load_data(c):
+    """A trial's device (and torch's threads) and its data set on that device."""
+    device = pick_device(c.device)
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
+                                     root=c.root, **c.data_options), device)
+    return device, bundle

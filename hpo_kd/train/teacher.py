@@ -6,9 +6,6 @@ import os
 import time
 from typing import Any, Callable, Dict
 
-import torch
-
-from .. import data as data_mod
 from .. import methods as methods_mod
 from .. import models as models_mod
 from .. import teacher_cache
@@ -17,7 +14,7 @@ from .config import TrialConfig
 from .evaluate import accuracy
 from .loop import fit
 from .optim import milestones
-from .runtime import gpu_ready, on_device, pick_device, seed_everything
+from .runtime import gpu_ready, load_data, seed_everything
 
 
 def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
@@ -94,10 +91,6 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
 def train_teacher(config: TrialConfig | Dict[str, Any], log=lambda m: None) -> Dict[str, Any]:
     """Make sure the teacher of `config` is in the cache; returns its info (accuracies, cached)."""
     c = (TrialConfig(**config) if isinstance(config, dict) else config).resolved()
-    device = pick_device(c.device)
-    if c.threads:
-        torch.set_num_threads(c.threads)
-    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
-                                     root=c.root, **c.data_options), device)
+    device, bundle = load_data(c)
     _, info = get_teacher(c, bundle, device, log)
     return info

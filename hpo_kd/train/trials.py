@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..files import digest
 from .config import TrialConfig
 from .loop import Member, fit, fit_members
-from .runtime import as_input, gpu_ready, on_device, pick_device, seed_everything
+from .runtime import as_input, gpu_ready, load_data, seed_everything
 from .teacher import get_teacher
 
 
@@ -71,11 +71,7 @@ def run_trials(
     if len(keys) > 1:
         raise ValueError(f"run_trials: the trials differ in more than {', '.join(GROUP_FREE)}")
     c0 = cs[0]
-    device = pick_device(c0.device)
-    if c0.threads:
-        torch.set_num_threads(c0.threads)
-    bundle = on_device(data_mod.load(c0.dataset, seed=c0.split_seed, fraction=c0.fraction, augment=c0.augment,
-                                     root=c0.root, **c0.data_options), device)
+    device, bundle = load_data(c0)
     methods = [make_method(c) for c in cs]
     teacher, tinfo = None, None
     if any(m.uses_kd for m in methods):
@@ -113,12 +109,16 @@ def run_trials(
             results[i] = dict(fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1,
                               group_kernels=None)
     for r, m in zip(results, methods):
-        used = tinfo if m.uses_kd else None  # a student without KD has no teacher, in a group too
-        r["teacher_val_acc"] = used["val_acc"] if used else None
-        r["teacher_test_acc"] = used["test_acc"] if used else None
-        r["teacher_cached"] = used["cached"] if used else None
+        _add_teacher(r, tinfo if m.uses_kd else None)  # a student without KD has no teacher, in a group too
         r["student_params"] = counted[0]
     return results
+
+
+def _add_teacher(result: Dict[str, Any], used: Optional[Dict[str, Any]]) -> None:
+    """The accuracies of the teacher a student learned from (None: none) in its result."""
+    result["teacher_val_acc"] = used["val_acc"] if used else None
+    result["teacher_test_acc"] = used["test_acc"] if used else None
+    result["teacher_cached"] = used["cached"] if used else None
 
 
 def _check_group(students, bundle, c: TrialConfig, device) -> Optional[str]:

@@ -60,10 +60,9 @@ def _quiet(name: str):
 
 
 def _import_tune() -> None:
+    """The driver's imports for the Tuner (Ray Tune, Optuna and the modules built on them)."""
     try:
-        import optuna  # noqa: F401
-        import ray.tune  # noqa: F401
-        import ray.tune.search.optuna  # noqa: F401
+        from . import callback, search  # noqa: F401
     except Exception:  # imported again where needed, which raises in the right place
         pass
 
