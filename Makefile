@@ -3,14 +3,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast quickstart transfer mkd mkd-strong bench gpu-check clean
+.PHONY: install lock lint format test test-fast quickstart transfer mkd mkd-strong bench gpu-check clean
 
-$(STAMP): pyproject.toml
+# The versions a report header names are the versions a newcomer installs: constraints.txt pins
+# every package; `make lock` re-resolves them from pyproject.toml (to upgrade), then re-run the tests.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lock:
+	rm -rf .venv-lock && $(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install -q -e '.[test]'
+	.venv-lock/bin/pip freeze --exclude-editable | grep -v '^hpo[-_]kd' > constraints.txt
+	rm -rf .venv-lock
+
+lint: $(STAMP)
+	$(BIN)/ruff check hpo_kd tests bench
+	$(BIN)/ruff format --check hpo_kd tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix hpo_kd tests bench
+	$(BIN)/ruff format hpo_kd tests bench
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
