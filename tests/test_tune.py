@@ -75,6 +75,9 @@ def test_study_runs_every_method_and_resumes(local_ray, study_file, tmp_path, ca
     assert {"lambda", "meta_loss", "samples_per_s", "train_kd", "train_ce"} <= set(c.columns)
     # teachers are stored under the study's folder, once per teacher key
     assert len([f for f in os.listdir(os.path.join(runs, "tiny", "teachers")) if f.endswith(".pt")]) == 2
+    # every trial with a curve is a TensorBoard run: <setting>/<method>[-tau]/seed<N>-<id>
+    board = os.path.join(runs, "tiny", "tensorboard")
+    assert sum(1 for _, _, files in os.walk(board) if any("tfevents" in f for f in files)) == c["trial_id"].nunique()
 
     # resume after a completed run: nothing to do
     assert _run(path, runs)["ran"] == 0

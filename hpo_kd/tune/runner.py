@@ -228,6 +228,9 @@ class Runner:
             marks["ray_stopped"] = time.time()
             if progress is not None:
                 self.timing = _timing(marks, progress, slots)
+        from ..tensorboard import write_events
+
+        write_events(self.folder)  # the new trials' curves, for `tensorboard --logdir <folder>/tensorboard`
         return {"ran": progress.done, "planned": planned}
 
     def _tune(self, todo: List[Trial], resources, slots: int, device: str, threads: int,
