@@ -521,3 +521,58 @@ def test_students_trained_together_store_what_they_store_alone(local_ray, study_
     keep = [c for c in a.curves().columns if c not in ("epoch_seconds", "samples_per_s")]
     ca, cb = (s.curves()[keep].sort_values(["trial_id", "epoch"]).reset_index(drop=True) for s in (a, b))
     pd.testing.assert_frame_equal(ca, cb)
+
+
+def _optuna_trials(runs, name="opt"):
+    """The Optuna storage's trials of a study's searches: {study name: [(state, tau, value)]}."""
+    import optuna
+
+    storage = f"sqlite:///{os.path.join(runs, name, 'optuna.db')}"
+    out = {}
+    for s in optuna.get_all_study_names(storage=storage):
+        trials = optuna.load_study(study_name=s, storage=storage).get_trials(deepcopy=False)
+        out[s] = [(t.state.name, t.params.get("tau"), t.value) for t in trials]
+    return out
+
+
+def _store_trials(runs, name="opt"):
+    t = Store(os.path.join(runs, name)).trials()
+    t = t[t["method"] == "optuna"]
+    return sorted((float(a), None if v != v else float(v)) for a, v in zip(t["tau_t_config"], t["val_acc"]))
+
+
+def test_the_optuna_storage_follows_the_store(study_file, tmp_path):
+    """No Ray: a search's storage after a kill (a trial told, a trial stored but not told, a trial
+    asked and never finished) is made to follow the store's rows, and a second time changes nothing."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo_kd.tune.search import open_storage, sync
+
+    (t,) = [u for u in load_study(study_file(OPTUNA)).plan() if u.kind == "search"]
+    folder = str(tmp_path / "opt")
+    storage = open_storage(folder)
+    name = sync(t, storage, [])
+    assert name == "digits(100%,none)/seed0"
+    study = optuna.load_study(study_name=name, storage=storage)
+    dist = {"tau": optuna.distributions.FloatDistribution(1.0, 16.0, log=True)}
+    a, b, c = (study.ask(fixed_distributions=dist) for _ in range(3))
+    study.tell(a, 0.5)
+
+    def row(trial, status, val):
+        return {"trial_id": f"x-{trial.number}", "tau_t_config": trial.params["tau"],
+                "tau_s_config": trial.params["tau"], "status": status, "val_acc": val,
+                "trial_index": trial.number}
+
+    rows = [row(a, "ok", 0.5), row(b, "stopped", 0.7), {**row(a, "failed", None), "tau_t_config": 2.0,
+                                                         "tau_s_config": 2.0, "trial_index": 3}]
+    assert sync(t, storage, rows) == name
+    got = [(x.state, x.value) for x in optuna.load_study(study_name=name, storage=storage).trials]
+    assert got == [(TrialState.COMPLETE, 0.5), (TrialState.COMPLETE, 0.7), (TrialState.FAIL, None),
+                   (TrialState.FAIL, None)]  # c never finished; the failed row added as FAIL
+    sync(t, storage, rows)
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 4, "a second sync adds nothing"
+    # a storage that holds a finished trial the store lacks is rebuilt from the store
+    sync(t, storage, rows[:1])
+    got = [(x.state, x.value) for x in optuna.load_study(study_name=name, storage=storage).trials]
+    assert got == [(TrialState.COMPLETE, 0.5)]
