@@ -366,6 +366,9 @@ def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_
         t = t[t["method"] == "optuna"].sort_values("trial_index")
         assert t["trial_index"].tolist() == list(range(6))
         seen.append(t["tau_t_config"].round(10).tolist())
+        (trials,) = _optuna_trials(runs).values()  # the Optuna storage holds the same trials
+        assert [(s, round(tau, 10), v) for s, tau, v in trials] == [
+            ("COMPLETE", round(a, 10), b) for a, b in zip(t["tau_t_config"], t["val_acc"])]
         prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
         assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
     assert seen[0] == seen[1]
@@ -576,3 +579,43 @@ def test_the_optuna_storage_follows_the_store(study_file, tmp_path):
     sync(t, storage, rows[:1])
     got = [(x.state, x.value) for x in optuna.load_study(study_name=name, storage=storage).trials]
     assert got == [(TrialState.COMPLETE, 0.5)]
+
+
+def test_an_interrupted_optuna_search_resumes_with_its_storage_equal_to_the_store(study_file, tmp_path,
+                                                                                  monkeypatch):
+    """Ctrl-C in the middle of a batch (as test_ctrl_c_... does it) leaves one trial stored but not
+    told and one asked but never finished: the resumed run ends with the storage's finished trials
+    equal to the store's (same temperatures and values), and a second resume adds nothing."""
+    import signal
+    import time
+
+    from hpo_kd import tune as tune_mod
+
+    real = tune_mod.Progress.finished
+
+    def finished(self, row):
+        real(self, row)
+        if self.done == 4:  # the teacher, the first batch of 2, one of the second batch
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
+
+    monkeypatch.setattr(tune_mod.Progress, "finished", finished)
+    path = study_file(OPTUNA.replace("epochs = 1\n", "epochs = 3\n"))
+    runs = str(tmp_path / "runs")
+    with pytest.raises(KeyboardInterrupt):
+        _run(path, runs)
+    monkeypatch.setattr(tune_mod.Progress, "finished", real)
+    kept = _store_trials(runs)
+    assert len(kept) == 3
+    out = _run(path, runs)
+    assert out["ran"] == 6 - 3
+    (name, trials), = _optuna_trials(runs).items()
+    assert name == "digits(100%,none)/seed0"
+    done = sorted((tau, v) for s, tau, v in trials if s == "COMPLETE")
+    assert done == _store_trials(runs) and len(done) == 6, (trials, _store_trials(runs))
+    assert {s for s, _, _ in trials} <= {"COMPLETE", "FAIL"}
+    assert _run(path, runs)["ran"] == 0
+    assert _optuna_trials(runs) == {name: trials}, "a second resume adds nothing"
