@@ -369,6 +369,9 @@ def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_
         t = t[t["method"] == "optuna"].sort_values("trial_index")
         assert t["trial_index"].tolist() == list(range(6))
         seen.append(t["tau_t_config"].round(10).tolist())
+        (trials,) = _optuna_trials(runs).values()  # the Optuna storage holds the same trials
+        assert [(s, round(tau, 10), v) for s, tau, v in trials] == [
+            ("COMPLETE", round(a, 10), b) for a, b in zip(t["tau_t_config"], t["val_acc"])]
         prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
         assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
     assert seen[0] == seen[1]
@@ -524,3 +527,94 @@ def test_students_trained_together_store_what_they_store_alone(local_ray, study_
     keep = [c for c in a.curves().columns if c not in ("epoch_seconds", "samples_per_s")]
     ca, cb = (s.curves()[keep].sort_values(["trial_id", "epoch"]).reset_index(drop=True) for s in (a, b))
     pd.testing.assert_frame_equal(ca, cb)
+
+
+def _optuna_trials(runs, name="opt"):
+    """The Optuna storage's trials of a study's searches: {study name: [(state, tau, value)]}."""
+    import optuna
+
+    storage = f"sqlite:///{os.path.join(runs, name, 'optuna.db')}"
+    out = {}
+    for s in optuna.get_all_study_names(storage=storage):
+        trials = optuna.load_study(study_name=s, storage=storage).get_trials(deepcopy=False)
+        out[s] = [(t.state.name, t.params.get("tau"), t.value) for t in trials]
+    return out
+
+
+def _store_trials(runs, name="opt"):
+    t = Store(os.path.join(runs, name)).trials()
+    t = t[t["method"] == "optuna"]
+    return sorted((float(a), None if v != v else float(v)) for a, v in zip(t["tau_t_config"], t["val_acc"]))
+
+
+def test_the_optuna_storage_follows_the_store(study_file, tmp_path):
+    """No Ray: a search's storage after a kill (a trial told, a trial stored but not told, a trial
+    asked and never finished) is made to follow the store's rows, and a second time changes nothing."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hpo_kd.tune.search import open_storage, sync
+
+    (t,) = [u for u in load_study(study_file(OPTUNA)).plan() if u.kind == "search"]
+    folder = str(tmp_path / "opt")
+    storage = open_storage(folder)
+    name = sync(t, storage, [])
+    assert name == "digits(100%,none)/seed0"
+    study = optuna.load_study(study_name=name, storage=storage)
+    dist = {"tau": optuna.distributions.FloatDistribution(1.0, 16.0, log=True)}
+    a, b, c = (study.ask(fixed_distributions=dist) for _ in range(3))
+    study.tell(a, 0.5)
+
+    def row(trial, status, val):
+        return {"trial_id": f"x-{trial.number}", "tau_t_config": trial.params["tau"],
+                "tau_s_config": trial.params["tau"], "status": status, "val_acc": val,
+                "trial_index": trial.number}
+
+    rows = [row(a, "ok", 0.5), row(b, "stopped", 0.7), {**row(a, "failed", None), "tau_t_config": 2.0,
+                                                         "tau_s_config": 2.0, "trial_index": 3}]
+    assert sync(t, storage, rows) == name
+    got = [(x.state, x.value) for x in optuna.load_study(study_name=name, storage=storage).trials]
+    assert got == [(TrialState.COMPLETE, 0.5), (TrialState.COMPLETE, 0.7), (TrialState.FAIL, None),
+                   (TrialState.FAIL, None)]  # c never finished; the failed row added as FAIL
+    sync(t, storage, rows)
+    assert len(optuna.load_study(study_name=name, storage=storage).trials) == 4, "a second sync adds nothing"
+    # a storage that holds a finished trial the store lacks is rebuilt from the store
+    sync(t, storage, rows[:1])
+    got = [(x.state, x.value) for x in optuna.load_study(study_name=name, storage=storage).trials]
+    assert got == [(TrialState.COMPLETE, 0.5)]
+
+
+def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the_store(study_file, tmp_path):
+    """kill -9 of the driver (as test_interrupted_run_... does it) in the middle of the search: the
+    storage may hold trials asked but never finished, or stored but not yet told. The resumed run
+    ends with the storage's finished trials equal to the store's (same temperatures and values,
+    each once), and a second resume adds nothing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = study_file(OPTUNA.replace("epochs = 1\n", "epochs = 40\n").replace("trials = 6", "trials = 8"))
+    runs = str(tmp_path / "runs")
+    trials_file = os.path.join(runs, "opt", "trials.parquet")
+    cmd = [sys.executable, "-m", "hpo_kd.cli", "run", path, "--runs-dir", runs]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and p.poll() is None:
+        if os.path.exists(trials_file) and len(Store(os.path.dirname(trials_file)).trials()) >= 4:
+            break
+        time.sleep(0.1)
+    assert p.poll() is None, "the study ended before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate(timeout=120)
+    kept = _store_trials(runs)
+    assert 3 <= len(kept) < 8
+    out = _run(path, runs)
+    assert out["ran"] == 8 - len(kept), "only the missing trials run again"
+    (name, trials), = _optuna_trials(runs).items()
+    assert name == "digits(100%,none)/seed0"
+    done = sorted((tau, v) for s, tau, v in trials if s == "COMPLETE")
+    assert done == _store_trials(runs) and len(done) == 8, (trials, _store_trials(runs))
+    assert {s for s, _, _ in trials} <= {"COMPLETE", "FAIL"}
+    assert _run(path, runs)["ran"] == 0
+    assert _optuna_trials(runs) == {name: trials}, "a second resume adds nothing"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 
 def _learned(method: str) -> bool:
@@ -12,14 +12,28 @@ def _learned(method: str) -> bool:
     return methods.info(method)["kind"] == "learned"
 
 
+def _duration(seconds: float) -> str:
+    s = int(round(max(seconds, 0.0)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 class Progress:
-    def __init__(self, total: int, concurrency: int):
+    """The run's progress on stderr: at most one line every `every` seconds (and the last one),
+    `[done/total] percent, elapsed, ETA | per setting, the best student so far by val accuracy`
+    (the val-selected result, with its test accuracy). A failed trial and the weak-teacher
+    warning are printed as they happen. `clock` (seconds) is there for the tests."""
+
+    def __init__(self, total: int, concurrency: int, every: float = 10.0, clock: Callable[[], float] = time.monotonic):
         # No stream is held: Ray Tune pickles its callbacks with the experiment state.
         self.total, self.done, self.concurrency = total, 0, max(concurrency, 1)
-        self.start = time.time()
+        self.every, self.clock = every, clock
+        self.start = clock()
+        self.last_line: Optional[float] = None  # when the last progress line was printed
+        self.failed = 0
         self.trial_seconds = 0.0
         self.timings: List[Dict[str, Any]] = []  # one per finished trial, for `Runner.timing`
         self.teacher_val: Dict[str, List[float]] = {}  # setting -> its teachers' val accuracies
+        self.best: Dict[str, Dict[str, Any]] = {}  # setting label -> its best student row by val so far
         self.warned: set = set()
 
     def know_teachers(self, rows) -> None:
@@ -41,30 +55,49 @@ class Progress:
                 f"mean of {len(vals)}) is below the no-KD student's ({100 * row['val_acc']:.2f} %, seed "
                 f"{row['seed']}): distillation from this teacher is not expected to help")
 
+    @staticmethod
+    def _taus(row: Dict[str, Any]) -> str:
+        if row["method"] in ("grid", "optuna", "transfer") and row.get("tau_t_config") is not None:
+            return f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
+        if row["method"] != "teacher" and _learned(row["method"]) and row.get("tau_t") is not None:
+            return f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"
+        return ""
+
+    def line(self) -> str:
+        """The progress line: trials done, time, ETA, and per setting the best student by val."""
+        elapsed = self.clock() - self.start
+        left = self.total - self.done
+        eta = _duration(elapsed / self.done * left) if self.done else "?"
+        pct = 100 * self.done / self.total if self.total else 100.0
+        failed = f", {self.failed} failed" if self.failed else ""
+        best = "; ".join(
+            f"{label} {r['method']} seed={r['seed']}{self._taus(r)} val={r['val_acc']:.4f} test={r['test_acc']:.4f}"
+            for label, r in sorted(self.best.items()))
+        return (f"[{self.done}/{self.total}] {pct:.0f}%{failed}, elapsed {_duration(elapsed)}, ETA {eta}"
+                + (f" | best by val: {best}" if best else ""))
+
     def finished(self, row: Dict[str, Any]) -> None:
         self.know_teachers([row])
         self.done += 1
         self.trial_seconds += row.get("seconds") or 0.0
-        elapsed = time.time() - self.start
-        left = self.total - self.done
-        eta = elapsed / self.done * left if self.done else 0.0
-        taus = ""
-        if row["method"] in ("grid", "optuna", "transfer"):
-            taus = f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
-        elif _learned(row["method"]) and row.get("tau_t") is not None:
-            taus = f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"
-        acc = ""
-        if row.get("val_acc") is not None:
-            acc = f" val={row['val_acc']:.4f} test={row['test_acc']:.4f}"
-        err = f" ({row['error'][:200]})" if row.get("error") and row["status"] != "ok" else ""
-        print(
-            f"[{self.done}/{self.total}] {row['setting_label']} {row['method']} seed={row['seed']}"
-            f"{taus}: {row['status']}{acc} {row.get('seconds') or 0:.1f}s{err}  ETA {eta:.0f}s",
-            file=sys.stderr, flush=True,
-        )
+        val = row.get("val_acc")
+        if row["method"] != "teacher" and row["status"] != "failed" and val is not None and val == val:
+            best = self.best.get(row["setting_label"])
+            if best is None or val > best["val_acc"]:
+                self.best[row["setting_label"]] = {k: row.get(k) for k in (
+                    "method", "seed", "val_acc", "test_acc", "tau_t_config", "tau_s_config", "tau_t", "tau_s")}
+        if row["status"] == "failed":
+            self.failed += 1
+            err = f": {row['error'][:200]}" if row.get("error") else ""
+            print(f"trial failed: {row['setting_label']} {row['method']} seed={row['seed']}{self._taus(row)}{err}",
+                  file=sys.stderr, flush=True)
         weak = self.weak_teacher(row)
         if weak:
             print(weak, file=sys.stderr, flush=True)
+        now = self.clock()
+        if self.last_line is None or now - self.last_line >= self.every or self.done >= self.total:
+            self.last_line = now
+            print(self.line(), file=sys.stderr, flush=True)
 
 
 def _timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str, Any]:

@@ -207,6 +207,7 @@ class Runner:
         planned = sum(t.budget for t in plan)
         self.log(f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
                  f"{n_trials} to run; results in {self.folder}")
+        self._sync_optuna([t for t in plan if t.kind == "search" and t.id not in {u.id for u in todo}])
         if not todo:
             return {"ran": 0, "planned": planned}
         self._save_study_copy()
@@ -232,6 +233,19 @@ class Runner:
 
         write_events(self.folder)  # the new trials' curves, for `tensorboard --logdir <folder>/tensorboard`
         return {"ran": progress.done, "planned": planned}
+
+    def _sync_optuna(self, finished: List[Trial]) -> None:
+        """The Optuna storage of the searches that are finished in the store (a run stopped after a
+        search's last row was stored but before its last tells): made to follow the store. The
+        pending searches follow it as the run builds them (`_units`)."""
+        if not finished:
+            return
+        from .search import open_storage, sync
+
+        storage = open_storage(self.folder)
+        everything = self.store.trials()
+        for t in finished:
+            sync(t, storage, everything[everything["unit_id"] == t.id].to_dict("records"))
 
     def _tune(self, todo: List[Trial], resources, slots: int, device: str, threads: int,
               progress: Progress, marks: Dict[str, float]) -> None:
@@ -266,22 +280,27 @@ class Runner:
                 # Tune's result grid looks for the per-trial files it no longer writes: quiet.
                 with _quiet("ray.tune.analysis.experiment_analysis"):
                     tuner.fit()
+                searcher.flush()  # the searches' last batches, stored by now, to the Optuna storage
         finally:
             shutil.rmtree(storage, ignore_errors=True)
 
     def _units(self, todo: List[Trial], slots: int, device: str, threads: int):
         """The run's units as Tune sees them: the fixed-config ones (teachers first, students of a
         setting and seed grouped), the Optuna searches, and the ASHA schedulers of those that have one."""
-        from .search import asha, optuna_search
+        from .search import asha, open_storage, optuna_search
 
         cache_dir = self.folder  # teachers go to <study folder>/teachers/
         units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
         fixed = _grouped([dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
                          self.study.resources.get("students_per_trial", 1))
         searches, ashas = [], {}
+        storage = open_storage(self.folder) if any(t.kind == "search" for t in todo) else None
+        everything = self.store.trials()
         for t in todo:
             if t.kind == "search":
-                s = optuna_search(t, _spec(t, cache_dir, device, threads), self.store.unit_rows(t.id), slots)
+                rows = everything[everything["unit_id"] == t.id].to_dict("records") if len(everything) else []
+                s = optuna_search(t, _spec(t, cache_dir, device, threads), self.store.unit_rows(t.id), slots,
+                                  storage=storage, rows=rows)
                 searches.append(s)
                 if t.search["asha"]:
                     ashas[t.id] = asha(t, s.spec)

@@ -1,6 +1,30 @@
 """The study's one Tune search: every pending trial of a run (StudySearcher), the Optuna searches
 among them (_Search) and their ASHA schedulers (PerSearchScheduler). This module imports Ray Tune
-and Optuna: only the runner imports it, once Ray is starting."""
+and Optuna: only the runner imports it, once Ray is starting.
+
+Optuna storage. Every Optuna search of a study lives in one SQLite file, `runs/<study>/optuna.db`
+(`optuna-dashboard sqlite:///runs/<study>/optuna.db`), as one Optuna study named
+`<setting label>/seed<N>` (the unit id is in its user attrs; a name already taken by another search
+of the same setting and seed, e.g. after the search's options changed, gets `/<method>-<unit id>`).
+SQLite and not a journal file: the searcher (StudySearcher, and so every ask and tell) runs in the
+driver process only; the Ray workers never touch the storage, so one writer is all there is, also
+on a Ray cluster.
+
+The Parquet store stays the single source of truth, and the storage follows it:
+- a trial is told to the storage only once its row is in the store (the tells of a finished batch
+  wait until the searcher next asks, or the run ends: Ray calls the searcher before the callback
+  that writes the row), so the storage never holds a finished trial the store lacks;
+- on every run, `_reconcile` matches the storage's trials of a search with the store's rows (by
+  their temperatures): a trial asked but left RUNNING by a Ctrl-C or kill -9 is told its stored
+  result if its row is in the store, FAIL otherwise (it does not count); a store row the storage
+  lacks (a store from before the storage, or a row written just before a kill) is added; a storage
+  that disagrees with the store in any other way (a finished trial the store lacks) is rebuilt
+  from the store. Finished trials are therefore never replayed twice.
+Proposals: the sampler is seeded as before (seed * 100003 + trial seed) and sees the same finished
+trials in the same order as the in-memory replay did, so a study proposes what it proposed before,
+except where a search trial ended with a NaN val accuracy (diverged): it is FAIL in the storage, as
+a live tell of NaN always was, where the old replay told the sampler 0.0.
+"""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -12,7 +36,9 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ..study import Trial
-from .units import _planned_epochs
+from .units import _planned_epochs, _search_trial_id
+
+STORAGE = "optuna.db"
 
 
 class _Search:
@@ -25,6 +51,18 @@ class _Search:
         self.asked = 0
         self.queue: List[tuple] = []  # (searcher trial id, index, config) proposed, not yet handed out
         self.batch: Dict[str, Optional[tuple]] = {}  # searcher trial id -> (result, error) when done
+        self.configs: Dict[str, Dict[str, Any]] = {}  # searcher trial id -> its config (this run)
+        self.untold: List[tuple] = []  # (searcher trial id, result, error): stored, not yet told
+
+    def flush(self) -> None:
+        """Tell the searcher (and so the storage) a finished batch, in the order it proposed it:
+        only once the rows are in the store (see the module docstring)."""
+        for sid, res, err in self.untold:
+            ot = getattr(self.searcher, "_ot_trials", {}).get(sid)
+            if ot is not None:
+                ot.set_user_attr("trial_id", _search_trial_id(self.spec, dict(self.configs[sid], spec=self.spec)))
+            self.searcher.on_trial_complete(sid, result=res, error=err)
+        self.untold = []
 
 
 class StudySearcher(Searcher):
@@ -53,9 +91,11 @@ class StudySearcher(Searcher):
         if not s.queue:
             if s.batch or s.left <= 0:
                 return None  # the batch is still running, or the search is done
+            s.flush()  # the last batch's rows are stored by now
             for _ in range(min(s.batch_size, s.left)):
                 sid = f"{s.unit_id}-{s.asked}"
                 cfg = s.searcher.suggest(sid)
+                s.configs[sid] = cfg
                 s.queue.append((sid, s.offset + s.asked, cfg))
                 s.batch[sid] = None
                 s.asked += 1
@@ -104,10 +144,14 @@ class StudySearcher(Searcher):
         s.batch[sid] = (result, error)
         if all(v is not None for v in s.batch.values()):
             # The whole batch has finished: the searcher learns its results in the order it
-            # proposed them, whichever finished first.
-            for k, (res, err) in s.batch.items():
-                s.searcher.on_trial_complete(k, result=res, error=err)
+            # proposed them, whichever finished first, once their rows are stored (`flush`).
+            s.untold = [(k, res, err) for k, (res, err) in s.batch.items()]
             s.batch = {}
+
+    def flush(self) -> None:
+        """At the end of a run: tell the searchers their last finished batches."""
+        for s in self._searches:
+            s.flush()
 
     def save(self, checkpoint_path: str) -> None:
         pass  # a run resumes from the store, not from Tune's experiment state
@@ -158,24 +202,153 @@ class PerSearchScheduler(FIFOScheduler):
         return "\n".join(s.debug_string() for s in self._by_unit.values())
 
 
-def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int) -> _Search:
-    """The Optuna search of unit `t`, told the trials it has already finished (`prev`, its store
-    rows), proposing `slots` trials at a time."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def open_storage(folder: str):
+    """The study's Optuna storage, `<folder>/optuna.db` (see the module docstring)."""
+    import os
+
+    os.makedirs(folder, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{os.path.join(os.path.abspath(folder), STORAGE)}")
+
+
+def study_name(storage, t: Trial) -> str:
+    """The Optuna study of search unit `t`: the one that names its unit id, else
+    `<setting label>/seed<N>`, or with `/<method>-<unit id>` where that name is another unit's."""
+    taken = {}
+    for s in storage.get_all_studies():
+        if s.user_attrs.get("unit_id") == t.id:
+            return s.study_name
+        taken[s.study_name] = s.user_attrs.get("unit_id")
+    name = f"{t.setting.label}/seed{t.seed}"
+    if name in taken:
+        name = f"{name}/{t.config.get('method')}-{t.id[:8]}"
+    return name
+
+
+def _key(params: Dict[str, Any]) -> tuple:
+    if "tau" in params:
+        return (float(params["tau"]), float(params["tau"]))
+    return (float(params["tau_t"]), float(params["tau_s"]))
+
+
+def _value(row) -> Optional[float]:
+    v = row.get("val_acc")
+    return None if v is None or v != v else float(v)
+
+
+def _state(row):
+    """The Optuna state of a store row: a finished trial with a val accuracy is COMPLETE (an
+    ASHA-stopped one too: the sampler saw it so before), one without (failed, or NaN) is FAIL."""
+    from optuna.trial import TrialState
+
+    return TrialState.COMPLETE if row["status"] != "failed" and _value(row) is not None else TrialState.FAIL
+
+
+def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool) -> Dict[str, int]:
+    """Make the storage's trials of one search follow the store's `rows` (every row of the unit,
+    failed ones too; in the store's order). Returns what it did (for tests and the log)."""
+    from optuna.trial import TrialState
+
+    def params(row):
+        if separate:
+            return {"tau_t": float(row["tau_t_config"]), "tau_s": float(row["tau_s_config"])}
+        return {"tau": float(row["tau_t_config"])}
+
+    def close(a, b):
+        return all(abs(x - y) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b))
+
+    did = {"told": 0, "failed": 0, "added": 0, "rebuilt": 0}
+    rows = sorted(rows, key=lambda r: (r.get("trial_index") if r.get("trial_index") == r.get("trial_index") else 0))
+    left = list(rows)  # store rows not matched yet
+    trials = study.get_trials(deepcopy=False)
+    running = []
+    for tr in trials:
+        if tr.state in (TrialState.RUNNING, TrialState.WAITING):
+            running.append(tr)
+            continue
+        match = next((r for r in left if close(_key(tr.params), _key(params(r)))
+                      and _state(r) == (TrialState.FAIL if tr.state == TrialState.FAIL else TrialState.COMPLETE)), None)
+        if match is not None:
+            left.remove(match)
+        elif tr.state != TrialState.FAIL:
+            # A finished trial the store lacks: the storage disagrees with the store (e.g. the
+            # store was deleted): rebuilt from the store.
+            did["rebuilt"] = 1
+            storage, name, sampler = study._storage, study.study_name, study.sampler
+            attrs = dict(study.user_attrs)
+            optuna.delete_study(study_name=name, storage=storage)
+            study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, direction="maximize")
+            for k, v in attrs.items():
+                study.set_user_attr(k, v)
+            left, running = list(rows), []
+            break
+    for tr in running:
+        match = next((r for r in left if close(_key(tr.params), _key(params(r)))), None)
+        if match is not None:  # its row was stored before the run stopped: it counts
+            left.remove(match)
+            study._storage.set_trial_user_attr(tr._trial_id, "trial_id", match["trial_id"])
+            state = _state(match)
+            study.tell(tr.number, _value(match) if state == TrialState.COMPLETE else None, state=state)
+            did["told"] += 1
+        else:  # asked, never finished: it does not count
+            study._storage.set_trial_user_attr(tr._trial_id, "note", "asked but never finished (run interrupted)")
+            study.tell(tr.number, state=TrialState.FAIL)
+            did["failed"] += 1
+    for r in left:
+        state = _state(r)
+        study.add_trial(optuna.trial.create_trial(
+            state=state, value=_value(r) if state == TrialState.COMPLETE else None, params=params(r),
+            distributions=distributions, user_attrs={"trial_id": r["trial_id"]}))
+        did["added"] += 1
+    return did
+
+
+def _space(t: Trial) -> Dict[str, Any]:
     o = t.search
     if o["separate"]:
-        space = {"tau_t": tune.loguniform(o["low"], o["high"]), "tau_s": tune.loguniform(o["low"], o["high"])}
+        return {"tau_t": tune.loguniform(o["low"], o["high"]), "tau_s": tune.loguniform(o["low"], o["high"])}
+    return {"tau": tune.loguniform(o["low"], o["high"])}
+
+
+def _sampler(t: Trial):
+    o = t.search
+    return optuna.samplers.TPESampler(seed=o["seed"] * 100003 + t.seed, n_startup_trials=o["startup_trials"])
+
+
+def sync(t: Trial, storage, rows: List[Dict[str, Any]], sampler=None) -> str:
+    """Search unit `t`'s Optuna study in `storage`, made to follow the store's `rows` of the unit
+    (every one, failed ones too): its name."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = study_name(storage, t)
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler or _sampler(t),
+                                direction="maximize", load_if_exists=True)
+    for k, v in (("unit_id", t.id), ("method", t.config.get("method")), ("setting", t.setting.label),
+                 ("seed", t.seed)):
+        if study.user_attrs.get(k) != v:
+            study.set_user_attr(k, v)
+    _reconcile(study, rows, OptunaSearch.convert_search_space(_space(t)), t.search["separate"])
+    return name
+
+
+def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None, rows=None) -> _Search:
+    """The Optuna search of unit `t`, which has already finished the trials `prev` (its store
+    rows), proposing `slots` trials at a time. With a `storage` (see `open_storage`) the search
+    lives there, made to follow the store's `rows` of the unit (failed ones too); without one it
+    is in memory, told `prev` again."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    o = t.search
+    space = _space(t)
+    if o["separate"]:
         points = [{"tau_t": a, "tau_s": b} for a, b in zip(prev["tau_t_config"], prev["tau_s_config"])] if len(prev) else []
     else:
-        space = {"tau": tune.loguniform(o["low"], o["high"])}
         points = [{"tau": a} for a in prev["tau_t_config"]] if len(prev) else []
     rewards = [v if v == v else 0.0 for v in prev["val_acc"].astype(float)] if len(prev) else None
-    searcher = OptunaSearch(
-        space=OptunaSearch.convert_search_space(space), metric="val_acc", mode="max",
-        sampler=optuna.samplers.TPESampler(seed=o["seed"] * 100003 + t.seed,
-                                           n_startup_trials=o["startup_trials"]),
-        points_to_evaluate=points or None, evaluated_rewards=rewards,
-    )
+    distributions = OptunaSearch.convert_search_space(space)
+    sampler = _sampler(t)
+    kw: Dict[str, Any] = {"points_to_evaluate": points or None, "evaluated_rewards": rewards}
+    if storage is not None:
+        name = sync(t, storage, list(rows if rows is not None else prev.to_dict("records")), sampler)
+        kw = {"storage": storage, "study_name": name}
+    searcher = OptunaSearch(space=distributions, metric="val_acc", mode="max", sampler=sampler, **kw)
     # Per-epoch reports only where a scheduler reads them (ASHA); otherwise the curve comes
     # with the final report.
     spec = dict(spec, per_epoch=bool(o["asha"]))

@@ -18,11 +18,17 @@ def _nan_to_none(v):
     return v
 
 
+def _search_trial_id(spec, config) -> str:
+    """The store id of a search's trial: its unit and its temperatures."""
+    c = _trial_config(config)
+    return f"{spec['unit_id']}-{digest([c['tau_t'], c['tau_s']])}"
+
+
 def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
     c = _trial_config(config)
     trial_id = spec["trial_id"]
     if spec["kind"] == "search":
-        trial_id = f"{spec['unit_id']}-{digest([c['tau_t'], c['tau_s']])}"
+        trial_id = _search_trial_id(spec, config)
     s = spec["setting"]
     row = {
         "trial_id": trial_id, "unit_id": spec["unit_id"], "study": study.name,
