@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock lint format test test-fast quickstart transfer mkd mkd-strong bench gpu-check clean
+.PHONY: install lock lint format test test-fast quickstart compare transfer mkd mkd-strong bench gpu-check clean
 
 # The versions a report header names are the versions a newcomer installs: constraints.txt pins
 # every package; `make lock` re-resolves them from pyproject.toml (to upgrade), then re-run the tests.
@@ -38,6 +38,10 @@ test-fast: $(STAMP)
 quickstart: $(STAMP)
 	$(BIN)/hpo-kd run studies/quickstart.toml
 	$(BIN)/hpo-kd report runs/quickstart
+
+compare: $(STAMP)
+	$(BIN)/hpo-kd run studies/compare.toml
+	$(BIN)/hpo-kd report runs/compare
 
 transfer: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml
