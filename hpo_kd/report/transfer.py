@@ -98,7 +98,9 @@ def _note(r) -> str:
     if r["vs_nokd_hi"] < 0:
         return f"A's τ is worse on B than B's no-KD student ({ci}; uncorrected)"
     if r["vs_nokd_p_tost"] < stats.ALPHA:
-        return f"A's τ acts as no KD on B (within ±margin of B's no-KD student, TOST p {r['vs_nokd_p_tost']:.3f}; uncorrected)"
+        p = r["vs_nokd_p_tost"]
+        return (f"A's τ acts as no KD on B (within ±margin of B's no-KD student, TOST p "
+                f"{'< 0.001' if p < 0.001 else format(p, '.3f')}; uncorrected)")
     return ""
 
 
