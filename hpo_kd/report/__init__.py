@@ -1,8 +1,8 @@
 """Reports: a results store in, `reports/<study>/report.md` with CSV tables and PNG plots out.
 
 One job per module: `selection` (the trial each method reports), `stats` (paired differences,
-TOST, Holm within declared families, verdicts, posteriors, power, ranks, Friedman, Wilcoxon–Holm), `transfer` (the transfer matrix), `plots`, `markdown`. Every
-number comes from the store; the same store gives the same files (timings apart, in
+TOST, Holm within declared families, verdicts, posteriors, power, ranks, Friedman, Wilcoxon–Holm),
+`transfer` (the transfer matrix), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store; the same store gives the same files (timings apart, in
 `timings.md` / `timings.csv`).
 """
 from __future__ import annotations

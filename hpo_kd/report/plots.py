@@ -89,12 +89,13 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
         rank = g.groupby(g["epochs_per_seed"].round(6)).cumcount()
         for (_, r), k, i in zip(g.iterrows(), same, rank):
             m = r["method"]
-            x = r["epochs_per_seed"] * (1.09 ** (i - (k - 1) / 2) if k > 1 else 1.0)
-            ax.errorbar([x], [r["test_mean"]], yerr=[0 if math.isnan(r["test_ci95"]) else r["test_ci95"]],
+            x = r["epochs_per_seed"] * (1.05 ** (i - (k - 1) / 2) if k > 1 else 1.0)
+            half = 0 if math.isnan(r["test_ci95"]) else r["test_ci95"]
+            ax.errorbar([x], [r["test_mean"]], yerr=[half],
                         color=color(m), marker=marker(m), markersize=7, capsize=3,
                         linestyle="none", label=m)
             if k > 1:
-                ax.annotate(m, (x, r["test_mean"]), xytext=(0, 7), textcoords="offset points", rotation=90,
+                ax.annotate(m, (x, r["test_mean"] + half), xytext=(0, 4), textcoords="offset points", rotation=90,
                             ha="center", va="bottom", fontsize=6, color=color(m))
         for c in g["epochs_per_seed"][same > 1].unique():
             ax.axvline(c, color="0.6", linewidth=0.6, linestyle=":")
@@ -108,7 +109,7 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
             xs, ys = zip(*pts)
             ax.step(xs, ys, where="post", color="k", alpha=0.35, linewidth=1, label="Pareto front (mean)")
         ax.set_xscale("log")
-        ax.set_xlabel("cost: epochs per seed (log scale; equal costs spread sideways around the dotted line)")
+        ax.set_xlabel("cost: epochs per seed (log scale)\nequal costs: spread sideways around the dotted line")
         ax.margins(y=0.25)
         ax.set_ylabel("test accuracy (%), mean ± 95 % CI")
         ax.set_title(g["setting_label"].iloc[0])
@@ -193,7 +194,8 @@ def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
     span = max(abs(finite.min()), abs(finite.max())) * 1.1
     for ax, s in zip(axes[0], settings):
         g = rows[rows["setting"] == s].reset_index(drop=True)
-        y = np.arange(len(g))[::-1]
+        y = n_max - 1 - np.arange(len(g))  # from the top, the same row height in every panel
+        ax.set_ylim(-0.6, n_max - 0.4)
         ax.axvspan(-margin, margin, color="C0", alpha=0.12, label=f"±{margin:g} points: the margin")
         ax.axvline(0, color="k", linewidth=0.8)
         for yi, (_, r) in zip(y, g.iterrows()):
@@ -229,7 +231,8 @@ def posterior(rows: pd.DataFrame, margin: float, path: str, title: str = "") -> 
     fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 0.36 * n_max + 2.2), squeeze=False)
     for ax, s in zip(axes[0], settings):
         g = rows[rows["setting"] == s].reset_index(drop=True)
-        y = np.arange(len(g))[::-1]
+        y = n_max - 1 - np.arange(len(g))  # from the top, the same row height in every panel
+        ax.set_ylim(-0.6, n_max - 0.4)
         left = np.zeros(len(g))
         for col, c, name in POSTERIOR_COLORS:
             v = g[col].to_numpy(float)
@@ -287,13 +290,16 @@ def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
     finite = np.abs(tm["mean"].to_numpy(float))
     finite = finite[np.isfinite(finite)]
     vmax = max(2 * margin, float(np.quantile(finite, 0.75)) if len(finite) else 0.0)
-    fig, ax = plt.subplots(figsize=(1.7 * len(srcs) + 4.0, 0.9 * len(srcs) + 2.2))
+    fig, ax = plt.subplots(figsize=(1.7 * len(srcs) + 4.0, 0.9 * len(srcs) + 2.6))
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.9")
     im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
     for i in range(len(srcs)):  # the diagonal: lighter than an inconclusive cell
         ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, color="white", zorder=1))
     for _, r in tm.iterrows():
         i, j = srcs.index(r["source"]), srcs.index(r["target"])
+        if r["verdict"] == "inconclusive":
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="none", edgecolor="0.7", hatch="///",
+                                       linewidth=0, zorder=1))
         lo, hi = r["lo"], r["hi"]
         ci = f"\n[{_num(lo)}, {_num(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
         txt = f"{_num(r['mean'])}{ci}\n{r['verdict']}"
@@ -303,10 +309,15 @@ def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
         ax.text(i, i, "(own)", ha="center", va="center", fontsize=7, color="0.4")
     ax.set_xticks(range(len(srcs)), srcs, rotation=20, ha="right")
     ax.set_yticks(range(len(srcs)), srcs)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(facecolor="0.9", edgecolor="0.7", hatch="///", label="inconclusive (no colour)"),
+                       Patch(facecolor="white", edgecolor="0.7", label="(own): A = B")],
+              loc="upper right", bbox_to_anchor=(1.0, -0.3), fontsize=7, frameon=False, ncol=2)
     ax.set_xlabel("target setting B (where the temperature is used)")
     ax.set_ylabel("source setting A (where τ was selected on val)")
     ax.set_title("Transfer regret: accuracy at B's own selected τ minus at A's τ, on B (test points;\n"
-                 "mean, 95 % CI over seeds, Holm-corrected verdict; inconclusive cells grey)")
+                 "mean, 95 % CI over seeds, Holm-corrected verdict; inconclusive cells grey, hatched)")
     fig.colorbar(im, ax=ax, extend="both", label=f"regret (points; scale clipped at ±{vmax:.1f})")
     _save(plt, fig, path)
     return True
