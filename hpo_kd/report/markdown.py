@@ -43,7 +43,7 @@ def _p(p: float) -> str:
 def _ci(lo: float, hi: float) -> str:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "[–]"
-    return f"[{lo:+.2f}, {hi:+.2f}]"
+    return f"[{round(lo, 2) + 0.0:+.2f}, {round(hi, 2) + 0.0:+.2f}]"  # + 0.0: never "-0.00"
 
 
 def _pr(r) -> str:
