@@ -337,3 +337,10 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
     assert "| KD, τ = 4 | 3 | 76.00 | 0.00 | 79.00 | 71.00 | x |" in section
     csv = pd.read_csv(tmp_path / "reports" / "synthetic" / "published.csv").set_index("figure")
     assert csv.loc["mkd", "best_test"] == pytest.approx(82.0)
+
+
+def test_heatmap_numbers_never_read_minus_zero():
+    assert plots._num(-0.04) == "0.0" and plots._num(-0.06) == "-0.1" and plots._num(0.04) == "0.0"
+    from hpo_kd.report.markdown import _ci
+
+    assert _ci(-0.004, 0.3) == "[+0.00, +0.30]"
