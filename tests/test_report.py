@@ -86,25 +86,38 @@ def test_synthetic_store_gives_the_known_verdicts(ctx):
     assert _verdict(ctx, A, "grid", "nokd")["verdict"] == "better"
     assert _verdict(ctx, B, "grid", "nokd")["verdict"] == "equivalent"
     wild = _verdict(ctx, B, "mkd", "grid")
-    assert wild["verdict"] == "inconclusive" and wild["seeds_needed"] > 8
+    assert wild["verdict"] == "inconclusive" and wild["seeds_for_power"] > 8
+    assert 0 < wild["p_inside"] < 1 and wild["p_below"] + wild["p_inside"] + wild["p_above"] == pytest.approx(1)
     assert _verdict(ctx, B, "mkd", "nokd")["verdict"] == "inconclusive"
-    # Holm over every comparison of the report, transfer cells included
+    # Holm within declared families: (kind, setting), never over the whole report
     n = len(ctx["comparisons"]) + len(ctx["transfer"])
     assert n == 7 + 6  # A and B: mkd-grid, grid-nokd, mkd-nokd; C: grid-nokd; 6 transfer cells
+    fam = ctx["comparisons"].set_index(["setting", "method", "reference"])
+    assert fam.loc[(A, "mkd", "grid"), "family"] == "methods vs grid | mnist1d(100%,none)"
+    assert fam.loc[(A, "mkd", "grid"), "family_size"] == 1  # the only method vs the grid on A
+    assert fam.loc[(A, "mkd", "nokd"), "family_size"] == 2  # grid and MKD vs no-KD on A
     raw, adj = _verdict(ctx, A, "mkd", "grid")["p"], _verdict(ctx, A, "mkd", "grid")["p_holm"]
-    assert raw < adj <= min(1.0, n * raw)
+    assert adj == raw  # a family of one
+    g, m = _verdict(ctx, A, "grid", "nokd"), _verdict(ctx, A, "mkd", "nokd")
+    assert max(g["p_holm"], m["p_holm"]) == pytest.approx(max(2 * min(g["p"], m["p"]), max(g["p"], m["p"])))
+    assert set(ctx["transfer"]["family_size"]) == {2}  # two sources into each target
+    # the equivalent verdict comes from TOST: its 90 % interval lies inside the margin
+    eq = _verdict(ctx, B, "grid", "nokd")
+    assert eq["p_tost_holm"] < 0.05 and -0.5 < eq["lo90"] and eq["hi90"] < 0.5
 
 
 def test_transfer_verdicts_and_the_no_kd_note(ctx):
     tm = ctx["transfer"].set_index(["source_id", "target_id"])
     assert tm.loc[(A, B), "verdict"] == "does not transfer" and tm.loc[(A, B), "mean"] == pytest.approx(10)
-    assert tm.loc[(A, B), "norm_regret"] == pytest.approx(1.0)  # the worst of B's grid
+    assert tm.loc[(A, B), "regret_of_range"] == pytest.approx(1.0)  # the worst of B's grid
     assert tm.loc[(A, C), "verdict"] == "transfers" and tm.loc[(A, C), "same_tau"] == 8
     assert tm.loc[(A, C), "mean"] == 0
     ba = tm.loc[(B, A)]  # tau 1 from B on A: 75 vs 80, and exactly A's no-KD student
     assert ba["verdict"] == "does not transfer" and ba["mean"] == pytest.approx(5)
     assert "acts as no KD" in ba["note"]
-    assert tm.loc[(A, B), "note"] == ""
+    # tau 4 from A on B: 50 + noise, below B's no-KD student (60.05 + noise): flagged
+    assert tm.loc[(A, B), "note"].startswith("A's τ is worse on B than B's no-KD student (-10.05 points")
+    assert tm.loc[(A, C), "note"] == ""  # 70 + noise on C, 10 above C's no-KD
     assert (A, A) not in tm.index  # no diagonal
 
 
@@ -148,7 +161,7 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     assert main(["report", str(folder), "--out", str(out)]) == 0
     files = sorted(os.listdir(out / "synthetic"))
     for f in ("report.md", "timings.md", "comparison.csv", "verdicts.csv", "transfer.csv", "accuracy_cost.png",
-              "regret_budget.png", "forest.png", "cd_diagram.png", "temperature.png", "transfer.png"):
+              "regret_budget.png", "forest.png", "posterior.png", "cd_diagram.png", "temperature.png", "transfer.png"):
         assert f in files, f
     first = {f: (out / "synthetic" / f).read_bytes() for f in files}
     assert main(["report", str(folder), "--out", str(out)]) == 0
@@ -156,8 +169,15 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     md = first["report.md"].decode()
     assert "within ±0.25 points" in md  # the study file's margin
     assert "- Trial options (`[train]`): epochs = 3, eval_bn = 'recompute';" in md  # how the students were evaluated
-    # ranks: A and B, 16 blocks; grid and MKD beat no-KD by more than the critical difference
-    assert "Pairs further apart than CD: " in md and "ranks above nokd" in md
+    # ranks: A and B, 16 blocks, exploratory, in a section of their own and not among the findings;
+    # MKD ranks above both others by pairwise Wilcoxon-Holm
+    ranks = md.split("## Ranks (exploratory: a family of its own, not among the findings)")[1].split("\n## ")[0]
+    assert "Pairs that differ (Wilcoxon–Holm p < 0.05): " in ranks and "mkd ranks above nokd" in ranks
+    assert "ranks above" not in md.split("## Findings")[1].split("\n## ")[0]
+    # the verdicts table carries the family, TOST and the posterior
+    for col in ("family", "family_size", "p_tost_holm", "lo90", "hi90", "p_below", "p_inside", "p_above",
+                "seeds_for_power"):
+        assert col in pd.read_csv(out / "synthetic" / "verdicts.csv").columns, col
     assert "MKD is better than the grid's selected τ (+3.04 points" in md
     assert "Transfer mnist1d(100%,none) → mnist1d(100%,strong): does not transfer" in md
     # The same results on a machine twice as slow: the report is the same, only timings.md moves.
@@ -317,3 +337,10 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
     assert "| KD, τ = 4 | 3 | 76.00 | 0.00 | 79.00 | 71.00 | x |" in section
     csv = pd.read_csv(tmp_path / "reports" / "synthetic" / "published.csv").set_index("figure")
     assert csv.loc["mkd", "best_test"] == pytest.approx(82.0)
+
+
+def test_heatmap_numbers_never_read_minus_zero():
+    assert plots._num(-0.04) == "0.0" and plots._num(-0.06) == "-0.1" and plots._num(0.04) == "0.0"
+    from hpo_kd.report.markdown import _ci
+
+    assert _ci(-0.004, 0.3) == "[+0.00, +0.30]"

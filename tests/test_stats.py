@@ -44,14 +44,13 @@ def test_tied_ranks_are_averaged():
     assert r.iloc[1].tolist() == [3.0, 1.5, 1.5]
 
 
-def test_friedman_and_cd_on_demsar_2006():
+def test_friedman_on_demsar_2006():
     # Demsar (2006), JMLR 7, section 3.2.4: four C4.5 variants on 14 data sets, average ranks
-    # 3.143, 2.000, 2.893, 1.964 give chi2_F = 9.28 and F_F = 3.69; Nemenyi's CD = 1.25.
+    # 3.143, 2.000, 2.893, 1.964 give chi2_F = 9.28 and F_F = 3.69.
     fr = stats.friedman([3.143, 2.000, 2.893, 1.964], 14)
     assert fr["chi2"] == pytest.approx(9.28, abs=0.01)
     assert fr["F"] == pytest.approx(3.69, abs=0.01)
     assert fr["p_F"] < 0.05  # the critical F(3, 39) is 2.85
-    assert stats.nemenyi_cd(4, 14) == pytest.approx(1.25, abs=0.005)
 
 
 def test_friedman_matches_scipy_without_ties():
@@ -63,54 +62,162 @@ def test_friedman_matches_scipy_without_ties():
     assert stats.friedman(avg, 12)["chi2"] == pytest.approx(friedmanchisquare(*x.T).statistic)
 
 
-@pytest.mark.parametrize("lo,hi,mean,p,verdict", [
-    (-0.5, 0.5, 0.0, 1.0, "equivalent"),          # the interval exactly on the margin
-    (-0.5000001, 0.4, 0.0, 1.0, "inconclusive"),   # a hair outside
-    (0.1, 0.4, 0.25, 0.001, "equivalent"),         # significant but inside the margin
-    (0.2, 2.0, 1.1, 0.049, "better"),
-    (0.2, 2.0, 1.1, 0.051, "inconclusive"),        # Holm p just above 0.05
-    (-2.0, -0.2, -1.1, 0.01, "worse"),
+def test_wilcoxon_holm_pairs_by_hand():
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(1)
+    wide = pd.DataFrame({"a": rng.normal(size=10) + 3, "b": rng.normal(size=10), "c": rng.normal(size=10)})
+    p = stats.wilcoxon_holm(wide)
+    raw = {(x, y): wilcoxon(wide[x], wide[y], zero_method="zsplit").pvalue
+           for x, y in (("a", "b"), ("a", "c"), ("b", "c"))}
+    assert list(p.index) == list(p.columns) == ["a", "b", "c"]
+    assert p.loc["a", "b"] == p.loc["b", "a"] and p.loc["a", "a"] == 1
+    adj = dict(zip(raw, stats.holm(list(raw.values()))))  # Holm over the three pairs
+    for (x, y), v in adj.items():
+        assert p.loc[x, y] == pytest.approx(v)
+    same = stats.wilcoxon_holm(pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]}))
+    assert same.loc["a", "b"] == 1.0  # identical methods: no difference, no error
+
+
+def test_tost_by_hand_and_its_90_interval():
+    # d = 0.2, 0.4, 0.1, 0.3, 0.5: mean 0.3, sd sqrt(0.025), se 0.0707; margin 0.5
+    d = [0.2, 0.4, 0.1, 0.3, 0.5]
+    from scipy.stats import t
+
+    se = math.sqrt(0.025) / math.sqrt(5)
+    p_up = t.cdf((0.3 - 0.5) / se, 4)  # H0: mean >= +0.5
+    p_lo = t.sf((0.3 + 0.5) / se, 4)   # H0: mean <= -0.5
+    r = stats.tost(d, 0.5)
+    assert r["p_tost"] == pytest.approx(max(p_up, p_lo), rel=1e-9)
+    half = 2.1318468 * math.sqrt(0.025) / math.sqrt(5)  # t(0.95, 4)
+    assert (r["lo90"], r["hi90"]) == (pytest.approx(0.3 - half, abs=1e-6), pytest.approx(0.3 + half, abs=1e-6))
+    # p < 0.05 exactly when the 90 % interval lies inside the margin
+    assert (r["p_tost"] < 0.05) == (-0.5 < r["lo90"] and r["hi90"] < 0.5)
+    assert stats.tost([0.0, 0.0, 0.0], 0.5)["p_tost"] == 0.0  # identical runs
+    assert stats.tost([0.5, 0.5, 0.5], 0.5)["p_tost"] == 1.0  # on the margin: not inside
+    assert math.isnan(stats.tost([0.1], 0.5)["p_tost"])
+
+
+def test_posterior_is_the_rho_0_t_posterior():
+    from scipy.stats import t
+
+    d = np.array([0.3, -0.2, 0.9, 0.4, 0.1, 0.6])
+    n, mean, se = len(d), d.mean(), d.std(ddof=1) / math.sqrt(len(d))
+    r = stats.posterior(d, 0.5)
+    assert r["p_below"] == pytest.approx(t.cdf((-0.5 - mean) / se, n - 1))
+    assert r["p_above"] == pytest.approx(t.sf((0.5 - mean) / se, n - 1))
+    assert r["p_below"] + r["p_inside"] + r["p_above"] == pytest.approx(1.0)
+    # with a zero margin, P(mean > 0) is 1 minus the one-sided p of the paired t-test
+    from scipy.stats import ttest_1samp
+
+    assert 1 - stats.posterior(d, 1e-12)["p_above"] == pytest.approx(ttest_1samp(d, 0, alternative="greater").pvalue,
+                                                                     abs=1e-9)
+    # baycomp's runs=1 shortcut is not rho = 0: it inflates the variance by the Nadeau-Bengio factor
+    import baycomp
+
+    x = np.zeros(n)
+    shortcut = baycomp.two_on_single(x, d, rope=0.5, runs=1)
+    assert shortcut[1] != pytest.approx(r["p_inside"])
+    same = stats.posterior([1.0, 1.0, 1.0], 0.5)
+    assert (same["p_below"], same["p_inside"], same["p_above"]) == (0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("mean,p,p_tost,n,verdict", [
+    (0.0, 1.0, 0.049, 8, "equivalent"),
+    (0.0, 1.0, 0.051, 8, "inconclusive"),      # TOST's Holm p just above 0.05
+    (0.25, 0.001, 0.01, 8, "equivalent"),      # a real difference smaller than the margin
+    (1.1, 0.049, 1.0, 8, "better"),
+    (1.1, 0.051, 1.0, 8, "inconclusive"),      # Holm p just above 0.05
+    (-1.1, 0.01, 1.0, 8, "worse"),
+    (-1.1, 0.0, 1.0, 2, "inconclusive"),       # two seeds decide nothing
+    (0.0, float("nan"), float("nan"), 1, "inconclusive"),
 ])
-def test_verdict_edges(lo, hi, mean, p, verdict):
-    assert stats.verdict(lo, hi, mean, p, margin=0.5) == verdict
+def test_verdict_edges(mean, p, p_tost, n, verdict):
+    assert stats.verdict(mean, p, p_tost, n) == verdict
 
 
 def test_two_seeds_that_agree_decide_nothing():
     # digits' test split has 360 images: two seeds can both differ by exactly +1.39 points
     two = stats.compare([1.39, 1.39], margin=0.5)
     assert two["p"] == 0.0 and two["lo"] == two["hi"] == 1.39
-    assert two["verdict"] == "inconclusive" and two["seeds_needed"] == 3
+    assert two["verdict"] == "inconclusive" and two["seeds_for_power"] == 3
     assert stats.compare([0.0, 0.0], margin=0.5)["verdict"] == "inconclusive"
     assert stats.compare([0.0, 0.0, 0.0], margin=0.5)["verdict"] == "equivalent"  # identical runs
 
 
 def test_verdicts_from_differences():
     eq = stats.compare([0.1, -0.1, 0.05, 0.0, 0.1, -0.05, 0.0, 0.05], margin=0.5)
-    assert eq["verdict"] == "equivalent"
+    assert eq["verdict"] == "equivalent" and eq["p_tost"] < 1e-6
     inc = stats.compare([1.0, 3.0], margin=0.5)  # n = 2: t(0.975, 1) = 12.7, a huge interval
     assert inc["verdict"] == "inconclusive"
-    # mean 2, sd sqrt(2): the smallest n with t(n-1) * sqrt(2) / sqrt(n) < 2:
-    # n = 4 gives 3.182 * 1.414 / 2 = 2.25, n = 5 gives 2.776 * 1.414 / 2.236 = 1.76
-    assert inc["seeds_needed"] == 5
-    # in a family of 10, excluding 0 needs t at 1 - 0.05/20: n = 7 gives 4.317 * 1.414 / 2.646 = 2.31,
-    # n = 8 gives 4.029 * 1.414 / 2.828 = 2.01, n = 9 gives 3.833 * 1.414 / 3 = 1.81
-    assert stats.seeds_to_resolve(2.0, math.sqrt(2), 0.5, family=10) == 9
     assert stats.compare([2.0, 2.1, 1.9, 2.2, 2.0], margin=0.5)["verdict"] == "better"
     assert stats.compare([-2.0, -2.1, -1.9, -2.2, -2.0], margin=0.5)["verdict"] == "worse"
+    wide = stats.compare([0.4, -0.6, 1.2, 0.1, -0.3], margin=0.5)  # around 0, too wide for TOST
+    assert wide["verdict"] == "inconclusive" and wide["p_tost"] > 0.05 and wide["p"] > 0.05
+
 
 def test_holm_family_can_turn_a_raw_difference_inconclusive():
     d = [0.5, 1.0, 1.5, 0.2, 1.8]  # raw p = 0.029: "better" alone, 3 x 0.029 > 0.05 in a family of 3
     alone = stats.compare(d, margin=0.5)
     assert alone["p"] < 0.05 and alone["verdict"] == "better"
-    rows = [stats.paired(d) for _ in range(3)]  # three such comparisons in one report
-    stats.apply_holm(rows, margin=0.5)
+    rows = [dict(stats.measure(d, 0.5), family="methods vs grid | A") for _ in range(3)]
+    stats.apply_holm(rows)
     assert rows[0]["p_holm"] == pytest.approx(3 * alone["p"])
     assert [r["verdict"] for r in rows] == ["inconclusive"] * 3
-    assert all(math.isfinite(r["seeds_needed"]) for r in rows)
+    assert all(r["family_size"] == 3 and math.isfinite(r["seeds_for_power"]) for r in rows)
 
 
-def test_seeds_to_resolve():
-    # mean 0, sd 1, margin 0.5: needs t(n-1) / sqrt(n) <= 0.5, first true at n = 18 (2.110 / 4.243 = 0.497)
-    assert stats.seeds_to_resolve(0.0, 1.0, 0.5) == 18
-    assert stats.seeds_to_resolve(0.0, 0.0, 0.5) == 3  # never fewer than 3
-    assert stats.seeds_to_resolve(0.0, 100.0, 0.5) == math.inf  # beyond the cap
+def _rows_of(kind, setting, ds, margin=0.5):
+    return [dict(stats.measure(d, margin), family=stats.family(kind, setting)) for d in ds]
+
+
+@pytest.mark.parametrize("others", [2, 7])
+def test_the_same_paired_data_give_the_same_verdict_whatever_else_the_report_holds(others):
+    """One family: two methods vs the grid on setting A. Whatever other comparisons share the
+    report (vs no-KD, other settings, transfer cells, start dependence), their p-values, Holm p,
+    verdicts and power stay the same."""
+    mine = [[0.8, 1.0, 1.4, 0.9, 1.2], [0.1, -0.1, 0.05, 0.0, 0.1]]
+    alone = _rows_of("grid", "A", mine)
+    stats.apply_holm(alone)
+    rng = np.random.default_rng(others)
+    kinds = [("nokd", "A"), ("grid", "B"), ("transfer", "A"), ("start", "A"), ("nokd", "B"), ("transfer", "B"),
+             ("start", "B")]
+    noise = [list(rng.normal(0.3, 0.5, size=5)) for _ in range(others)]
+    extra = [r for (k, s), d in zip(kinds[:others], noise) for r in _rows_of(k, s, [d])]
+    crowd = _rows_of("grid", "A", mine) + extra
+    stats.apply_holm(crowd)
+    for a, b in zip(alone, crowd[:2]):
+        for key in ("p", "p_holm", "p_tost_holm", "family_size", "verdict", "seeds_for_power", "p_inside"):
+            assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
+    assert [r["verdict"] for r in crowd[:2]] == ["better", "equivalent"]
+    # whereas one family over the whole report (the old design) would change the first verdict
+    pooled = [dict(r, family="report") for r in _rows_of("grid", "A", mine)] + \
+        [dict(r, family="report") for r in extra]
+    stats.apply_holm(pooled)
+    assert pooled[0]["p_holm"] > alone[0]["p_holm"]
+
+
+def test_seeds_for_power_is_statsmodels_ttestpower():
+    from statsmodels.stats.power import TTestPower
+
+    n = TTestPower().solve_power(effect_size=0.5, alpha=0.05, power=0.8, alternative="two-sided")
+    assert stats.seeds_for_power(0.5, 1.0) == math.ceil(n) == 34
+    # a larger family asks for a smaller alpha and so more seeds
+    assert stats.seeds_for_power(0.5, 1.0, family=10) > stats.seeds_for_power(0.5, 1.0, family=1)
+    assert stats.seeds_for_power(5.0, 1.0) == 3  # never fewer than 3
+    assert stats.seeds_for_power(0.0, 1.0) == math.inf  # no effect to detect
+    assert stats.seeds_for_power(0.01, 10.0) == math.inf  # beyond the cap
+    assert math.isnan(stats.seeds_for_power(0.3, float("nan")))
+
+
+@pytest.mark.parametrize("mean,sd,family", [(1.0, 1.5, 1), (0.6, 0.8, 7)])
+def test_seeds_for_power_resolve_about_80_percent_of_simulated_studies(mean, sd, family):
+    """Simulate studies of that many seeds at the observed mean and sd: the paired t-test at
+    alpha = 0.05 / family rejects in about 80 % of them."""
+    from scipy.stats import ttest_1samp
+
+    n = int(stats.seeds_for_power(mean, sd, family=family))
+    rng = np.random.default_rng(12345)
+    d = rng.normal(mean, sd, size=(4000, n))
+    hit = np.mean(ttest_1samp(d, 0.0, axis=1).pvalue < 0.05 / family)
+    assert 0.78 <= hit <= 0.90, (n, hit)

@@ -1,8 +1,8 @@
 """Reports: a results store in, `reports/<study>/report.md` with CSV tables and PNG plots out.
 
 One job per module: `selection` (the trial each method reports), `stats` (paired differences,
-Holm, verdicts, ranks, Friedman), `transfer` (the transfer matrix), `plots`, `markdown`. Every
-number comes from the store; the same store gives the same files (timings apart, in
+TOST, Holm within declared families, verdicts, posteriors, power, ranks, Friedman, Wilcoxon–Holm),
+`transfer` (the transfer matrix), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store; the same store gives the same files (timings apart, in
 `timings.md` / `timings.csv`).
 """
 from __future__ import annotations
@@ -56,14 +56,15 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
     summ["tau"] = [taus[(s, m)] for s, m in zip(summ["setting"], summ["method"])]
     order = {m: i for i, m in enumerate(method_order(summ["method"]))}
     summ = summ.sort_values(["setting", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
-    comps = stats.comparisons(sel)
-    trans = transfer_mod.matrix(trials)
+    comps = stats.comparisons(sel, margin)
+    trans = transfer_mod.matrix(trials, margin)
     starts = learned_mod.start_dependence(sel)
-    stats.apply_holm(comps + trans + starts, margin)
+    stats.apply_holm(comps + trans + starts)  # within each row's declared family, never over the report
     # (a study without the grid and no-KD has no comparisons: an empty table with its columns)
     comp = pd.DataFrame(comps) if comps else pd.DataFrame(columns=[
-        "setting", "setting_label", "method", "reference", "n", "mean", "sd", "lo", "hi", "p", "p_holm",
-        "verdict", "seeds_needed"])
+        "setting", "setting_label", "method", "reference", "family", "family_size", "n", "mean", "sd", "lo", "hi",
+        "p", "p_holm", "lo90", "hi90", "p_tost", "p_tost_holm", "p_below", "p_inside", "p_above", "margin", "verdict",
+        "seeds_for_power"])
     if not comp.empty:
         comp["_o"] = comp["method"].map(order)
         comp = comp.sort_values(["setting", "reference", "_o"]).drop(columns="_o").reset_index(drop=True)
@@ -79,7 +80,7 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
                             "not expected to help.")
     return {
         "trials": trials, "curves": curves, "sel": sel, "summary": summ.reset_index(drop=True),
-        "comparisons": comp, "transfer": transfer_mod.finish(trans, margin), "starts": learned_mod.finish(starts), "ranks": avg, "friedman": fr,
+        "comparisons": comp, "transfer": transfer_mod.finish(trans), "starts": learned_mod.finish(starts), "ranks": avg, "friedman": fr,
         "rank_blocks": ranks_long, "spread": stats.spread(sel, max_spread), "teachers": teach,
         "weak_teachers": weak, "margin": margin, "max_spread": max_spread,
     }
@@ -98,7 +99,7 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         study=study, command=f"hpo-kd report {os.path.relpath(store_dir)}", report_code=provenance.code_version(),
         provenance=provenance.load(store_dir), n_trials=len(trials),
         statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()), seed_varies=opts["seed_varies"],
-        smoke=opts["smoke"], train=opts["train"], n_comparisons=len(ctx["comparisons"]) + len(ctx["transfer"]) + len(ctx["starts"]),
+        smoke=opts["smoke"], train=opts["train"],
     )
     ctx["sources"] = opts["sources"]
     ctx["published"] = published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], curves) \

@@ -3,7 +3,8 @@
 For each setting and learned method (with its `learn` option), the runs started from the lowest
 and from the highest initial temperature are paired by seed; the difference of their final
 temperatures is taken in log2 units (1 = a factor of 2) and judged like every other comparison,
-against a margin in log2 units."""
+against a margin in log2 units. The start-dependence rows of one setting are one Holm family of
+their own (never mixed with accuracy differences)."""
 from __future__ import annotations
 
 import json
@@ -41,12 +42,13 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
             if b != "mkd" and col == "tau_s":
                 continue  # one temperature for teacher and student
             d = np.log2(high.loc[seeds, col].to_numpy(float)) - np.log2(low.loc[seeds, col].to_numpy(float))
-            r = stats.paired(d)
-            r.update(kind="start", setting=setting, setting_label=g["setting_label"].iloc[0], method=f"{b} ({learn})",
+            r = stats.measure(d, margin)
+            label = g["setting_label"].iloc[0]
+            r.update(kind="start", setting=setting, setting_label=label, method=f"{b} ({learn})",
+                     family=stats.family("start", label),
                      reference=f"start {starts[0]:g}", quantity=col, start_low=starts[0], start_high=starts[-1],
                      final_low=float(np.exp2(np.log2(low.loc[seeds, col].to_numpy(float)).mean())),
-                     final_high=float(np.exp2(np.log2(high.loc[seeds, col].to_numpy(float)).mean())),
-                     margin=margin)
+                     final_high=float(np.exp2(np.log2(high.loc[seeds, col].to_numpy(float)).mean())))
             rows.append(r)
     return rows
 

@@ -43,37 +43,72 @@ def _p(p: float) -> str:
 def _ci(lo: float, hi: float) -> str:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "[–]"
-    return f"[{lo:+.2f}, {hi:+.2f}]"
+    return f"[{round(lo, 2) + 0.0:+.2f}, {round(hi, 2) + 0.0:+.2f}]"  # + 0.0: never "-0.00"
+
+
+def _pr(r) -> str:
+    """The posterior probabilities, below / inside / above the margin."""
+    if r["p_inside"] != r["p_inside"]:
+        return "P(< −m / ±m / > +m) –"
+    return f"P(< −m / ±m / > +m) {r['p_below']:.2f} / {r['p_inside']:.2f} / {r['p_above']:.2f}"
+
+
+def _power(n: float) -> str:
+    if n != n:
+        return "–"
+    return str(int(n)) if math.isfinite(n) else "> 1000"
+
+
+def _stat(r, unit: str = "points") -> str:
+    """The numbers behind a verdict: mean, 95 % CI and Holm p of the t-test; for an equivalent
+    verdict, the 90 % interval and TOST's Holm p; the posterior; seeds; the family's size."""
+    out = f"{r['mean']:+.2f}{' ' + unit if unit else ''}, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}"
+    if r["verdict"] in ("equivalent", "transfers", "independent of the start"):
+        out += f", 90 % CI {_ci(r['lo90'], r['hi90'])}, TOST Holm p {_p(r['p_tost_holm'])}"
+    return out + f", {_pr(r)}, {r['n']} seeds, family of {r['family_size']}"
 
 
 def finding(r: Dict, margin: float) -> str:
     """One sentence for one comparison, from its verdict."""
     a, b = words(r["method"]), words(r["reference"])
-    stat = f"{r['mean']:+.2f} points, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds"
+    stat = _stat(r)
     v = r["verdict"]
     if v == "equivalent":
         return f"{r['setting_label']}: {a} is equivalent to {b} within ±{margin:g} points ({stat})."
     if v in ("better", "worse"):
         return f"{r['setting_label']}: {a} is {v} than {b} ({stat})."
-    need = r["seeds_needed"]
-    more = (f"about {int(need)} seeds would resolve it at the observed spread" if math.isfinite(need)
-            else "more seeds would not resolve it at the observed spread")
+    need = r["seeds_for_power"]
+    more = (f"about {int(need)} seeds would give 80 % power at the observed effect (α corrected for the family)"
+            if math.isfinite(need) else "more seeds would not give 80 % power at the observed effect")
     return f"{r['setting_label']}: {a} vs {b} is inconclusive ({stat}); {more}."
 
 
-def _rank_pairs(avg: pd.DataFrame, cd: float) -> str:
-    """The pairs of methods whose average ranks differ by more than the critical difference."""
+def _rank_pairs(avg: pd.DataFrame, pairs: pd.DataFrame) -> str:
+    """The pairs of methods whose Wilcoxon–Holm p < 0.05, the better-ranked first."""
     r = list(zip(avg["method"], avg["avg_rank"]))
-    pairs = [f"{a} ranks above {b} ({ra:.2f} vs {rb:.2f})" for i, (a, ra) in enumerate(r) for b, rb in r[i + 1:]
-             if rb - ra > cd]
-    return ("Pairs further apart than CD: " + "; ".join(pairs) + ".") if pairs else "No pair is further apart than CD."
+    out = [f"{a} ranks above {b} ({ra:.2f} vs {rb:.2f}, Wilcoxon–Holm p {_p(pairs.loc[a, b])})"
+           for i, (a, ra) in enumerate(r) for b, rb in r[i + 1:] if pairs.loc[a, b] < 0.05]
+    return ("Pairs that differ (Wilcoxon–Holm p < 0.05): " + "; ".join(out) + ".") if out else \
+        "No pair differs at Wilcoxon–Holm p < 0.05."
 
 
 def _start_finding(r) -> str:
     verb = "is independent of the start" if r["verdict"] == "independent of the start" else r["verdict"]
     return (f"{r['setting_label']}: {r['method']}, final {r['quantity']} {verb}: {r['start_low']:g} → "
-            f"{r['final_low']:.2f}, {r['start_high']:g} → {r['final_high']:.2f} (Δ log2 {r['mean']:+.2f}, "
-            f"95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds).")
+            f"{r['final_low']:.2f}, {r['start_high']:g} → {r['final_high']:.2f} (Δ log2 "
+            + _stat(r, "") + ").")
+
+
+def _extra(df: pd.DataFrame) -> pd.DataFrame:
+    """The formatted columns a comparison table shares: 90 % CI, TOST Holm p, posterior, power."""
+    df = df.copy()
+    df["ci90"] = [_ci(lo, hi) for lo, hi in zip(df["lo90"], df["hi90"])]
+    df["pt"] = df["p_tost_holm"].map(_p)
+    df["post"] = ["–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
+                  for a, b, c in zip(df["p_below"], df["p_inside"], df["p_above"])]
+    df["need"] = df["seeds_for_power"].map(_power)
+    df["fam"] = df["family_size"].astype(int)
+    return df
 
 
 def render(ctx: Dict) -> str:
@@ -95,12 +130,19 @@ def render(ctx: Dict) -> str:
     md += [
         "How to read it. Selection on **val** accuracy (final epoch); every accuracy is the **test** accuracy of "
         "the selected trial, in %. A comparison is the paired difference over seeds (method minus reference, "
-        "points), its 95 % t interval and a paired t-test, Holm-corrected over all "
-        f"{ctx['n_comparisons']} comparisons of this report (transfer cells included). Verdict: *equivalent* when "
-        f"the whole interval lies within ±{m:g} points (the margin); else *better* / *worse* when Holm p < 0.05; "
-        "else *inconclusive* (always with fewer than 3 seeds), with the seeds that would resolve it at the "
-        "observed spread. Cost is in epochs "
-        "per seed (deterministic); trial-seconds are in `timings.md`, apart, because they depend on the machine.",
+        "points), its 95 % t interval and a two-sided paired t-test, and an equivalence test (TOST: two one-sided "
+        f"paired t-tests against ±{m:g} points, the margin, at α = 0.05 each; its 90 % interval). Both p-values "
+        "are Holm-corrected within the comparison's **family**, declared in advance: one family per kind of "
+        "comparison (methods vs grid, methods vs no-KD, transfer cells, start dependence) and setting (for a "
+        "transfer cell: its target), whatever else this report holds. Verdict: *equivalent* when TOST's Holm "
+        "p < 0.05 (also when the t-test rejects too: a real difference smaller than the margin); else *better* / "
+        "*worse* when the t-test's Holm p < 0.05 (the sign of the mean says which); else *inconclusive* (always "
+        "with fewer than 3 seeds), with the seeds a paired t-test needs for 80 % "
+        "power at the observed effect, α corrected for the family (0.05 / its size). Beside each verdict, "
+        "P(< −m / ±m / > +m): the posterior probabilities that the mean difference is below −margin, inside "
+        "±margin, above +margin (Bayesian correlated t-test with ρ = 0, flat prior; no correction). Cost is in "
+        "epochs per seed (deterministic); trial-seconds are in `timings.md`, apart, because they depend on the "
+        "machine.",
         "",
     ]
     # ---- findings
@@ -117,8 +159,7 @@ def render(ctx: Dict) -> str:
     if not tm.empty:
         dec = tm[tm["verdict"] != "inconclusive"]
         for _, r in dec.iterrows():
-            md.append(f"- Transfer {r['source']} → {r['target']}: {r['verdict']} (regret {r['mean']:+.2f} points, "
-                      f"95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}, {r['n']} seeds)"
+            md.append(f"- Transfer {r['source']} → {r['target']}: {r['verdict']} (regret " + _stat(r) + ")"
                       + (f"; {r['note']}" if r["note"] else "") + ".")
         if not dec.empty:
             md.append("")
@@ -127,14 +168,8 @@ def render(ctx: Dict) -> str:
         dec = st[st["verdict"] != "inconclusive"]
         md += [f"- {_start_finding(r)}" for _, r in dec.iterrows()] + ([""] if not dec.empty else [])
     n_inc = sum(int((df["verdict"] == "inconclusive").sum()) for df in (comp, tm, st) if not df.empty)
-    md += [f"{n_inc} comparison(s) are inconclusive; they are listed per setting below.", ""]
-    fr = ctx["friedman"]
-    if fr is not None:
-        sig = fr["p_F"] < 0.05
-        md += [f"Ranks: Friedman over {fr['n']} (setting, seed) blocks and {fr['k']} methods: χ² = {fr['chi2']:.2f} "
-               f"(p {_p(fr['p_chi2'])}), Iman–Davenport F = {fr['F']:.2f} (p {_p(fr['p_F'])}): "
-               + (f"the methods' ranks differ (Nemenyi's CD = {fr['cd']:.2f}). " + _rank_pairs(ctx["ranks"], fr["cd"])
-                  if sig else "no ranking: the ranks do not differ significantly."), ""]
+    md += [f"{n_inc} comparison(s) are inconclusive; they are listed per setting below. Ranks are exploratory "
+           "and not among the findings (their own section).", ""]
     # ---- teachers and spread
     t = ctx["teachers"]
     if not t.empty:
@@ -159,7 +194,9 @@ def render(ctx: Dict) -> str:
               ("val_mean", "val %", ".2f"), ("trials_per_seed", "trials", ".0f"), ("epochs_per_seed", "epochs", ".0f"),
               ("avg_rank", "mean rank", ".2f")]
     c_cols = [("label", "comparison", ""), ("mean", "Δ points", "+.2f"), ("ci", "95 % CI", ""), ("p", "p", ""),
-              ("p_holm_s", "Holm p", ""), ("verdict", "verdict", ""), ("need", "seeds to resolve", "")]
+              ("p_holm_s", "Holm p", ""), ("ci90", "90 % CI", ""), ("pt", "TOST Holm p", ""),
+              ("post", "P(< −m / ±m / > +m)", ""), ("verdict", "verdict", ""), ("fam", "family size", "d"),
+              ("need", "seeds for 80 % power (at the observed effect, α corrected for the family)", "")]
     summ = ctx["summary"]
     for s in sorted(summ["setting"].unique()):
         g = summ[summ["setting"] == s]
@@ -168,7 +205,7 @@ def render(ctx: Dict) -> str:
         c["ci"] = [_ci(lo, hi) for lo, hi in zip(c["lo"], c["hi"])]
         c["p_holm_s"] = c["p_holm"].map(_p)
         c["p"] = c["p"].map(_p)
-        c["need"] = [("–" if n != n else (str(int(n)) if math.isfinite(n) else "> 1000")) for n in c["seeds_needed"]]
+        c = _extra(c)
         md += [f"## {g['setting_label'].iloc[0]} — `{s}`", "", table(g, s_cols), "", table(c, c_cols), ""]
     # ---- published figures
     pub = ctx.get("published")
@@ -190,50 +227,67 @@ def render(ctx: Dict) -> str:
                            ("published", "published %", ".2f"), ("source", "source", "")]), ""]
         md += [f"- `{k}`: {v}" for k, v in sorted(ctx["sources"].items()) if k in set(pub["source"])] + [""]
     # ---- ranks
+    fr = ctx["friedman"]
     if not ctx["ranks"].empty:
-        md += ["## Average rank per (setting, seed) block", "",
-               "Ranks within each block, ties sharing the average rank; blocks with every method only.", "",
+        md += ["## Ranks (exploratory: a family of its own, not among the findings)", "",
+               "Ranks within each (setting, seed) block, ties sharing the average rank; blocks with every method "
+               "only. Blocks of different settings are pooled, so a rank describes this study's mix of settings. "
+               "Pairs are compared by two-sided Wilcoxon signed-rank tests over the blocks, Holm-corrected over "
+               "all pairs (scikit-posthocs); these p-values are not in any family of the verdicts above.", "",
                table(ctx["ranks"], [("method", "method", ""), ("avg_rank", "average rank", ".2f")]), ""]
+        if fr is not None:
+            md += [f"Friedman over {fr['n']} blocks and {fr['k']} methods: χ² = {fr['chi2']:.2f} "
+                   f"(p {_p(fr['p_chi2'])}), Iman–Davenport F = {fr['F']:.2f} (p {_p(fr['p_F'])}). "
+                   + _rank_pairs(ctx["ranks"], fr["pairs"]), ""]
     # ---- transfer
     if not tm.empty:
         md += ["## Transfer", "",
-               "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = B's own selected "
-               "τ minus A's τ, on B's test split (points; > 0: A's τ is worse). Normalised regret divides each "
-               "seed's regret by the range of B's grid (best minus worst temperature). Verdicts: *transfers* "
-               f"(interval within ±{m:g}), *does not transfer* (regret > 0, Holm p < 0.05), *beats B's own "
-               "selection*, *inconclusive*. `same τ` counts seeds where A and B selected the same τ (regret 0).", "",
-               table(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])],
-                               ph=tm["p_holm"].map(_p)),
+               "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = test accuracy "
+               "at B's own selected τ minus accuracy at A's τ (points), on B's test split, paired by seed (> 0: A's "
+               "τ is worse). `regret ÷ range` divides each seed's regret by the range of B's grid (best minus worst "
+               "temperature on test), averaged. The cells into one target B are one Holm family. Verdicts: "
+               f"*transfers* (TOST against ±{m:g}, Holm p < 0.05); else *does not transfer* (regret > 0, t-test "
+               "Holm p < 0.05) or *beats B's own selection* (regret < 0, Holm p < 0.05); else *inconclusive*. "
+               "`same τ` counts "
+               "seeds where A and B selected the same τ (regret 0). The note compares A's τ on B with B's no-KD "
+               "student (uncorrected, not a verdict): *worse on B than B's no-KD student* when the 95 % interval of "
+               "their difference lies below 0; *acts as no KD* when their TOST p < 0.05.", "",
+               table(_extra(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])],
+                                      ph=tm["p_holm"].map(_p))),
                      [("source", "A (source)", ""), ("target", "B (target)", ""), ("taus", "τ from A per seed", ""),
                       ("own_taus", "B's own τ", ""), ("same_tau", "same τ", "d"), ("mean", "regret", "+.2f"),
-                      ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("norm_regret", "normalised", ".2f"),
+                      ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("ci90", "90 % CI", ""), ("pt", "TOST Holm p", ""),
+                      ("post", "P(< −m / ±m / > +m)", ""), ("regret_of_range", "regret ÷ range", ".2f"),
                       ("verdict", "verdict", ""), ("note", "note", "")]), ""]
         mk = comp[(comp["method"].str.split(":").str[0] == "mkd") & (comp["reference"] == "grid")]
         if not mk.empty:
             md += ["MKD's own runs need no transfer; shown apart, against each setting's grid selection:", "",
-                   table(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p)),
+                   table(_extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])],
+                                          ph=mk["p_holm"].map(_p))),
                          [("setting_label", "setting", ""), ("method", "method", ""), ("mean", "MKD − grid", "+.2f"),
-                          ("ci", "95 % CI", ""),
-                          ("ph", "Holm p", ""), ("verdict", "verdict", "")]), ""]
+                          ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("pt", "TOST Holm p", ""),
+                          ("post", "P(< −m / ±m / > +m)", ""), ("verdict", "verdict", "")]), ""]
     if not st.empty:
         md += ["## Learned temperatures: does the end depend on the start?", "",
                "Runs of one learned method started from its lowest and its highest initial temperature, paired by "
                "seed: the difference of the final temperatures in log2 units (1 = a factor of 2), judged against "
                f"a margin of ±{st['margin'].iloc[0]:g} (a factor of {2 ** st['margin'].iloc[0]:.2f}), Holm-corrected "
-               "with the rest of the report.", "",
-               table(st.assign(ci=[_ci(lo, hi) for lo, hi in zip(st["lo"], st["hi"])], ph=st["p_holm"].map(_p),
+               "within the setting's start-dependence rows (a family of their own), by the same rule.", "",
+               table(_extra(st).assign(ci=[_ci(lo, hi) for lo, hi in zip(st["lo"], st["hi"])], ph=st["p_holm"].map(_p),
                                fl=[f"{a:.2f} → {b:.2f}" for a, b in zip(st["final_low"], st["final_high"])],
                                starts=[f"{a:g} vs {b:g}" for a, b in zip(st["start_low"], st["start_high"])]),
                      [("setting_label", "setting", ""), ("method", "method (learns)", ""), ("quantity", "τ", ""),
                       ("starts", "starts", ""), ("fl", "final τ (geometric mean): low start → high start", ""),
                       ("mean", "Δ log2 τ", "+.2f"), ("ci", "95 % CI", ""), ("ph", "Holm p", ""),
-                      ("verdict", "verdict", "")]), ""]
+                      ("pt", "TOST Holm p", ""), ("post", "P(< −m / ±m / > +m)", ""), ("verdict", "verdict", "")]),
+               ""]
     md += ["## Plots", ""]
     captions = {
         "accuracy_cost.png": "test accuracy vs cost (epochs per seed), mean ± 95 % CI, Pareto front",
         "regret_budget.png": "normalised regret vs budget, mean and 95 % CI band over seeds",
         "forest.png": "paired differences per setting with the margin band",
-        "cd_diagram.png": "critical-difference diagram of average ranks",
+        "posterior.png": "posterior probabilities below / inside / above the margin, per comparison",
+        "cd_diagram.png": "average ranks, bars joining methods not different at Wilcoxon–Holm p < 0.05 (exploratory)",
         "temperature.png": "test accuracy vs temperature; triangles: the τ selected on val",
         "trajectories.png": "learned temperature trajectories",
         "optuna.png": "Optuna's optimisation history",

@@ -77,17 +77,28 @@ def _finish(plt, fig, axes, path):
 
 def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
     """Per setting: test accuracy (mean and 95 % CI over seeds) against cost in epochs per seed;
-    the Pareto front (no method cheaper and at least as accurate) is joined by a line."""
+    the Pareto front (no method cheaper and at least as accurate) is joined by a line. Methods of
+    the same cost are spread sideways (a multiplicative jitter, drawn with a tick at the true cost)
+    and each point is labelled, so that one-run methods do not hide one another."""
     plt = _plt()
     settings = sorted(summary["setting"].unique())
-    fig, axes = _panels(plt, len(settings), 4.2)
+    fig, axes = _panels(plt, len(settings), 4.6)
     for ax, s in zip(axes[0], settings):
         g = summary[summary["setting"] == s]
-        for _, r in g.iterrows():
+        same = g.groupby(g["epochs_per_seed"].round(6))["method"].transform("count")
+        rank = g.groupby(g["epochs_per_seed"].round(6)).cumcount()
+        for (_, r), k, i in zip(g.iterrows(), same, rank):
             m = r["method"]
-            ax.errorbar([r["epochs_per_seed"]], [r["test_mean"]], yerr=[0 if math.isnan(r["test_ci95"]) else r["test_ci95"]],
-                        color=color(m), marker=marker(m), markersize=8, capsize=3,
+            x = r["epochs_per_seed"] * (1.05 ** (i - (k - 1) / 2) if k > 1 else 1.0)
+            half = 0 if math.isnan(r["test_ci95"]) else r["test_ci95"]
+            ax.errorbar([x], [r["test_mean"]], yerr=[half],
+                        color=color(m), marker=marker(m), markersize=7, capsize=3,
                         linestyle="none", label=m)
+            if k > 1:
+                ax.annotate(m, (x, r["test_mean"] + half), xytext=(0, 4), textcoords="offset points", rotation=90,
+                            ha="center", va="bottom", fontsize=6, color=color(m))
+        for c in g["epochs_per_seed"][same > 1].unique():
+            ax.axvline(c, color="0.6", linewidth=0.6, linestyle=":")
         front = g.sort_values(["epochs_per_seed", "test_mean"], ascending=[True, False])
         best, pts = -math.inf, []
         for _, r in front.iterrows():
@@ -98,7 +109,8 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
             xs, ys = zip(*pts)
             ax.step(xs, ys, where="post", color="k", alpha=0.35, linewidth=1, label="Pareto front (mean)")
         ax.set_xscale("log")
-        ax.set_xlabel("cost: epochs per seed (log scale)")
+        ax.set_xlabel("cost: epochs per seed (log scale)\nequal costs: spread sideways around the dotted line")
+        ax.margins(y=0.25)
         ax.set_ylabel("test accuracy (%), mean ± 95 % CI")
         ax.set_title(g["setting_label"].iloc[0])
         ax.grid(alpha=0.3, which="both")
@@ -169,78 +181,97 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
 
 def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
     """Per setting: each comparison's paired difference (mean, 95 % CI) with the ±margin band and
-    its verdict."""
+    its verdict; the panels share their x-limits, so that widths compare across settings."""
     if rows.empty:
         return False
     plt = _plt()
     settings = sorted(rows["setting"].unique())
     n_max = max(len(rows[rows["setting"] == s]) for s in settings)
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.8 * len(settings), 0.42 * n_max + 1.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.42 * n_max + 2.2), squeeze=False,
+                             sharex=True)
+    finite = np.concatenate([rows["lo"][np.isfinite(rows["lo"])], rows["hi"][np.isfinite(rows["hi"])],
+                             [-margin, margin]])
+    span = max(abs(finite.min()), abs(finite.max())) * 1.1
     for ax, s in zip(axes[0], settings):
         g = rows[rows["setting"] == s].reset_index(drop=True)
-        y = np.arange(len(g))[::-1]
-        ax.axvspan(-margin, margin, color="C0", alpha=0.12, label=f"±{margin:g} margin")
+        y = n_max - 1 - np.arange(len(g))  # from the top, the same row height in every panel
+        ax.set_ylim(-0.6, n_max - 0.4)
+        ax.axvspan(-margin, margin, color="C0", alpha=0.12, label=f"±{margin:g} points: the margin")
         ax.axvline(0, color="k", linewidth=0.8)
         for yi, (_, r) in zip(y, g.iterrows()):
             lo, hi = r["lo"], r["hi"]
             c = VERDICT_COLORS.get(r["verdict"], "k")
             if np.isfinite(lo) and np.isfinite(hi):
                 ax.plot([lo, hi], [yi, yi], color=c, linewidth=2)
-            ax.plot([r["mean"]], [yi], "o", color=c)
-        finite = np.concatenate([g["lo"][np.isfinite(g["lo"])], g["hi"][np.isfinite(g["hi"])], [-margin, margin]])
-        span = max(abs(finite.min()), abs(finite.max())) * 1.1
+            ax.plot([r["mean"]], [yi], "o", color=c, label=f"verdict: {r['verdict']}")
         ax.set_xlim(-span, span)
         ax.set_yticks(y, [f"{r['method']} − {r['reference']}: {r['verdict']}" for _, r in g.iterrows()])
         ax.set_xlabel("Δ test accuracy (points): mean, 95 % CI")
         ax.set_title(g["setting_label"].iloc[0])
         ax.grid(alpha=0.3, axis="x")
-    _save(plt, fig, path)
+    fig.tight_layout()
+    _finish(plt, fig, axes, path)
     return True
 
 
-def cd_diagram(avg: pd.DataFrame, cd: float, n_blocks: int, path: str) -> None:
-    """Critical-difference diagram: average ranks on a line; methods whose ranks differ by less
-    than Nemenyi's CD are joined by a bar."""
+POSTERIOR_COLORS = (("p_below", "C3", "P(Δ < −margin)"), ("p_inside", "C0", "P(−margin ≤ Δ ≤ +margin)"),
+                    ("p_above", "C2", "P(Δ > +margin)"))
+
+
+def posterior(rows: pd.DataFrame, margin: float, path: str, title: str = "") -> bool:
+    """Per setting: one stacked horizontal bar per comparison, the posterior probabilities (Bayesian
+    correlated t-test, ρ = 0) that the mean difference lies below −margin, inside ±margin, above
+    +margin; the verdict beside each bar."""
+    rows = rows[rows["p_inside"].notna()] if not rows.empty else rows
+    if rows.empty:
+        return False
     plt = _plt()
+    settings = sorted(rows["setting"].unique())
+    n_max = max(len(rows[rows["setting"] == s]) for s in settings)
+    fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 0.36 * n_max + 2.2), squeeze=False)
+    for ax, s in zip(axes[0], settings):
+        g = rows[rows["setting"] == s].reset_index(drop=True)
+        y = n_max - 1 - np.arange(len(g))  # from the top, the same row height in every panel
+        ax.set_ylim(-0.6, n_max - 0.4)
+        left = np.zeros(len(g))
+        for col, c, name in POSTERIOR_COLORS:
+            v = g[col].to_numpy(float)
+            ax.barh(y, v, left=left, color=c, alpha=0.75, height=0.7, label=name)
+            left += v
+        for yi, (_, r) in zip(y, g.iterrows()):
+            ax.text(1.02, yi, r["verdict"], va="center", fontsize=7, transform=ax.get_yaxis_transform())
+        ax.set_xlim(0, 1)
+        ax.set_yticks(y, [f"{r['method']} − {r['reference']}" for _, r in g.iterrows()])
+        ax.set_xlabel(f"posterior probability (margin ±{margin:g} points)")
+        ax.set_title(g["setting_label"].iloc[0])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _finish(plt, fig, axes, path)
+    return True
+
+
+def cd_diagram(avg: pd.DataFrame, pairs: pd.DataFrame, n_blocks: int, path: str) -> None:
+    """Critical-difference diagram (scikit-posthocs' `critical_difference_diagram`): average ranks
+    on a line; methods whose pairwise Wilcoxon–Holm p >= 0.05 are joined by a bar. Exploratory."""
+    plt = _plt()
+    import scikit_posthocs as sp
+
     k = len(avg)
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.28 * k))
-    ax.set_xlim(0.8, k + 0.2)
-    ax.set_ylim(0, 1)
-    ax.invert_xaxis()  # rank 1 (best) on the right
-    ax.axhline(0.85, color="k", linewidth=1)
-    for r in range(1, k + 1):
-        ax.plot([r, r], [0.85, 0.88], color="k", linewidth=1)
-        ax.text(r, 0.9, str(r), ha="center", va="bottom", fontsize=8)
-    ax.plot([k, k - cd], [0.97, 0.97], color="C3", linewidth=2)
-    ax.text(k - cd / 2, 0.985, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8, color="C3")
-    ranks = avg["avg_rank"].to_numpy()
-    names = avg["method"].tolist()
-    step = 0.7 / max(k, 1)
-    for i, (m, r) in enumerate(zip(names, ranks)):
-        yy = 0.8 - step * (i + 0.5)
-        ax.plot([r, r], [0.85, yy], color=color(m), linewidth=1)
-        ax.plot([r], [0.85], "o", color=color(m), markersize=4)
-        right = r >= (k + 1) / 2
-        xt = k + 0.1 if right else 0.9
-        ax.plot([r, xt], [yy, yy], color=color(m), linewidth=1)
-        ax.text(xt, yy, f"{m} ({r:.2f}) ", ha="right" if not right else "left", va="center", fontsize=8)
-    # Cliques: maximal runs of methods (sorted by rank) within CD of each other.
-    order = np.argsort(ranks)
-    cliques, lvl = [], 0
-    for i in range(k):
-        j = i
-        while j + 1 < k and ranks[order[j + 1]] - ranks[order[i]] < cd:
-            j += 1
-        if j > i and not any(a <= i and j <= b for a, b in cliques):
-            cliques.append((i, j))
-    for i, j in cliques:
-        yy = 0.82 - 0.03 * lvl
-        ax.plot([ranks[order[i]] - 0.03, ranks[order[j]] + 0.03], [yy, yy], color="k", linewidth=3, alpha=0.6)
-        lvl += 1
-    ax.axis("off")
-    ax.set_title(f"Average rank over {n_blocks} (setting, seed) blocks; bars join methods within "
-                 f"Nemenyi's CD (α = 0.05)", fontsize=8)
+    ranks = avg.set_index("method")["avg_rank"]
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.3 * k))
+    sp.critical_difference_diagram(ranks, pairs.loc[ranks.index, ranks.index], ax=ax, alpha=0.05,
+                                   color_palette={m: color(m) for m in ranks.index},
+                                   label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
+                                   label_props={"fontsize": 8})
+    ax.set_title(f"Average rank over {n_blocks} (setting, seed) blocks (1 = best), exploratory;\n"
+                 "bars join methods not different at pairwise Wilcoxon–Holm p < 0.05", fontsize=8, pad=22)
     _save(plt, fig, path)
+
+
+def _num(x: float) -> str:
+    """One decimal, never "-0.0"."""
+    return f"{round(float(x), 1) + 0.0:.1f}"
 
 
 def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
@@ -254,27 +285,39 @@ def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
     srcs = sorted(set(tm["source"]) | set(tm["target"]))
     M = np.full((len(srcs), len(srcs)), np.nan)
     for _, r in tm.iterrows():
-        M[srcs.index(r["source"]), srcs.index(r["target"])] = r["mean"]
-    finite = np.abs(M[np.isfinite(M)])
+        if r["verdict"] != "inconclusive":  # only decided cells take a colour; the rest stay neutral grey
+            M[srcs.index(r["source"]), srcs.index(r["target"])] = r["mean"]
+    finite = np.abs(tm["mean"].to_numpy(float))
+    finite = finite[np.isfinite(finite)]
     vmax = max(2 * margin, float(np.quantile(finite, 0.75)) if len(finite) else 0.0)
-    fig, ax = plt.subplots(figsize=(1.7 * len(srcs) + 4.0, 0.9 * len(srcs) + 2.2))
+    fig, ax = plt.subplots(figsize=(1.7 * len(srcs) + 4.0, 0.9 * len(srcs) + 2.6))
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.9")
     im = ax.imshow(np.ma.masked_invalid(M), cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
+    for i in range(len(srcs)):  # the diagonal: lighter than an inconclusive cell
+        ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, color="white", zorder=1))
     for _, r in tm.iterrows():
         i, j = srcs.index(r["source"]), srcs.index(r["target"])
+        if r["verdict"] == "inconclusive":
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="none", edgecolor="0.7", hatch="///",
+                                       linewidth=0, zorder=1))
         lo, hi = r["lo"], r["hi"]
-        ci = f"\n[{lo:.1f}, {hi:.1f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
-        txt = f"{r['mean']:.1f}{ci}\n{r['verdict']}"
-        dark = abs(r["mean"]) > 0.6 * vmax
+        ci = f"\n[{_num(lo)}, {_num(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+        txt = f"{_num(r['mean'])}{ci}\n{r['verdict']}"
+        dark = r["verdict"] != "inconclusive" and abs(r["mean"]) > 0.6 * vmax
         ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if dark else "black")
     for i in range(len(srcs)):
         ax.text(i, i, "(own)", ha="center", va="center", fontsize=7, color="0.4")
     ax.set_xticks(range(len(srcs)), srcs, rotation=20, ha="right")
     ax.set_yticks(range(len(srcs)), srcs)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(facecolor="0.9", edgecolor="0.7", hatch="///", label="inconclusive (no colour)"),
+                       Patch(facecolor="white", edgecolor="0.7", label="(own): A = B")],
+              loc="upper right", bbox_to_anchor=(1.0, -0.3), fontsize=7, frameon=False, ncol=2)
     ax.set_xlabel("target setting B (where the temperature is used)")
     ax.set_ylabel("source setting A (where τ was selected on val)")
-    ax.set_title("Transfer regret: B's own selected τ minus A's τ, on B (test points;\n"
-                 "mean, 95 % CI over seeds, Holm-corrected verdict)")
+    ax.set_title("Transfer regret: accuracy at B's own selected τ minus at A's τ, on B (test points;\n"
+                 "mean, 95 % CI over seeds, Holm-corrected verdict; inconclusive cells grey, hatched)")
     fig.colorbar(im, ax=ax, extend="both", label=f"regret (points; scale clipped at ±{vmax:.1f})")
     _save(plt, fig, path)
     return True
@@ -413,8 +456,11 @@ def all_plots(ctx: Dict, out: str) -> List[str]:
         drawn.pop()
     if not forest(ctx["comparisons"], ctx["margin"], p("forest.png")):
         drawn.pop()
+    if not posterior(ctx["comparisons"], ctx["margin"], p("posterior.png"),
+                     "Posterior of the mean difference (Bayesian correlated t-test, ρ = 0), method − reference"):
+        drawn.pop()
     if ctx["friedman"] is not None and ctx["friedman"]["n"] >= 5:
-        cd_diagram(ctx["ranks"], ctx["friedman"]["cd"], ctx["friedman"]["n"], p("cd_diagram.png"))
+        cd_diagram(ctx["ranks"], ctx["friedman"]["pairs"], ctx["friedman"]["n"], p("cd_diagram.png"))
     temperature(ctx["sel"], ctx["trials"], p("temperature.png"))
     if not trajectories(ctx["trials"], ctx["curves"], p("trajectories.png")):
         drawn.pop()

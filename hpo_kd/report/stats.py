@@ -1,16 +1,29 @@
-"""The statistics of a report: paired differences over seeds, Holm's correction, verdicts against a
-margin, ranks with ties averaged, Friedman's test and the Nemenyi critical difference.
+"""The statistics of a report: paired differences over seeds, equivalence (TOST), Holm's correction
+within declared families, verdicts against a margin, posterior probabilities (Bayesian correlated
+t-test), a power calculation, ranks with ties averaged, Friedman's test and pairwise Wilcoxon–Holm.
 
-Pure functions of numbers (NumPy arrays, pandas frames); no store, no plots.
+Pure functions of numbers (NumPy arrays, pandas frames); no store, no plots. The field's libraries
+do the work where they have it: statsmodels (`multipletests` for Holm, `ttost_paired` for TOST,
+`TTestPower` for power), baycomp (the posterior of the correlated t-test), scikit-posthocs
+(pairwise Wilcoxon with Holm). What is by hand is what they lack (the t interval's bookkeeping,
+the Iman–Davenport F, the family bookkeeping).
 
-Verdict rule (one rule for every comparison of a report, method vs reference and transfer alike),
-for the paired differences d (method minus reference, in points) over seeds, the 95 % t interval
-[lo, hi] of their mean, the paired t-test's p and its Holm-adjusted value over the report:
-  * equivalent:   margin <= lo and hi <= margin (the whole interval inside +-margin);
-  * better/worse: not equivalent, and the Holm-adjusted p < 0.05 (the mean's sign says which);
+Verdict rule (one rule for every comparison, method vs reference, transfer and start dependence
+alike), for the paired differences d over seeds (method minus reference):
+  * equivalent:   TOST's p (two one-sided t-tests at alpha = 0.05 each against -margin and
+    +margin; equivalently, the 90 % interval inside (-margin, +margin)), Holm-adjusted within the
+    comparison's family, is < 0.05 (this wins when the t-test also rejects: a real difference
+    smaller than the margin);
+  * better/worse: otherwise, when the two-sided paired t-test's Holm-adjusted p < 0.05 (Holm
+    within the same family); the mean's sign says which;
   * inconclusive: anything else, and always with fewer than 3 seeds (two seeds that happen to
-    agree give a zero-width interval); it comes with the number of seeds that would give an
-    interval narrow enough to decide, at the observed spread of d.
+    agree give a zero-width interval); it comes with the seeds a paired t-test needs for 80 %
+    power at the observed effect, at the family's worst-case Holm alpha (0.05 / family size).
+
+Families are declared, not "whatever this report holds": a comparison's family is its kind
+(methods vs grid, methods vs no-KD, transfer cells, start dependence) within one setting (for a
+transfer cell: its target setting). The same paired data in the same family give the same verdict
+whatever else a report contains.
 """
 from __future__ import annotations
 
@@ -22,8 +35,13 @@ import pandas as pd
 
 ALPHA = 0.05
 LEVEL = 0.95
+POWER = 0.8
 MIN_SEEDS = 3  # fewer paired seeds decide nothing: two seeds that happen to agree give a zero-width interval
-MAX_SEEDS = 1000  # "more than this" when the margin cannot be resolved at the observed spread
+MAX_SEEDS = 1000  # "more than this" when the observed effect is too small for any practical number of seeds
+
+# The kinds of comparison, each its own family per setting (the family's name is "<kind> | <setting label>").
+KINDS = {"grid": "methods vs grid", "nokd": "methods vs no-KD", "transfer": "transfer cells",
+         "start": "start dependence"}
 
 
 def _t(df: int, level: float = LEVEL) -> float:
@@ -48,70 +66,147 @@ def paired(d: Sequence[float], level: float = LEVEL) -> Dict[str, float]:
     else:
         from scipy import stats
 
-        p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+        p = float(stats.ttest_1samp(d, 0.0).pvalue)
     return {"n": n, "mean": mean, "sd": sd, "lo": mean - half, "hi": mean + half, "p": p}
 
 
+def tost(d: Sequence[float], margin: float) -> Dict[str, float]:
+    """Equivalence by two one-sided paired t-tests (statsmodels' `ttost_paired`), H0: mean <= -margin
+    or mean >= +margin, each side at alpha = 0.05: its p (the larger one-sided p) and the 90 %
+    interval that goes with it (p < 0.05 exactly when the 90 % interval lies inside +-margin).
+    sd 0 (the library would divide by zero): p 0 strictly inside the margin, else 1."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n < 2:
+        return {"p_tost": float("nan"), "lo90": -math.inf, "hi90": math.inf}
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = _t(n - 1, 1 - 2 * ALPHA) * sd / math.sqrt(n)
+    if sd == 0:
+        p = 0.0 if -margin < mean < margin else 1.0
+    else:
+        from statsmodels.stats.weightstats import ttost_paired
+
+        p = float(ttost_paired(d, np.zeros(n), -margin, margin)[0])
+    return {"p_tost": p, "lo90": mean - half, "hi90": mean + half}
+
+
 def holm(p: Iterable[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
+    """Holm's step-down adjusted p-values (statsmodels' `multipletests`); NaN stays NaN and is not
+    counted in the family."""
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(list(p), dtype=float)
     out = np.full(len(p), np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    running = 0.0
-    for i, j in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[j]))
-        out[j] = running
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], alpha=ALPHA, method="holm")[1]
     return out
 
 
-def verdict(lo: float, hi: float, mean: float, p_adj: float, margin: float, n: int = MIN_SEEDS) -> str:
+def posterior(d: Sequence[float], margin: float) -> Dict[str, float]:
+    """The posterior probabilities that the mean difference is below -margin, inside +-margin and
+    above +margin: the Bayesian correlated t-test (Benavoli et al., JMLR 2017; baycomp) with
+    correlation rho = 0, since seeds are independent replicates, not cross-validation folds.
+
+    baycomp's `two_on_single(x, y, runs=1)` / `CorrelatedTTest` would not give rho = 0: they
+    compute the variance with the Nadeau–Bengio factor 1/n + 1/(nfolds - 1), nfolds = n / runs,
+    i.e. rho = 1/n. So the posterior is baycomp's own `Posterior` (a Student t with n - 1 degrees
+    of freedom, location mean(d), scale sd(d) / sqrt(n)), built with the rho = 0 variance."""
+    from baycomp.single import Posterior
+
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n < 2:
+        return {"p_below": float("nan"), "p_inside": float("nan"), "p_above": float("nan")}
+    var = float(d.var(ddof=1)) / n
+    lo, ins, hi = Posterior(float(d.mean()), var, n - 1, rope=margin).probs()
+    return {"p_below": float(lo), "p_inside": float(ins), "p_above": float(hi)}
+
+
+def verdict(mean: float, p_holm: float, p_tost_holm: float, n: int = MIN_SEEDS) -> str:
+    """The verdict from the Holm-adjusted p-values of the t-test and of TOST. When both reject
+    (a difference that is real but smaller than the margin), the margin decides: equivalent."""
     if n < MIN_SEEDS:
         return "inconclusive"
-    if -margin <= lo and hi <= margin:
+    if p_tost_holm == p_tost_holm and p_tost_holm < ALPHA:
         return "equivalent"
-    if p_adj == p_adj and p_adj < ALPHA:
+    if p_holm == p_holm and p_holm < ALPHA:
         return "better" if mean > 0 else "worse"
     return "inconclusive"
 
 
-def seeds_to_resolve(mean: float, sd: float, margin: float, family: int = 1, level: float = LEVEL) -> float:
-    """Seeds that would decide at the observed mean and spread: a 95 % interval inside +-margin
-    (equivalent), or one that excludes 0 at the Bonferroni level of a family of `family`
-    comparisons (which implies Holm p < 0.05), whichever comes first; inf when neither comes
-    within MAX_SEEDS."""
-    if sd != sd:
+def seeds_for_power(mean: float, sd: float, family: int = 1, power: float = POWER) -> float:
+    """Seeds (paired) for `power` of the two-sided paired t-test at the observed effect
+    |mean| / sd, at alpha = 0.05 / family (Holm's worst case in a family of that size), by
+    statsmodels' `TTestPower`; at least MIN_SEEDS; inf when it exceeds MAX_SEEDS or there is no
+    effect to detect (mean 0); nan without an sd."""
+    if sd != sd or mean != mean:
         return float("nan")
-    alpha = 1 - level
-    for n in range(MIN_SEEDS, MAX_SEEDS + 1):
-        se = sd / math.sqrt(n)
-        if _t(n - 1, level) * se <= margin - abs(mean) or _t(n - 1, 1 - alpha / family) * se < abs(mean):
-            return n
-    return math.inf
+    if sd == 0:
+        return float(MIN_SEEDS) if mean != 0 else math.inf
+    es = abs(mean) / sd
+    if es == 0:
+        return math.inf
+    import warnings
+
+    from statsmodels.stats.power import TTestPower
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            n = float(TTestPower().solve_power(effect_size=es, alpha=ALPHA / max(family, 1), power=power,
+                                               alternative="two-sided"))
+        except Exception:  # the root finder gives up on effects far too small for any n
+            return math.inf
+    if not math.isfinite(n) or n > MAX_SEEDS:
+        return math.inf
+    return float(max(MIN_SEEDS, math.ceil(n - 1e-9)))
 
 
-def compare(d: Sequence[float], margin: float, p_adj: float | None = None) -> Dict[str, float]:
-    """paired(d) with its verdict; `p_adj` is the Holm-adjusted p (defaults to the raw p)."""
-    r = paired(d)
-    r["p_holm"] = r["p"] if p_adj is None else p_adj
-    r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], margin, r["n"])
-    r["seeds_needed"] = seeds_to_resolve(r["mean"], r["sd"], margin) if r["verdict"] == "inconclusive" else float("nan")
+def family(kind: str, setting_label: str) -> str:
+    return f"{KINDS[kind]} | {setting_label}"
+
+
+def compare(d: Sequence[float], margin: float, p_holm: float | None = None, p_tost_holm: float | None = None,
+            family_size: int = 1) -> Dict[str, float]:
+    """Every statistic of one comparison with its verdict; `p_holm`, `p_tost_holm` are the
+    Holm-adjusted p-values within its family (default: the raw ones, a family of one)."""
+    r = measure(d, margin)
+    r["p_holm"] = r["p"] if p_holm is None else p_holm
+    r["p_tost_holm"] = r["p_tost"] if p_tost_holm is None else p_tost_holm
+    r["family_size"] = family_size
+    _decide(r, family_size)
     return r
 
 
-def apply_holm(rows: List[Dict], margin: float) -> None:
-    """Holm-adjust the `p` of every row (one family: the comparisons of one report) and set each
-    row's `p_holm`, `verdict` and `seeds_needed` in place; a row may carry its own `margin`."""
-    adj = holm([r["p"] for r in rows])
-    for r, pa in zip(rows, adj):
-        m = r.get("margin", margin)
-        r["p_holm"] = float(pa)
-        r["verdict"] = verdict(r["lo"], r["hi"], r["mean"], r["p_holm"], m, r["n"])
-        r["seeds_needed"] = (seeds_to_resolve(r["mean"], r["sd"], m, family=len(rows))
-                             if r["verdict"] == "inconclusive" else float("nan"))
+def _decide(r: Dict, size: int) -> None:
+    r["verdict"] = verdict(r["mean"], r["p_holm"], r["p_tost_holm"], r["n"])
+    r["seeds_for_power"] = (seeds_for_power(r["mean"], r["sd"], family=size) if r["verdict"] == "inconclusive"
+                            else float("nan"))
+
+
+def measure(d: Sequence[float], margin: float) -> Dict[str, float]:
+    """The per-comparison statistics that need no family: paired t, TOST, posterior."""
+    r = paired(d)
+    r.update(tost(d, margin))
+    r.update(posterior(d, margin))
+    r["margin"] = margin
+    return r
+
+
+def apply_holm(rows: List[Dict]) -> None:
+    """Holm within each family (the row's `family`; a row without one is a family of its own), on
+    the t-test's p and, separately, on TOST's p (rows from `measure`); sets `p_holm`,
+    `p_tost_holm`, `family_size`, `verdict` and `seeds_for_power` in place."""
+    groups: Dict[str, List[Dict]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(r.get("family") or f"__alone_{i}", []).append(r)
+    for g in groups.values():
+        adj, adj_t = holm([r["p"] for r in g]), holm([r.get("p_tost", float("nan")) for r in g])
+        size = sum(1 for r in g if r["p"] == r["p"])
+        for r, pa, pt in zip(g, adj, adj_t):
+            r["p_holm"], r["p_tost_holm"], r["family_size"] = float(pa), float(pt), size
+            _decide(r, size)
 
 
 # ---------------------------------------------------------------------- ranks and Friedman
@@ -139,12 +234,20 @@ def friedman(avg_ranks: Sequence[float], n_blocks: int) -> Dict[str, float]:
     }
 
 
-def nemenyi_cd(k: int, n: int, alpha: float = ALPHA) -> float:
-    """Nemenyi's critical difference of average ranks for k methods over n blocks."""
-    from scipy import stats
+def wilcoxon_holm(wide: pd.DataFrame) -> pd.DataFrame:
+    """Pairwise two-sided Wilcoxon signed-rank tests between the methods (columns) over the blocks
+    (rows), Holm-adjusted over the pairs (one family of its own): scikit-posthocs'
+    `posthoc_wilcoxon(p_adjust="holm")`, zero differences split between the signs ("zsplit", so
+    that a pair of identical methods gives p = 1 rather than an error). A square frame of p-values."""
+    import warnings
 
-    q = stats.studentized_range.ppf(1 - alpha, k, math.inf) / math.sqrt(2)
-    return float(q * math.sqrt(k * (k + 1) / (6 * n)))
+    import scikit_posthocs as sp
+
+    long = wide.reset_index(drop=True).melt(var_name="method", value_name="test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns that exact p-values are unavailable with ties
+        p = sp.posthoc_wilcoxon(long, val_col="test", group_col="method", zero_method="zsplit", p_adjust="holm")
+    return p.fillna(1.0).loc[list(wide.columns), list(wide.columns)]
 
 
 # ---------------------------------------------------------------------- tables from a selection
@@ -152,10 +255,11 @@ def nemenyi_cd(k: int, n: int, alpha: float = ALPHA) -> float:
 REFERENCES = ("grid", "nokd")  # every method is compared with the grid's selection and with no-KD
 
 
-def comparisons(sel: pd.DataFrame) -> List[Dict]:
+def comparisons(sel: pd.DataFrame, margin: float) -> List[Dict]:
     """Per setting, each method against each reference (the grid's val-selected temperature and
-    the no-KD student), paired by seed: rows with the differences' mean, sd, CI and raw p. Holm's
-    correction and the verdicts are applied later, over every comparison of the report."""
+    the no-KD student), paired by seed: rows with the differences' statistics (`measure`) and
+    their family (the reference's kind within the setting). Holm's correction and the verdicts are
+    applied later, within each family (`apply_holm`)."""
     rows = []
     for setting, g in sel.groupby("setting", sort=True):
         by = {m: h.set_index("seed")["test"] for m, h in g.groupby("method")}
@@ -167,8 +271,9 @@ def comparisons(sel: pd.DataFrame) -> List[Dict]:
                     continue  # no-KD vs grid is the same pair as grid vs no-KD
                 seeds = by[m].index.intersection(by[ref].index)
                 d = (by[m].loc[seeds] - by[ref].loc[seeds]).to_numpy()
-                r = paired(d)
-                r.update(setting=setting, setting_label=g["setting_label"].iloc[0], method=m, reference=ref)
+                r = measure(d, margin)
+                label = g["setting_label"].iloc[0]
+                r.update(setting=setting, setting_label=label, method=m, reference=ref, family=family(ref, label))
                 rows.append(r)
     return rows
 
@@ -208,9 +313,10 @@ def rank_table(sel: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["setting", "seed", "method", "rank"])
 
 
-def overall_ranks(sel: pd.DataFrame) -> tuple[pd.DataFrame, Dict[str, float] | None]:
+def overall_ranks(sel: pd.DataFrame) -> tuple[pd.DataFrame, Dict | None]:
     """Average rank per method over the (setting, seed) blocks that hold every method of the study,
-    and Friedman's test over those blocks (None with fewer than 2 blocks or 2 methods)."""
+    Friedman's test over those blocks and the pairwise Wilcoxon–Holm p-values (`pairs`, a square
+    frame) — exploratory, a family of its own (None with fewer than 2 blocks or 2 methods)."""
     wide = sel.pivot_table(index=["setting", "seed"], columns="method", values="test").dropna()
     if wide.empty or wide.shape[1] < 2:
         return pd.DataFrame(columns=["method", "avg_rank"]), None
@@ -219,7 +325,7 @@ def overall_ranks(sel: pd.DataFrame) -> tuple[pd.DataFrame, Dict[str, float] | N
     fr = None
     if len(wide) >= 2:
         fr = friedman(avg["avg_rank"].to_numpy(), len(wide))
-        fr["cd"] = nemenyi_cd(len(avg), len(wide))
+        fr["pairs"] = wilcoxon_holm(wide)
     return avg, fr
 
 

@@ -1,6 +1,7 @@
 """Transfer: the temperature the grid selected on setting A (by val, per seed), run on setting B
-with the same seed, against B's own val-selected temperature. Regret = B's own test accuracy minus
-the transferred one (points; > 0: the transferred temperature is worse), paired by seed.
+with the same seed, against B's own val-selected temperature. Regret = test accuracy at B's own
+selected τ minus test accuracy at A's τ, on B (points; > 0: A's temperature is worse), paired by
+seed. The cells into one target B are one Holm family ("transfer cells | B").
 """
 from __future__ import annotations
 
@@ -54,11 +55,12 @@ def missing_trials(trials: pd.DataFrame, source: str, target: str):
     return cells(trials, source, target)[1]
 
 
-def matrix(trials: pd.DataFrame) -> List[Dict]:
+def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
     """One row per ordered pair of different grid settings (A, B): the paired regret over seeds
-    (mean, sd, CI, raw p), the normalised regret (regret / B's grid range, per seed, averaged) and
-    the transferred runs against B's no-KD student. Holm and verdicts are applied with the rest of
-    the report's comparisons (`stats.apply_holm`), then `finish` words them."""
+    (`stats.measure`: mean, sd, CI, p, TOST, posterior), the regret as a share of B's grid range
+    (per seed: regret / (best - worst grid temperature on B), averaged; `regret_of_range`) and the
+    transferred runs against B's no-KD student. Holm and verdicts are applied within each family
+    (`stats.apply_holm`), then `finish` words them."""
     lab = labels(trials)
     settings = sorted(trials.loc[trials["method"] == "grid", "setting"].unique())
     out = []
@@ -68,32 +70,46 @@ def matrix(trials: pd.DataFrame) -> List[Dict]:
                 continue
             rows, missing = cells(trials, a, b)
             regret = np.array([r["regret"] for r in rows])
-            r = stats.paired(regret)
+            r = stats.measure(regret, margin)
             rng = np.array([r_["range"] for r_ in rows])
             norm = np.where(rng > 0, regret / np.where(rng > 0, rng, 1), 0.0)
-            vs_nokd = stats.paired([r_["transferred"] - r_["nokd"] for r_ in rows if r_["nokd"] == r_["nokd"]])
+            to_nokd = [r_["transferred"] - r_["nokd"] for r_ in rows if r_["nokd"] == r_["nokd"]]
+            vs_nokd, vs_nokd_eq = stats.paired(to_nokd), stats.tost(to_nokd, margin)
             r.update(
                 source=lab[a], target=lab[b], source_id=a, target_id=b, missing=len(missing),
+                family=stats.family("transfer", lab[b]),
                 taus=fmt_tau([x["tau_t"] for x in rows], [x["tau_s"] for x in rows]),
                 own_taus=fmt_tau([x["own_tau_t"] for x in rows], [x["own_tau_s"] for x in rows]),
-                norm_regret=float(norm.mean()) if len(norm) else float("nan"),
+                regret_of_range=float(norm.mean()) if len(norm) else float("nan"),
                 same_tau=int(sum(np.isclose(x["tau_t"], x["own_tau_t"]) and np.isclose(x["tau_s"], x["own_tau_s"])
                                  for x in rows)),
-                vs_nokd_mean=vs_nokd["mean"], vs_nokd_lo=vs_nokd["lo"], vs_nokd_hi=vs_nokd["hi"],
+                vs_nokd_n=vs_nokd["n"], vs_nokd_mean=vs_nokd["mean"], vs_nokd_lo=vs_nokd["lo"],
+                vs_nokd_hi=vs_nokd["hi"], vs_nokd_p=vs_nokd["p"], vs_nokd_p_tost=vs_nokd_eq["p_tost"],
             )
             out.append(r)
     return out
 
 
-def finish(rows: List[Dict], margin: float) -> pd.DataFrame:
-    """Word the verdicts and note a transferred temperature that acts as no KD on B."""
+def _note(r) -> str:
+    """A note (not a verdict, not Holm-corrected) on A's τ on B against B's no-KD student."""
+    if r["vs_nokd_n"] < stats.MIN_SEEDS:
+        return ""
+    ci = f"{r['vs_nokd_mean']:+.2f} points, 95 % CI [{r['vs_nokd_lo']:+.2f}, {r['vs_nokd_hi']:+.2f}]"
+    if r["vs_nokd_hi"] < 0:
+        return f"A's τ is worse on B than B's no-KD student ({ci}; uncorrected)"
+    if r["vs_nokd_p_tost"] < stats.ALPHA:
+        p = r["vs_nokd_p_tost"]
+        return (f"A's τ acts as no KD on B (within ±margin of B's no-KD student, TOST p "
+                f"{'< 0.001' if p < 0.001 else format(p, '.3f')}; uncorrected)")
+    return ""
+
+
+def finish(rows: List[Dict]) -> pd.DataFrame:
+    """Word the verdicts and note a transferred temperature that is worse than, or acts as, no KD
+    on B."""
     df = pd.DataFrame(rows)
     if df.empty:
         return df
     df["verdict"] = df["verdict"].map(WORDS)
-    df["note"] = [
-        "A's τ acts as no KD on B (within ±margin of B's no-KD student)"
-        if -margin <= lo and hi <= margin else ""
-        for lo, hi in zip(df["vs_nokd_lo"], df["vs_nokd_hi"])
-    ]
+    df["note"] = [_note(r) for _, r in df.iterrows()]
     return df
