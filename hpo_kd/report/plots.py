@@ -134,7 +134,7 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
                for seed, g in grid.groupby("seed")}
         for m in method_order(good.loc[good["setting"] == s, "method"]):
             runs = good[(good["setting"] == s) & (good["method"] == m)]
-            if m in ("grid", "optuna"):
+            if m in ("grid", "optuna", "pbt"):
                 order = ["tau_t_config", "tau_s_config"] if m == "grid" else ["trial_index", "trial_id"]
                 curves = [np.cumsum(h.sort_values(order)["epochs_run"].to_numpy()) for _, h in runs.groupby("seed")]
                 regs = [_incumbent_regret(h.sort_values(order), *ref[seed]) for seed, h in runs.groupby("seed")
