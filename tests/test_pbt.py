@@ -18,7 +18,8 @@ seeds = [0]
 [train]
 epochs = 3
 teacher_epochs = 2
-batch_size = 64
+batch_size = 32
+lr = 0.1
 [[settings]]
 dataset = "digits"
 fraction = 0.3

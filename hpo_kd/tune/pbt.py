@@ -30,9 +30,11 @@ Tune's restrictions, and what this module does about them:
   larger than the machine still runs (one after the other), only slower.
 - Perturbing at the last epoch would pause a member that has finished: the Tuner stops every
   member at `training_iteration == epochs` (its `stop` criterion, checked before the scheduler).
-- Decisions use Python's global `random` (which member to copy, which factor) and Tune's order
-  of trials: it is seeded per search and restored afterwards; with `synch` the decisions depend
-  on the results only, not on which member reported first.
+- Tune's PBT draws its decisions (which member to copy, which factor, whether to resample) from
+  its module's global `random`, which other driver code also draws from: during a search that
+  module name is pointed at a `random.Random` seeded by the search and the trial seed (restored
+  afterwards). With `synch` the decisions depend on the results and the trials' order only, not
+  on which member reported first; ties in val accuracy go by the members' order.
 
 Store: every member's final row goes to the store as an Optuna search's trials do (method
 `pbt`, `trial_index` = its place in the population, its final tau), with its per-epoch curve,
@@ -270,8 +272,10 @@ def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, pro
     epochs = _planned_epochs(spec)
     taus = initial_taus(t.search, t.seed)
     storage = tempfile.mkdtemp(prefix="hpo_kd-pbt-tune-")
-    state_py = random.getstate()
-    random.seed(t.search["seed"] * 100003 + t.seed)
+    import ray.tune.schedulers.pbt as tune_pbt
+
+    tune_random = tune_pbt.random  # PBT's module-level `random`: a seeded generator of its own
+    tune_pbt.random = random.Random(t.search["seed"] * 100003 + t.seed)
     try:
         callback = _MemberCallback(store, study, progress, spec)
         tuner = tune.Tuner(
@@ -290,7 +294,7 @@ def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, pro
         with tune_env(), quiet("ray.tune.analysis.experiment_analysis"), quiet("ray.tune.schedulers.pbt"):
             tuner.fit()
     finally:
-        random.setstate(state_py)
+        tune_pbt.random = tune_random
         shutil.rmtree(storage, ignore_errors=True)
 
 
