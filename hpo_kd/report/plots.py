@@ -311,7 +311,7 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             p = stats.paired(r["test"])
             ax.errorbar([tau.mean()], [p["mean"]], yerr=[0 if not np.isfinite(p["hi"]) else p["hi"] - p["mean"]],
                         color=color(m), marker=marker(m), markersize=9, linestyle="none",
-                        capsize=3, label=f"{m} ({'selected' if m == 'optuna' else 'final learned'} τ)")
+                        capsize=3, label=f"{m} ({'selected' if m in ('optuna', 'pbt') else 'final learned'} τ)")
         nk = ss[ss["method"] == "nokd"]
         if not nk.empty:
             p = stats.paired(nk["test"])

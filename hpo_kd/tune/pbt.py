@@ -27,7 +27,11 @@ Tune's restrictions, and what this module does about them:
   removed with the Tuner; they are small, and only the perturbation epochs have one.
 - PBT pauses members at each perturbation epoch (synch) while the others catch up; with fewer
   slots than members the paused ones free their slots for the pending ones, so a population
-  larger than the machine still runs (one after the other), only slower.
+  larger than the machine still runs (in turns), only slower. But the Tuner must not cap its
+  concurrent trials (`max_concurrent_trials`): the variant generator would then create the
+  later members only when a slot frees, and PBT, which knows only the members created so far,
+  would decide among the first ones alone (seen: the 3rd of 3 members never compared). The
+  slots are limited by the trial's resources instead.
 - Perturbing at the last epoch would pause a member that has finished: the Tuner stops every
   member at `training_iteration == epochs` (its `stop` criterion, checked before the scheduler).
 - Tune's PBT draws its decisions (which member to copy, which factor, whether to resample) from
@@ -281,8 +285,8 @@ def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, pro
         tuner = tune.Tuner(
             tune.with_resources(pbt_fn, resources),
             param_space={"spec": spec, "tau": tune.grid_search(taus)},
+            # No max_concurrent_trials: the whole population must exist from the start (see above).
             tune_config=tune.TuneConfig(scheduler=scheduler(t.search, epochs), num_samples=1,
-                                        max_concurrent_trials=slots,
                                         reuse_actors=False),
             run_config=tune.RunConfig(
                 name=f"pbt-{t.id[:12]}-{int(time.time() * 1000)}", storage_path=storage, verbose=0,
