@@ -332,6 +332,8 @@ def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
         return False
     plt = _plt()
     c = curves.merge(t[["trial_id", "setting", "setting_label", "method", "seed"]], on="trial_id")
+    if c.empty:  # e.g. only the teacher (which has no curve) among the "learned" rows
+        return False
     settings = sorted(c["setting"].unique())
     fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes[0], settings):
