@@ -194,7 +194,6 @@ def pbt_fn(config: Dict[str, Any]) -> None:
     from ray import tune
 
     from ..worker import SCALARS, _import_training, clean, curve_row, trial_config
-    from ..train.loop import _result
 
     import_s = _import_training()
     spec = config["spec"]
@@ -270,7 +269,6 @@ def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, pro
     the store (a partial earlier run's rows are replaced)."""
     from ray import tune
 
-    from .callback import StoreCallback
     from .units import _planned_epochs
 
     epochs = _planned_epochs(spec)
