@@ -24,7 +24,7 @@ from . import models as models_mod
 from .errors import UserError
 from .files import digest
 
-SEARCHES = ("grid", "optuna")  # the searchers whose options this module parses (methods.SEARCHERS)
+SEARCHES = ("grid", "optuna", "pbt")  # the searchers whose options this module parses (methods.SEARCHERS)
 
 
 def method_keys() -> List[str]:
@@ -124,7 +124,7 @@ class Trial:
     """One unit of work: a teacher, one fixed-config student, or one Optuna search."""
 
     kind: str  # "teacher", "trial", "search"
-    method: str  # teacher, grid, optuna, mkd, dts, ctkd, nokd
+    method: str  # teacher, grid, optuna, pbt, mkd, dts, ctkd, nokd
     setting: Setting
     seed: int
     config: Dict[str, Any]  # TrialConfig fields
@@ -214,6 +214,10 @@ class Study:
                         search = {k: opts[k] for k in sorted(opts) if k != "method"}
                         out.append(Trial("search", "optuna", s, seed, dict(base, method=opts["method"]),
                                          budget=opts["trials"], search=search))
+                    elif m == "pbt":  # one population (one Tuner of its own: hpo_kd.tune.pbt)
+                        search = {k: opts[k] for k in sorted(opts) if k != "method"}
+                        out.append(Trial("search", "pbt", s, seed, dict(base, method=opts["method"]),
+                                         budget=opts["population"], search=search))
                     else:
                         o = dict(opts)
                         cfg = dict(base, method=base_method(m), method_options=o)
@@ -254,6 +258,7 @@ STUDENTS_PER_TRIAL = 8
 GRID_KEYS = {"temperatures", "pairs", "method"}
 OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "startup_trials", "asha", "grace_period",
                "reduction_factor", "method"}
+PBT_KEYS = {"population", "interval", "quantile", "resample_probability", "low", "high", "seed", "method"}
 
 
 def _searched_method(path, key, opts, searcher: str) -> str:
@@ -405,6 +410,25 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
             }
             if o["low"] >= o["high"]:
                 _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
+            out[m] = o
+        elif m == "pbt":
+            _keys(path, p + ".", opts, PBT_KEYS)
+            o = {
+                "population": _num(path, p + ".population", opts.get("population", 5), 2, None, integer=True),
+                "quantile": float(_num(path, p + ".quantile", opts.get("quantile", 0.25), 0, 0.5, lo_open=True)),
+                "resample_probability": float(_num(path, p + ".resample_probability",
+                                                   opts.get("resample_probability", 0.25), 0, 1)),
+                "low": float(_num(path, p + ".low", opts.get("low", 1.0), 0, None, lo_open=True)),
+                "high": float(_num(path, p + ".high", opts.get("high", 16.0), 0, None, lo_open=True)),
+                "seed": _num(path, p + ".seed", opts.get("seed", 0), 0, None, integer=True),
+                "method": _searched_method(path, p + ".method", opts, m),
+            }
+            if "interval" in opts:  # else a quarter of the trial's epochs (hpo_kd.tune.pbt)
+                o["interval"] = _num(path, p + ".interval", opts["interval"], 1, None, integer=True)
+            if o["low"] >= o["high"]:
+                _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
+            if o["method"] != "fixed":
+                _err(path, p + ".method", "PBT searches the `fixed` method's temperature only")
             out[m] = o
         else:
             allowed = methods_mod.options_of(base_method(m))

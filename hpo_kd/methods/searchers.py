@@ -45,3 +45,15 @@ class Optuna(Searcher):
     color = "C1"
     marker = "D"
     order = 10
+
+
+@SEARCHERS.register("pbt")
+class Pbt(Searcher):
+    """Ray Tune's Population Based Training: a population of `fixed` students whose τ is
+    perturbed every few epochs, the worst copying the best (hpo_kd.tune.pbt)."""
+
+    name = "pbt"
+    label = "PBT"
+    color = "C9"
+    marker = "P"
+    order = 20

@@ -146,7 +146,7 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
                for seed, g in grid.groupby("seed")}
         for m in method_order(good.loc[good["setting"] == s, "method"]):
             runs = good[(good["setting"] == s) & (good["method"] == m)]
-            if m in ("grid", "optuna"):
+            if m in ("grid", "optuna", "pbt"):
                 order = ["tau_t_config", "tau_s_config"] if m == "grid" else ["trial_index", "trial_id"]
                 curves = [np.cumsum(h.sort_values(order)["epochs_run"].to_numpy()) for _, h in runs.groupby("seed")]
                 regs = [_incumbent_regret(h.sort_values(order), *ref[seed]) for seed, h in runs.groupby("seed")
@@ -354,7 +354,7 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             p = stats.paired(r["test"])
             ax.errorbar([tau.mean()], [p["mean"]], yerr=[0 if not np.isfinite(p["hi"]) else p["hi"] - p["mean"]],
                         color=color(m), marker=marker(m), markersize=9, linestyle="none",
-                        capsize=3, label=f"{m} ({'selected' if m == 'optuna' else 'final learned'} τ)")
+                        capsize=3, label=f"{m} ({'selected' if m in ('optuna', 'pbt') else 'final learned'} τ)")
         nk = ss[ss["method"] == "nokd"]
         if not nk.empty:
             p = stats.paired(nk["test"])
@@ -375,6 +375,8 @@ def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
         return False
     plt = _plt()
     c = curves.merge(t[["trial_id", "setting", "setting_label", "method", "seed"]], on="trial_id")
+    if c.empty:  # e.g. only the teacher (which has no curve) among the "learned" rows
+        return False
     settings = sorted(c["setting"].unique())
     fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes[0], settings):

@@ -189,13 +189,17 @@ class Runner:
         """How many Ray Tune trials the pending units take: a group of students is one."""
         units = [t for t in todo if t.kind in ("teacher", "trial")]
         specs = [_spec(t, self.folder, "cpu", 1) for t in units]
-        searches = sum(t.budget - len(self.store.unit_rows(t.id)) for t in todo if t.kind == "search")
+        searches = sum(t.budget - self._done_in(t) for t in todo if t.kind == "search")
         return len(_grouped(specs, self.study.resources.get("students_per_trial", 1))) + searches
 
     def remaining(self, todo: List[Trial]) -> int:
         """How many trials (store rows) the pending units still need (a search may be half done);
         `tune_trials` says in how many Ray Tune trials."""
-        return sum(t.budget - (len(self.store.unit_rows(t.id)) if t.kind == "search" else 0) for t in todo)
+        return sum(t.budget - (self._done_in(t) if t.kind == "search" else 0) for t in todo)
+
+    def _done_in(self, t: Trial) -> int:
+        """A search's finished trials that this run keeps (an unfinished PBT search runs again whole)."""
+        return 0 if t.method == "pbt" else len(self.store.unit_rows(t.id))
 
     # ------------------------------------------------------------------ running
     def run(self, plan: Optional[List[Trial]] = None) -> Dict[str, int]:
@@ -249,13 +253,29 @@ class Runner:
 
     def _tune(self, todo: List[Trial], resources, slots: int, device: str, threads: int,
               progress: Progress, marks: Dict[str, float]) -> None:
-        """One Tuner for every pending trial of this run."""
+        """One Tuner for every pending trial of this run, then one per PBT search (hpo_kd.tune.pbt:
+        PBT refuses the main Tuner's search algorithm)."""
+        pbts = [t for t in todo if t.kind == "search" and t.method == "pbt"]  # Tuners of their own
+        todo = [t for t in todo if t not in pbts]
+        fixed, searches, ashas = self._units(todo, slots, device, threads)
+        if fixed or searches:
+            self._main_tuner(todo, fixed, searches, ashas, resources, slots, progress, marks)
+        if pbts:
+            from .pbt import run_search
+
+            marks.setdefault("tune_started", time.time())
+            for t in pbts:
+                run_search(t, _spec(t, self.folder, device, threads), resources, slots, self.store, self.study,
+                           progress, lambda: _environ(TUNE_ENV), _quiet)
+                _stop_if_interrupted()
+
+    def _main_tuner(self, todo, fixed, searches, ashas, resources, slots: int, progress: Progress,
+                    marks: Dict[str, float]) -> None:
         from ray import tune
 
         from .callback import StoreCallback
         from .search import PerSearchScheduler, StudySearcher
 
-        fixed, searches, ashas = self._units(todo, slots, device, threads)
         searcher = StudySearcher(fixed, searches, self._waits_for(todo, fixed))
         storage = tempfile.mkdtemp(prefix=f"hpo_kd-{self.study.name}-tune-")
         try:
