@@ -16,6 +16,7 @@ With a GPU it then prints images/s of the trainer for fp32 and bf16, and for 1, 
 processes sharing the GPU at once (as Ray's 0.25-GPU trials do): a user with a GPU runs this to
 see what the fast path gives on theirs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,24 @@ def bundle(n_train: int, device) -> DataBundle:
     g = torch.Generator().manual_seed(0)
 
     def split(n):
-        return (torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
-                torch.randint(0, CLASSES, (n,), generator=g))
+        return (
+            torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.randint(0, CLASSES, (n,), generator=g),
+        )
 
     mean, std = CIFAR_STATS["cifar100"]
     prepare = _uint8_normalizer(mean, std)
     black = tuple(prepare(torch.zeros(1, 3, 1, 1, dtype=torch.uint8)).flatten().tolist())
-    b = DataBundle(name="cifar-shaped", kind="image", input_shape=(3, 32, 32), num_classes=CLASSES,
-                   splits={"train": split(n_train), "meta": split(64), "val": split(64), "test": split(64)},
-                   augmenter=make_augmenter("weak", "image", CLASSES, hflip=True, size=32, fill=black),
-                   key={"bench": n_train}, prepare=prepare)
+    b = DataBundle(
+        name="cifar-shaped",
+        kind="image",
+        input_shape=(3, 32, 32),
+        num_classes=CLASSES,
+        splits={"train": split(n_train), "meta": split(64), "val": split(64), "test": split(64)},
+        augmenter=make_augmenter("weak", "image", CLASSES, hflip=True, size=32, fill=black),
+        key={"bench": n_train},
+        prepare=prepare,
+    )
     return on_device(b, device)
 
 
@@ -61,8 +70,17 @@ def teacher(device):
 
 
 def config(batch: int, precision: str, device) -> TrialConfig:
-    return TrialConfig(dataset="cifar100", teacher=TEACHER, student=STUDENT, epochs=2, batch_size=batch, lr=0.05,
-                       warmup_epochs=0, precision=precision, device=device.type).resolved()
+    return TrialConfig(
+        dataset="cifar100",
+        teacher=TEACHER,
+        student=STUDENT,
+        epochs=2,
+        batch_size=batch,
+        lr=0.05,
+        warmup_epochs=0,
+        precision=precision,
+        device=device.type,
+    ).resolved()
 
 
 def run_trainer(b, t, c, device) -> float:
@@ -88,15 +106,16 @@ def run_bare(b, t, c, device) -> float:
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         for i in range(steps):
-            idx = perm[i * c.batch_size:(i + 1) * c.batch_size].to(device)
+            idx = perm[i * c.batch_size : (i + 1) * c.batch_size].to(device)
             x, y = b.augmenter(b.prepare(x_tr[idx]), y_tr[idx], gen)
             x = as_input(x)
             with autocast(device, c.precision):
                 with torch.no_grad():
                     z_t = t(x).float()
                 z_s = student(x).float()
-            kl = F.kl_div(F.log_softmax(z_s / TAU, -1), F.log_softmax(z_t / TAU, -1), reduction="batchmean",
-                          log_target=True)
+            kl = F.kl_div(
+                F.log_softmax(z_s / TAU, -1), F.log_softmax(z_t / TAU, -1), reduction="batchmean", log_target=True
+            )
             loss = ALPHA * TAU * TAU * kl + (1 - ALPHA) * F.cross_entropy(z_s, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,8 +151,10 @@ def main() -> int:
     device = pick_device(a.device)
     b, t = bundle(a.batch * a.steps, device), teacher(device)
     c = config(a.batch, a.precision, device)
-    print(f"{TEACHER} -> {STUDENT}, batch {a.batch}, {a.steps} steps per epoch, {a.precision}, on {device} "
-          f"({torch.get_num_threads()} threads), {a.repeats} repeats, alternating")
+    print(
+        f"{TEACHER} -> {STUDENT}, batch {a.batch}, {a.steps} steps per epoch, {a.precision}, on {device} "
+        f"({torch.get_num_threads()} threads), {a.repeats} repeats, alternating"
+    )
     rates = {"trainer": [], "bare": []}
     for r in range(a.repeats):
         order = ("trainer", "bare") if r % 2 == 0 else ("bare", "trainer")
@@ -160,8 +181,11 @@ def main() -> int:
                 time.sleep(2.0 + 3.0 * n)  # let every process build its models before they start together
                 start.set()
                 rs = res.get()
-        print(f"{n} trainer(s) sharing the GPU (bf16): {sum(rs):.0f} images/s in all, "
-              + ", ".join(f"{x:.0f}" for x in rs) + " each")
+        print(
+            f"{n} trainer(s) sharing the GPU (bf16): {sum(rs):.0f} images/s in all, "
+            + ", ".join(f"{x:.0f}" for x in rs)
+            + " each"
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ best epoch, every per-epoch number but the timings) is the same all three ways. 
 are read from (or trained into) `--cache-dir`: `runs/transfer` when `make transfer` has trained
 them there, else `.cache/hpo_kd`. Single-threaded, as a study's trials are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd")
+    ap.add_argument(
+        "--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd"
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)
     print(grouped_mod.machine_line(), flush=True)
@@ -63,7 +66,7 @@ def main() -> None:
         same, kernels, results = True, None, {}
         for r in range(a.repeats):
             ways = ["alone", "together", "own"]
-            for way in (ways if r % 2 == 0 else ways[::-1]):
+            for way in ways if r % 2 == 0 else ways[::-1]:
                 t = time.perf_counter()
                 res = run_ways[way](cfgs)
                 times[way].append(time.perf_counter() - t)
@@ -76,10 +79,13 @@ def main() -> None:
                     kernels, grouped = res[0]["group_kernels"], res[0]["grouped"]
             same = same and results["together"] == ref and results["own"] == ref
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"{s.label}: {len(cfgs)} students, {a.epochs} epochs; one by one {med['alone']:.2f} s; "
-              f"together ({grouped} in a group, {kernels} kernels) {med['together']:.2f} s: "
-              f"{med['alone'] / med['together']:.2f} x; on own modules {med['own']:.2f} s: "
-              f"{med['alone'] / med['own']:.2f} x; results {'the same' if same else 'DIFFERENT'}", flush=True)
+        print(
+            f"{s.label}: {len(cfgs)} students, {a.epochs} epochs; one by one {med['alone']:.2f} s; "
+            f"together ({grouped} in a group, {kernels} kernels) {med['together']:.2f} s: "
+            f"{med['alone'] / med['together']:.2f} x; on own modules {med['own']:.2f} s: "
+            f"{med['alone'] / med['own']:.2f} x; results {'the same' if same else 'DIFFERENT'}",
+            flush=True,
+        )
 
 
 def _own_modules(cfgs):

@@ -15,6 +15,7 @@ each class, a fifth as many for val and test) to a temporary directory, then mea
 Runs alternate; each figure is the median over --repeats. On a GPU machine (--device cuda) the
 streamed batches go through pinned memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,14 +74,26 @@ def main() -> int:
         for w in workers:
             rates[w].append(read_pass(disk[w], device, r))
     print(f"\n1. reading the training split ({len(mem_x)} images), median of {a.repeats}:")
-    print(f"   in memory: decoding the split's files took {statistics.median(load_s):.2f} s "
-          f"(workers={max(workers)}); then {statistics.median(rates['memory']):,.0f} images/s")
+    print(
+        f"   in memory: decoding the split's files took {statistics.median(load_s):.2f} s "
+        f"(workers={max(workers)}); then {statistics.median(rates['memory']):,.0f} images/s"
+    )
     for w in workers:
         print(f"   streamed, workers={w}: {statistics.median(rates[w]):,.0f} images/s")
 
-    base = dict(dataset="imagefolder", root=root, augment="weak", teacher="cnn_small", student="cnn_bn", epochs=1,
-                teacher_epochs=1, method="fixed", seed=0, device=a.device,
-                cache_dir=tempfile.mkdtemp(prefix="hpo_kd_cache_"))
+    base = dict(
+        dataset="imagefolder",
+        root=root,
+        augment="weak",
+        teacher="cnn_small",
+        student="cnn_bn",
+        epochs=1,
+        teacher_epochs=1,
+        method="fixed",
+        seed=0,
+        device=a.device,
+        cache_dir=tempfile.mkdtemp(prefix="hpo_kd_cache_"),
+    )
     runs = {"memory": [], "streamed": []}
     histories = {}
     w = max(workers)

@@ -11,6 +11,7 @@ Runs are interleaved (each repeat runs every method once, in a rotated order), t
 each run is dropped as warm-up, and each method's time is the median over its runs.
 Goals: exact <= 2.5, first-order <= 1.5, every-4 <= 1.3 times the fixed-tau step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,7 +61,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: steadier on a shared 2-core box)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: steadier on a shared 2-core box)"
+    )
     ap.add_argument("--profile", action="store_true", help="print a cProfile of every MKD variant")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -71,20 +74,38 @@ def main():
         p.requires_grad_(False)
     labels = list(METHODS)
     with tempfile.TemporaryDirectory() as cache:
-        c = TrialConfig(dataset="digits", augment="weak", epochs=a.epochs, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0,
-                        cache_dir=cache).resolved()
-        warm = TrialConfig(dataset="digits", augment="weak", epochs=1, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0,
-                           cache_dir=cache).resolved()
+        c = TrialConfig(
+            dataset="digits",
+            augment="weak",
+            epochs=a.epochs,
+            batch_size=BATCH,
+            device="cpu",
+            tau_t=4.0,
+            tau_s=4.0,
+            cache_dir=cache,
+        ).resolved()
+        warm = TrialConfig(
+            dataset="digits",
+            augment="weak",
+            epochs=1,
+            batch_size=BATCH,
+            device="cpu",
+            tau_t=4.0,
+            tau_s=4.0,
+            cache_dir=cache,
+        ).resolved()
         for label in labels:
             run(bundle, teacher, warm, label, 99)
         times = {label: [] for label in labels}
         for r in range(a.repeats):
-            for label in labels[r % len(labels):] + labels[: r % len(labels)]:
+            for label in labels[r % len(labels) :] + labels[: r % len(labels)]:
                 times[label].append(statistics.median(run(bundle, teacher, c, label, r)[1:]))
         med = {label: statistics.median(v) for label, v in times.items()}
         t_teacher = teacher_forward_time(bundle, teacher)
-        print(f"digits, teacher cnn_wide (forward every step, augment weak), student mlp, batch {BATCH}, "
-              f"torch threads {torch.get_num_threads()}, {a.repeats} interleaved repeats x {a.epochs - 1} timed epochs")
+        print(
+            f"digits, teacher cnn_wide (forward every step, augment weak), student mlp, batch {BATCH}, "
+            f"torch threads {torch.get_num_threads()}, {a.repeats} interleaved repeats x {a.epochs - 1} timed epochs"
+        )
         print(f"teacher forward alone: {t_teacher * 1e3:.3f} ms per batch")
         missed = []
         for label in labels:
@@ -98,9 +119,11 @@ def main():
                     missed.append(label)
             spread = f"[{min(times[label]) * 1e3:.3f} .. {max(times[label]) * 1e3:.3f}]"
             extra = (med[label] - med["fixed tau"]) * 1e3
-            print(f"{label:16s} {med[label] * 1e3:7.3f} ms/step {spread:20s} (+{extra:6.3f} ms) "
-                  f"ratio {ratio:5.2f}  {verdict}")
-        for label in (missed if not a.profile else [lb for lb in labels if lb in GOALS]):
+            print(
+                f"{label:16s} {med[label] * 1e3:7.3f} ms/step {spread:20s} (+{extra:6.3f} ms) "
+                f"ratio {ratio:5.2f}  {verdict}"
+            )
+        for label in missed if not a.profile else [lb for lb in labels if lb in GOALS]:
             prof = cProfile.Profile()
             prof.enable()
             run(bundle, teacher, c, label, 0)

@@ -12,6 +12,7 @@ one machine for a CPU of another kind. Each trial's per-epoch numbers (losses, a
 A mismatch with the recorded digest is what this script exists to find: it exits 0 either way and
 is not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,12 +37,25 @@ def trials() -> dict:
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as cache:
-        base = dict(dataset="mnist1d", student="cnn_bn", teacher="cnn_small", epochs=3, teacher_epochs=3,
-                    cache_dir=cache, device="cpu", augment="strong", eval_bn="recompute", threads=1,
-                    data_options={"train_size": 2000, "test_size": 500})
-        cfgs = {"fixed-1": dict(base, method="fixed", tau_t=1.0, tau_s=1.0),
-                "fixed-4": dict(base, method="fixed", tau_t=4.0, tau_s=4.0),
-                "nokd": dict(base, method="nokd"), "mkd": dict(base, method="mkd")}
+        base = dict(
+            dataset="mnist1d",
+            student="cnn_bn",
+            teacher="cnn_small",
+            epochs=3,
+            teacher_epochs=3,
+            cache_dir=cache,
+            device="cpu",
+            augment="strong",
+            eval_bn="recompute",
+            threads=1,
+            data_options={"train_size": 2000, "test_size": 500},
+        )
+        cfgs = {
+            "fixed-1": dict(base, method="fixed", tau_t=1.0, tau_s=1.0),
+            "fixed-4": dict(base, method="fixed", tau_t=4.0, tau_s=4.0),
+            "nokd": dict(base, method="nokd"),
+            "mkd": dict(base, method="mkd"),
+        }
         start = time.perf_counter()
         results = run_trials(list(cfgs.values()))
         seconds = time.perf_counter() - start
@@ -87,16 +101,20 @@ def main() -> None:
         got = child(dict(PINS, **caps))["digests"]
         print(f"pins + {caps}: {'same' if got == pinned['digests'] else 'differs'} as pins alone")
     free = child({})
-    print(f"unpinned: {'same' if free['digests'] == pinned['digests'] else 'differs'} as pinned (expected to differ "
-          "where this CPU has more than AVX2)")
+    print(
+        f"unpinned: {'same' if free['digests'] == pinned['digests'] else 'differs'} as pinned (expected to differ "
+        "where this CPU has more than AVX2)"
+    )
     if a.cost:
         times = {"unpinned": [], "pinned": []}
         for i in range(3):
-            for way in (("unpinned", "pinned") if i % 2 == 0 else ("pinned", "unpinned")):
+            for way in ("unpinned", "pinned") if i % 2 == 0 else ("pinned", "unpinned"):
                 times[way].append(child(PINS if way == "pinned" else {})["seconds"])
         med = {k: sorted(v)[1] for k, v in times.items()}
-        print(f"seconds (median of 3, alternating): unpinned {med['unpinned']:.2f}, pinned {med['pinned']:.2f}: "
-              f"pinned / unpinned = {med['pinned'] / med['unpinned']:.2f}")
+        print(
+            f"seconds (median of 3, alternating): unpinned {med['unpinned']:.2f}, pinned {med['pinned']:.2f}: "
+            f"pinned / unpinned = {med['pinned'] / med['unpinned']:.2f}"
+        )
 
 
 if __name__ == "__main__":

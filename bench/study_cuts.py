@@ -23,6 +23,7 @@ paired difference from the study's training (95 % t interval, verdict against th
 uncorrected), and the median trial-seconds with its ratio to the study's. Trials of a seed run
 together, in a pool of `--workers` single-threaded processes, so machine drift hits every way.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,9 @@ def main() -> None:
     ap.add_argument("--study", default="studies/transfer.toml")
     ap.add_argument("--seeds", default=None, help="comma-separated (default: the study's)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd")
+    ap.add_argument(
+        "--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd"
+    )
     a = ap.parse_args()
     study = load_study(a.study)
     margin = study.report.get("margin", 0.5)
@@ -78,16 +81,20 @@ def main() -> None:
         res = {job: f.result() for job, f in futures.items()}
     kd = [r for r in res.values() if r[2] is not None]
     trained = sum(1 for r in kd if not r[2])
-    print(f"{study.name}: {setting.name or setting.dataset}, seeds {seeds}, margin {margin:g} points; "
-          f"{trained} of {len(kd)} KD trials trained their teacher (the rest read it from {a.cache_dir})")
+    print(
+        f"{study.name}: {setting.name or setting.dataset}, seeds {seeds}, margin {margin:g} points; "
+        f"{trained} of {len(kd)} KD trials trained their teacher (the rest read it from {a.cache_dir})"
+    )
     for cell in cells:
         print(f"\n{cell[0]} augmentation, {cell[1]}")
-        ref = [res[(cell, 'study', s)] for s in seeds]
+        ref = [res[(cell, "study", s)] for s in seeds]
         for way in WAYS:
             acc = [res[(cell, way, s)][0] for s in seeds]
             sec = statistics.median(res[(cell, way, s)][1] for s in seeds)
-            line = (f"  {way:10s} test {statistics.mean(acc):6.2f} % (sd {statistics.stdev(acc):.2f})"
-                    f"  trial-s median {sec:5.1f} ({sec / statistics.median(r[1] for r in ref):.2f} x study)")
+            line = (
+                f"  {way:10s} test {statistics.mean(acc):6.2f} % (sd {statistics.stdev(acc):.2f})"
+                f"  trial-s median {sec:5.1f} ({sec / statistics.median(r[1] for r in ref):.2f} x study)"
+            )
             if way != "study":
                 c = compare([x - r[0] for x, r in zip(acc, ref)], margin)
                 line += f"  vs study {c['mean']:+.2f} [{c['lo']:+.2f}, {c['hi']:+.2f}] {c['verdict']}"

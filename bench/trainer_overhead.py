@@ -20,6 +20,7 @@ The ratio fit/bare is the share of the bare loop's speed the trainer keeps (goal
 median over pairs of fit/bare (a pair runs back to back, so background load mostly cancels),
 and, as a cross-check, best fit run / best bare run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def make_setup():
 
 
 def config(epochs: int, cache: str) -> TrialConfig:
-    return TrialConfig(dataset="digits", epochs=epochs, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0,
-                       cache_dir=cache).resolved()
+    return TrialConfig(
+        dataset="digits", epochs=epochs, batch_size=BATCH, device="cpu", tau_t=4.0, tau_s=4.0, cache_dir=cache
+    ).resolved()
 
 
 def run_fit(bundle, teacher, c: TrialConfig, seed: int):
@@ -77,8 +79,10 @@ def run_bare(bundle, teacher, c: TrialConfig, seed: int):
     warm = min(c.warmup_epochs * steps_per_epoch, total - 1)
     sched = torch.optim.lr_scheduler.SequentialLR(
         opt,
-        [torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warm),
-         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total - warm, 1))],
+        [
+            torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warm),
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total - warm, 1)),
+        ],
         milestones=[warm],
     )
     gen = torch.Generator().manual_seed(seed)
@@ -106,7 +110,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: steadier on a shared 2-core box)")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: steadier on a shared 2-core box)"
+    )
     ap.add_argument("--profile", action="store_true", help="always print the cProfile of fit")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -128,15 +134,21 @@ def main():
         f, b = statistics.median(fit_rates), statistics.median(bare_rates)
         ratio = statistics.median(pair_ratios)
         best = max(fit_rates) / max(bare_rates)
-        print(f"digits, teacher cnn_wide (logits cached), student mlp, batch {BATCH}, fixed tau, "
-              f"torch threads {torch.get_num_threads()}, {a.repeats} interleaved pairs x {a.epochs - 1} timed epochs")
+        print(
+            f"digits, teacher cnn_wide (logits cached), student mlp, batch {BATCH}, fixed tau, "
+            f"torch threads {torch.get_num_threads()}, {a.repeats} interleaved pairs x {a.epochs - 1} timed epochs"
+        )
         print(f"fit (hpo_kd.train) : {f:8.1f} steps/s  (median of runs; best {max(fit_rates):.1f})")
         print(f"bare PyTorch loop  : {b:8.1f} steps/s  (median of runs; best {max(bare_rates):.1f})")
-        print(f"per step (best)    : fit {1e6 / max(fit_rates):.1f} us, bare {1e6 / max(bare_rates):.1f} us, "
-              f"overhead {1e6 / max(fit_rates) - 1e6 / max(bare_rates):+.1f} us")
+        print(
+            f"per step (best)    : fit {1e6 / max(fit_rates):.1f} us, bare {1e6 / max(bare_rates):.1f} us, "
+            f"overhead {1e6 / max(fit_rates) - 1e6 / max(bare_rates):+.1f} us"
+        )
         print(f"pair ratios        : {' '.join(f'{x:.3f}' for x in pair_ratios)}")
-        print(f"ratio fit / bare   : {ratio:.3f} median of pairs, {best:.3f} best vs best  "
-              f"(goal >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})")
+        print(
+            f"ratio fit / bare   : {ratio:.3f} median of pairs, {best:.3f} best vs best  "
+            f"(goal >= 0.95: {'met' if ratio >= 0.95 else 'MISSED'})"
+        )
         if ratio < 0.95 or a.profile:
             prof = cProfile.Profile()
             prof.enable()

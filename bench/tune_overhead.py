@@ -19,6 +19,7 @@ Default: a 16-trial study through Ray Tune (2 concurrent trials) against a plain
 Usage: python bench/tune_overhead.py [--epochs 15] [--repeats 3]
        python bench/tune_overhead.py --study studies/quickstart.toml [--repeats 3] [--against CMD]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,12 +119,16 @@ def sixteen_trials(a) -> int:
     for p, s in zip(plain, tuned):
         budget = 1.10 * (p / 2) + 15
         ok += s <= budget
-        print(f"  run: study {s:6.2f} s, plain/2 {p / 2:5.2f} s, ratio {s / (p / 2):5.2f}, "
-              f"overhead {(s - p / 2) * 2 / len(trials):5.2f} s of slot time per trial; "
-              f"goal <= {budget:5.2f} s: {'met' if s <= budget else 'NOT met'}")
+        print(
+            f"  run: study {s:6.2f} s, plain/2 {p / 2:5.2f} s, ratio {s / (p / 2):5.2f}, "
+            f"overhead {(s - p / 2) * 2 / len(trials):5.2f} s of slot time per trial; "
+            f"goal <= {budget:5.2f} s: {'met' if s <= budget else 'NOT met'}"
+        )
     _breakdown(timings)
-    print(f"goal: study <= 1.10 * plain/2 + 15 s on every run -> {'met' if ok == len(tuned) else 'NOT met'} "
-          f"({ok}/{len(tuned)} runs)")
+    print(
+        f"goal: study <= 1.10 * plain/2 + 15 s on every run -> {'met' if ok == len(tuned) else 'NOT met'} "
+        f"({ok}/{len(tuned)} runs)"
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
@@ -151,8 +156,9 @@ def whole_study(a) -> int:
         for label, cmd in commands.items():
             runs = tempfile.mkdtemp(prefix="hpo_kd_bench_runs_")
             t0 = time.perf_counter()
-            p = subprocess.run(cmd + ["run", a.study, "--runs-dir", runs], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+            p = subprocess.run(
+                cmd + ["run", a.study, "--runs-dir", runs], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             wall = time.perf_counter() - t0
             if p.returncode != 0:
                 print(p.stderr[-3000:], file=sys.stderr)
@@ -161,17 +167,24 @@ def whole_study(a) -> int:
             secs = float(t["seconds"].sum())
             budget = 1.25 * secs / slots + 15
             results[label].append((wall, secs, budget))
-            print(f"{label:>10s} run {r + 1}: {len(t)} trials, wall {wall:7.2f} s, trial-seconds {secs:7.2f} "
-                  f"(/ {slots} slots = {secs / slots:6.2f} s), goal <= {budget:6.2f} s: "
-                  f"{'met' if wall <= budget else 'NOT met'}", flush=True)
+            print(
+                f"{label:>10s} run {r + 1}: {len(t)} trials, wall {wall:7.2f} s, trial-seconds {secs:7.2f} "
+                f"(/ {slots} slots = {secs / slots:6.2f} s), goal <= {budget:6.2f} s: "
+                f"{'met' if wall <= budget else 'NOT met'}",
+                flush=True,
+            )
             shutil.rmtree(runs, ignore_errors=True)
     for label, rs in results.items():
         walls = [w for w, _, _ in rs]
         ok = sum(w <= b for w, _, b in rs)
-        print(f"{label}: wall {_mmm(walls)}; trial-seconds/slots {_mmm([s / slots for _, s, _ in rs])}; "
-              f"wall / (trial-seconds/slots) {_mmm([w / (s / slots) for w, s, _ in rs])}")
-        print(f"{label}: goal wall <= 1.25 * trial-seconds/slots + 15 s on every run -> "
-              f"{'met' if ok == len(rs) else 'NOT met'} ({ok}/{len(rs)} runs)")
+        print(
+            f"{label}: wall {_mmm(walls)}; trial-seconds/slots {_mmm([s / slots for _, s, _ in rs])}; "
+            f"wall / (trial-seconds/slots) {_mmm([w / (s / slots) for w, s, _ in rs])}"
+        )
+        print(
+            f"{label}: goal wall <= 1.25 * trial-seconds/slots + 15 s on every run -> "
+            f"{'met' if ok == len(rs) else 'NOT met'} ({ok}/{len(rs)} runs)"
+        )
     return 0
 
 
@@ -180,8 +193,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=15, help="student epochs of the 16-trial study")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--study", default=None, help="time `hpo-kd run STUDY` as a whole command instead")
-    ap.add_argument("--against", default=None,
-                    help="with --study: another hpo-kd command to run alternately (a before/after)")
+    ap.add_argument(
+        "--against", default=None, help="with --study: another hpo-kd command to run alternately (a before/after)"
+    )
     a = ap.parse_args()
     sys.exit(whole_study(a) if a.study else sixteen_trials(a))
 

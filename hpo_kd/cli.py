@@ -1,4 +1,5 @@
 """Command line: `hpo-kd distill | list | run | report | transfer | tensorboard`."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,22 +41,27 @@ def cmd_distill(a) -> int:
 
     given = {k: getattr(a, k) for k in SCHEMA if getattr(a, k) is not None}  # the rest: TrialConfig's
     cfg = TrialConfig(
-        dataset=a.dataset, root=a.root, data_options=_method_options(a.data_opt, "--data-opt"),
-        teacher=a.teacher, student=a.student, method=a.method, method_options=_method_options(a.opt),
+        dataset=a.dataset,
+        root=a.root,
+        data_options=_method_options(a.data_opt, "--data-opt"),
+        teacher=a.teacher,
+        student=a.student,
+        method=a.method,
+        method_options=_method_options(a.opt),
         teacher_checkpoint=a.teacher_checkpoint,
-        cache_dir=a.cache_dir, **given,
+        cache_dir=a.cache_dir,
+        **given,
     )
 
     def progress(row):
-        extra = "".join(
-            f" {k}={row[k]:.4f}" for k in ("meta_loss", "lambda") if k in row
-        )
+        extra = "".join(f" {k}={row[k]:.4f}" for k in ("meta_loss", "lambda") if k in row)
         taus = "" if math.isnan(row["tau_t"]) else f" tau_t={row['tau_t']:.3f} tau_s={row['tau_s']:.3f}"
         print(
             f"epoch {row['epoch']:3d}  loss={row['train_loss']:.4f}  val={row['val_acc']:.4f}  "
             f"test={row['test_acc']:.4f}{taus}{extra}  {row['epoch_seconds']:.2f}s "
             f"{row['samples_per_s']:.0f} samples/s",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
 
     result = run_trial(cfg, report=None if a.quiet else progress, log=lambda m: print(m, file=sys.stderr))
@@ -72,9 +78,12 @@ def cmd_list(a) -> int:
     print("models:     " + ", ".join(models.names()) + " (or any timm model name)")
     searchers = methods.SEARCHERS.names()
     searchable = [n for n in methods.names() if methods.METHODS.get(n).searchable]
-    print("methods:    " + ", ".join(methods.names() + searchers)
-          + f"  ({'/'.join(searchers)}: a study's searchers of the temperatures of {'/'.join(searchable)}"
-          + f", `fixed` unless their table says `method = ...`)")
+    print(
+        "methods:    "
+        + ", ".join(methods.names() + searchers)
+        + f"  ({'/'.join(searchers)}: a study's searchers of the temperatures of {'/'.join(searchable)}"
+        + ", `fixed` unless their table says `method = ...`)"
+    )
     print("augment:    " + ", ".join(data.AUGMENTS))
     return 0
 
@@ -101,8 +110,13 @@ def _schema_flags(parser) -> None:
         d = defaults[k]
         dflt = "" if d is None else f"; default {d}"
         helptext = "; ".join(x for x in (opt.help, f"allowed: {opt.allowed()}") if x) + dflt
-        parser.add_argument("--" + k.replace("_", "-"), dest=k, type=_FLAG_TYPES.get(opt.type, str),
-                            default=None, help=helptext.replace("%", "%%"))
+        parser.add_argument(
+            "--" + k.replace("_", "-"),
+            dest=k,
+            type=_FLAG_TYPES.get(opt.type, str),
+            default=None,
+            help=helptext.replace("%", "%%"),
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,12 +126,20 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("distill", help="train (or reuse) a teacher and distill one student")
     d.add_argument("--dataset", default="digits")
     d.add_argument("--root", default=None, help="local data root (cifar10, cifar100, imagefolder)")
-    d.add_argument("--data-opt", action="append", metavar="KEY=VALUE",
-                   help="a data set option, e.g. train_size=8000 for mnist1d; repeatable")
+    d.add_argument(
+        "--data-opt",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a data set option, e.g. train_size=8000 for mnist1d; repeatable",
+    )
     d.add_argument("--teacher", default=None, help="default: per data set")
     d.add_argument("--student", default=None, help="default: per data set")
-    d.add_argument("--teacher-checkpoint", default=None, metavar="PATH",
-                   help="use this trained teacher (a state_dict file, loaded with weights_only) instead of training one")
+    d.add_argument(
+        "--teacher-checkpoint",
+        default=None,
+        metavar="PATH",
+        help="use this trained teacher (a state_dict file, loaded with weights_only) instead of training one",
+    )
     d.add_argument("--method", default="fixed", help="temperature method (see `hpo-kd list`)")
     d.add_argument("--opt", action="append", metavar="KEY=VALUE", help="a method option; repeatable")
     _schema_flags(d)
@@ -149,17 +171,21 @@ def cmd_run(a) -> int:
         runner = Runner(study, runs_dir=a.runs_dir, address=a.address)
         todo = runner.pending()
         left = runner.remaining(todo)
-        print(f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run"
-              f" as {runner.tune_trials(todo)} Ray Tune trial(s) (up to {study.resources['students_per_trial']} "
-              "students of one setting and seed train together in one)")
+        print(
+            f"total: {total} trial(s); {total - left} finished in {runner.folder}, {left} to run"
+            f" as {runner.tune_trials(todo)} Ray Tune trial(s) (up to {study.resources['students_per_trial']} "
+            "students of one setting and seed train together in one)"
+        )
         if study.resources["gpus_per_trial"] > 0 or a.gpu_tflops is not None:
             from .estimate import describe
 
             print(describe(study, a.gpu_tflops))
         return 0
     out = Runner(study, runs_dir=a.runs_dir, address=a.address).run()
-    print(f"ran {out['ran']} trial(s); results in {os.path.join(os.path.abspath(a.runs_dir), study.name)}",
-          file=sys.stderr)
+    print(
+        f"ran {out['ran']} trial(s); results in {os.path.join(os.path.abspath(a.runs_dir), study.name)}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -167,11 +193,21 @@ def _add_run(sub):
     r = sub.add_parser("run", help="run a study file through Ray Tune (resumable)")
     r.add_argument("study", help="studies/NAME.toml")
     r.add_argument("--runs-dir", default="runs", help="where results go: RUNS_DIR/<study name>/")
-    r.add_argument("--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)")
-    r.add_argument("--dry-run", action="store_true", help="print the trial plan (and, for a GPU study, an "
-                                                           "estimate of GPU-hours) and exit")
-    r.add_argument("--gpu-tflops", type=float, default=None, metavar="TFLOPS",
-                   help="effective TFLOP/s per GPU for the --dry-run estimate (default 10)")
+    r.add_argument(
+        "--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)"
+    )
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the trial plan (and, for a GPU study, an estimate of GPU-hours) and exit",
+    )
+    r.add_argument(
+        "--gpu-tflops",
+        type=float,
+        default=None,
+        metavar="TFLOPS",
+        help="effective TFLOP/s per GPU for the --dry-run estimate (default 10)",
+    )
     r.set_defaults(func=cmd_run)
 
 
@@ -212,11 +248,13 @@ def cmd_transfer(a) -> int:
     tr = rep.stats.paired([x["transferred"] for x in rows])
     own = rep.stats.paired([x["own"] for x in rows])
     ci = f"[{r['lo']:+.2f}, {r['hi']:+.2f}]" if r["n"] > 1 else "[–]"
-    print(f"τ={rep.fmt_tau([x['tau_t'] for x in rows])} selected on {labels[src]} → on {labels[tgt]}: "
-          f"{tr['mean']:.2f} % vs {labels[tgt]}'s own τ={rep.fmt_tau([x['own_tau_t'] for x in rows])}: "
-          f"{own['mean']:.2f} %; regret {r['mean']:+.2f} points, 95 % CI {ci}, p {r['p']:.3g} over {r['n']} seeds: "
-          f"{rep.transfer_mod.WORDS[r['verdict']]} (margin ±{margin:g}; uncorrected: the report corrects "
-          "over all its comparisons).")
+    print(
+        f"τ={rep.fmt_tau([x['tau_t'] for x in rows])} selected on {labels[src]} → on {labels[tgt]}: "
+        f"{tr['mean']:.2f} % vs {labels[tgt]}'s own τ={rep.fmt_tau([x['own_tau_t'] for x in rows])}: "
+        f"{own['mean']:.2f} %; regret {r['mean']:+.2f} points, 95 % CI {ci}, p {r['p']:.3g} over {r['n']} seeds: "
+        f"{rep.transfer_mod.WORDS[r['verdict']]} (margin ±{margin:g}; uncorrected: the report corrects "
+        "over all its comparisons)."
+    )
     return 0
 
 
@@ -244,8 +282,11 @@ def cmd_tensorboard(a) -> int:
 
 
 def _add_tensorboard(sub):
-    r = sub.add_parser("tensorboard", help="write the trials' curves as TensorBoard event files "
-                                           "(runs/<study>/tensorboard; only trials not written yet)")
+    r = sub.add_parser(
+        "tensorboard",
+        help="write the trials' curves as TensorBoard event files "
+        "(runs/<study>/tensorboard; only trials not written yet)",
+    )
     r.add_argument("store", help="runs/<study>")
     r.set_defaults(func=cmd_tensorboard)
 

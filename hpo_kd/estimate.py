@@ -7,6 +7,7 @@ its logits from being cached (once per trial otherwise), the val/test evaluation
 FLOP/s a GPU reaches on these small networks, which the user sets (`--gpu-tflops`) and
 `bench/cifar_step.py` measures. It is an estimate for planning, printed as such.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,8 +37,11 @@ def forward_macs(model: str, input_shape: tuple, num_classes: int) -> int:
         elif isinstance(mod, torch.nn.Linear):
             total[0] += out.numel() * mod.in_features
 
-    hs = [m.register_forward_hook(hook) for m in net.modules()
-          if isinstance(m, (torch.nn.modules.conv._ConvNd, torch.nn.Linear))]
+    hs = [
+        m.register_forward_hook(hook)
+        for m in net.modules()
+        if isinstance(m, (torch.nn.modules.conv._ConvNd, torch.nn.Linear))
+    ]
     with torch.no_grad():
         net(torch.zeros(1, *input_shape))
     for h in hs:
@@ -65,8 +69,9 @@ def gpu_hours(study, tflops: float = DEFAULT_TFLOPS) -> Dict[str, object]:
                 flops += 2 * unit.budget * c.teacher_epochs * (3 * t * n_train + t * n_eval)
             continue
         s = forward_macs(c.student, tuple(shape), classes)
-        method = methods_mod.create(c.method, **{k: getattr(c, k) for k in ("tau_t", "tau_s")
-                                                 if getattr(c, k) is not None}, **c.method_options)
+        method = methods_mod.create(
+            c.method, **{k: getattr(c, k) for k in ("tau_t", "tau_s") if getattr(c, k) is not None}, **c.method_options
+        )
         per_epoch = 3 * s * n_train * method.relative_cost() + s * n_eval
         once = 0.0
         if method.uses_kd:
@@ -85,6 +90,8 @@ def describe(study, tflops: Optional[float] = None) -> str:
     if "missing" in est:
         return f"GPU-hours: no estimate (data set {est['missing']!r} declares no input shape and size)"
     h = est["hours"]
-    return (f"GPU-hours (estimate): {h:,.1f} = {est['flops']:.2e} FLOPs at {est['tflops']:g} effective TFLOP/s per "
-            f"GPU (--gpu-tflops; `python bench/cifar_step.py` on your GPU measures it): about {h / 24:,.1f} days "
-            f"on one GPU, {h / 24 / 8:,.1f} on eight")
+    return (
+        f"GPU-hours (estimate): {h:,.1f} = {est['flops']:.2e} FLOPs at {est['tflops']:g} effective TFLOP/s per "
+        f"GPU (--gpu-tflops; `python bench/cifar_step.py` on your GPU measures it): about {h / 24:,.1f} days "
+        f"on one GPU, {h / 24 / 8:,.1f} on eight"
+    )

@@ -1,4 +1,5 @@
 """The two file helpers every module uses: an atomic write and a short content hash."""
+
 from __future__ import annotations
 
 import hashlib

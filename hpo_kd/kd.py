@@ -5,6 +5,7 @@ per sample: a tensor of shape (B,), or a `LogitTemperature`, a rule that gives e
 temperature from its own logits (LS-KD's `StandardizedTemperature`). A method hands either kind
 to the trainer from `temperatures()`; `kd_loss` takes the per-sample form when one of them is.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Union

@@ -1,5 +1,6 @@
 """What produced a result: the code version, the library versions and the machine. The runner
 records it in the store folder (`provenance.json`, one entry per run); the report prints it."""
+
 from __future__ import annotations
 
 import json
@@ -69,9 +70,16 @@ def versions() -> Dict[str, str]:
 def current(threads_per_trial: int | None = None, kernel_pins: Dict[str, str] | None = None) -> Dict:
     import torch
 
-    return {"code": code_version(runs=True), "versions": versions(), "python": platform.python_version(),
-            "cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads_per_trial": threads_per_trial,
-            "torch_default_threads": torch.get_num_threads(), "kernel_pins": dict(kernel_pins or {})}
+    return {
+        "code": code_version(runs=True),
+        "versions": versions(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads_per_trial": threads_per_trial,
+        "torch_default_threads": torch.get_num_threads(),
+        "kernel_pins": dict(kernel_pins or {}),
+    }
 
 
 def record(folder: str, threads_per_trial: int | None, kernel_pins: Dict[str, str] | None = None) -> None:
@@ -82,6 +90,7 @@ def record(folder: str, threads_per_trial: int | None, kernel_pins: Dict[str, st
     entry = current(threads_per_trial, kernel_pins)
     if not runs or {k: v for k, v in runs[-1].items()} != entry:
         runs.append(entry)
+
     def write(tmp):
         with open(tmp, "w") as f:
             json.dump(runs, f, indent=1, sort_keys=True)
@@ -102,7 +111,17 @@ def describe(entry: Dict) -> str:
     libs = ", ".join(f"{k} {v[k]}" for k in ("torch", "optuna", "ray", "scipy") if k in v)
     threads = entry.get("torch_threads_per_trial")
     pins = entry.get("kernel_pins")
-    kernels = "" if pins is None else "; kernels " + (
-        "pinned (" + ", ".join(f"{k}={v}" for k, v in sorted(pins.items())) + ")" if pins else "as the CPU picks them")
-    return (f"{entry.get('code', '?')}; {libs}; Python {entry.get('python', '?')}; CPU {entry.get('cpu', '?')}, "
-            f"{entry.get('cores', '?')} cores, {threads if threads else '?'} torch thread(s) per trial{kernels}")
+    kernels = (
+        ""
+        if pins is None
+        else "; kernels "
+        + (
+            "pinned (" + ", ".join(f"{k}={v}" for k, v in sorted(pins.items())) + ")"
+            if pins
+            else "as the CPU picks them"
+        )
+    )
+    return (
+        f"{entry.get('code', '?')}; {libs}; Python {entry.get('python', '?')}; CPU {entry.get('cpu', '?')}, "
+        f"{entry.get('cores', '?')} cores, {threads if threads else '?'} torch thread(s) per trial{kernels}"
+    )

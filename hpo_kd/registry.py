@@ -1,4 +1,5 @@
 """A tiny name -> factory registry (like timm's @register_model)."""
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Iterable

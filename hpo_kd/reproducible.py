@@ -15,6 +15,7 @@ its runtime_env) before torch loads, and into the provenance the report header p
 `bench/reproducible.py` records a digest of a few small trials run under them and checks it on
 another machine.
 """
+
 from __future__ import annotations
 
 import os

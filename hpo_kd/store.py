@@ -2,6 +2,7 @@
 `runs/<study>/curves.parquet` (a row per trial and epoch). Every write is atomic (write a
 temporary file, then rename), so a kill at any moment leaves the previous complete table.
 """
+
 from __future__ import annotations
 
 import io
@@ -20,10 +21,38 @@ CURVES = "curves.parquet"
 DONE = ("ok", "diverged", "stopped")  # finished: never run again; `failed` is retried
 
 TRIAL_COLUMNS = [
-    "trial_id", "unit_id", "study", "setting", "setting_label", "dataset", "augment", "fraction",
-    "teacher", "student", "method", "seed", "tau_t_config", "tau_s_config", "options", "status",
-    "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
-    "tau_s", "epochs", "epochs_run", "seconds", "device", "node", "gpu_ids", "started_at", "finished_at",
+    "trial_id",
+    "unit_id",
+    "study",
+    "setting",
+    "setting_label",
+    "dataset",
+    "augment",
+    "fraction",
+    "teacher",
+    "student",
+    "method",
+    "seed",
+    "tau_t_config",
+    "tau_s_config",
+    "options",
+    "status",
+    "error",
+    "val_acc",
+    "test_acc",
+    "best_val_acc",
+    "test_at_best_val",
+    "best_epoch",
+    "tau_t",
+    "tau_s",
+    "epochs",
+    "epochs_run",
+    "seconds",
+    "device",
+    "node",
+    "gpu_ids",
+    "started_at",
+    "finished_at",
     "trial_index",  # the order in which a search proposed its trials (Ray Tune's trial number)
     "grouped",  # how many students of its setting and seed trained together with it (1: alone)
     "group_kernels",  # how a group ran: "fused" kernels or each member's "own" modules (empty: alone)
@@ -33,15 +62,42 @@ TRIAL_COLUMNS = [
 # The columns a trial's row takes from the trainer's final result; the rest describe the trial
 # (its setting, method, configured temperatures), the run (node, times) or the search.
 RESULT_COLUMNS = (
-    "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
-    "tau_s", "epochs_run", "seconds", "device", "grouped", "group_kernels",
+    "status",
+    "error",
+    "val_acc",
+    "test_acc",
+    "best_val_acc",
+    "test_at_best_val",
+    "best_epoch",
+    "tau_t",
+    "tau_s",
+    "epochs_run",
+    "seconds",
+    "device",
+    "grouped",
+    "group_kernels",
 )
 assert set(RESULT_COLUMNS) <= set(TRIAL_COLUMNS)
 
 NUMERIC = [
-    "fraction", "seed", "tau_t_config", "tau_s_config", "val_acc", "test_acc", "best_val_acc",
-    "test_at_best_val", "best_epoch", "tau_t", "tau_s", "epochs", "epochs_run", "seconds", "started_at",
-    "finished_at", "trial_index", "grouped",
+    "fraction",
+    "seed",
+    "tau_t_config",
+    "tau_s_config",
+    "val_acc",
+    "test_acc",
+    "best_val_acc",
+    "test_at_best_val",
+    "best_epoch",
+    "tau_t",
+    "tau_s",
+    "epochs",
+    "epochs_run",
+    "seconds",
+    "started_at",
+    "finished_at",
+    "trial_index",
+    "grouped",
 ]
 
 

@@ -4,6 +4,7 @@ A study crosses settings (data set x augmentation x fraction x teacher/student p
 and seeds. Every trial gets a stable id (a hash of what determines it), so a re-run can skip the
 finished ones.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +31,7 @@ SEARCHES = ("grid", "optuna", "pbt")  # the searchers whose options this module 
 def method_keys() -> List[str]:
     """What [methods] may name: the searchers and every registered method that runs on its own."""
     return methods_mod.study_methods()
+
 
 NUM = (int, float)
 
@@ -61,8 +63,12 @@ def _num(path, key, value, lo=None, hi=None, lo_open=False, integer=False):
     bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)
     if bad:
         left = "(" if lo_open else "["
-        _err(path, key, f"{value!r} is out of range; allowed: {left}{lo if lo is not None else '-inf'}, "
-                        f"{hi if hi is not None else 'inf'}]")
+        _err(
+            path,
+            key,
+            f"{value!r} is out of range; allowed: {left}{lo if lo is not None else '-inf'}, "
+            f"{hi if hi is not None else 'inf'}]",
+        )
     return value
 
 
@@ -166,8 +172,15 @@ class Study:
     # ------------------------------------------------------------------ the trial plan
     def base_config(self, s: Setting, seed: int) -> Dict[str, Any]:
         cfg = dict(
-            dataset=s.dataset, root=s.root, split_seed=self.split_seed, fraction=s.fraction,
-            augment=s.augment, teacher=s.teacher, student=s.student, seed=seed, **self.train,
+            dataset=s.dataset,
+            root=s.root,
+            split_seed=self.split_seed,
+            fraction=s.fraction,
+            augment=s.augment,
+            teacher=s.teacher,
+            student=s.student,
+            seed=seed,
+            **self.train,
         )
         cfg.update(s.train)  # the setting's own values win
         if s.options:
@@ -207,17 +220,36 @@ class Study:
                 for m, opts in self.methods.items():
                     if m == "grid":
                         for tt, ts in opts["pairs"]:
-                            out.append(Trial("trial", "grid", s, seed,
-                                             dict(base, method=opts["method"], tau_t=tt, tau_s=ts)))
+                            out.append(
+                                Trial("trial", "grid", s, seed, dict(base, method=opts["method"], tau_t=tt, tau_s=ts))
+                            )
                     elif m == "optuna":
                         # the searched method is in the config (and so in the id), not in `search`
                         search = {k: opts[k] for k in sorted(opts) if k != "method"}
-                        out.append(Trial("search", "optuna", s, seed, dict(base, method=opts["method"]),
-                                         budget=opts["trials"], search=search))
+                        out.append(
+                            Trial(
+                                "search",
+                                "optuna",
+                                s,
+                                seed,
+                                dict(base, method=opts["method"]),
+                                budget=opts["trials"],
+                                search=search,
+                            )
+                        )
                     elif m == "pbt":  # one population (one Tuner of its own: hpo_kd.tune.pbt)
                         search = {k: opts[k] for k in sorted(opts) if k != "method"}
-                        out.append(Trial("search", "pbt", s, seed, dict(base, method=opts["method"]),
-                                         budget=opts["population"], search=search))
+                        out.append(
+                            Trial(
+                                "search",
+                                "pbt",
+                                s,
+                                seed,
+                                dict(base, method=opts["method"]),
+                                budget=opts["population"],
+                                search=search,
+                            )
+                        )
                     else:
                         o = dict(opts)
                         cfg = dict(base, method=base_method(m), method_options=o)
@@ -236,16 +268,34 @@ class Study:
         setting = next((s for s in self.settings if s.id == setting_id), None)
         if setting is None:
             raise StudyError(f"{self.path}: setting {setting_id!r} is no longer in this study")
-        return [Trial("trial", "transfer", setting, seed,
-                      dict(self.base_config(setting, seed), method="fixed", tau_t=tt, tau_s=ts))
-                for seed, tt, ts in runs]
+        return [
+            Trial(
+                "trial",
+                "transfer",
+                setting,
+                seed,
+                dict(self.base_config(setting, seed), method="fixed", tau_t=tt, tau_s=ts),
+            )
+            for seed, tt, ts in runs
+        ]
 
 
 # ---------------------------------------------------------------------- parsing and validation
 
 TOP_KEYS = {"name", "seeds", "split_seed", "seed_varies", "settings", "methods", "train", "resources", "report"}
-SETTING_KEYS = {"dataset", "augment", "fraction", "teacher", "student", "pairs", "root", "options", "name",
-                "teacher_checkpoint", "train"}
+SETTING_KEYS = {
+    "dataset",
+    "augment",
+    "fraction",
+    "teacher",
+    "student",
+    "pairs",
+    "root",
+    "options",
+    "name",
+    "teacher_checkpoint",
+    "train",
+}
 SEED_VARIES = ("student", "split", "teacher")
 REPORT_KEYS = {"margin", "max_spread", "smoke_test", "sources", "published"}
 PUBLISHED_KEYS = {"dataset", "teacher", "student", "source", "figures"}
@@ -256,8 +306,18 @@ RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "students
 # Students of one setting and seed that train together in one Ray Tune trial, at most (1: each alone).
 STUDENTS_PER_TRIAL = 8
 GRID_KEYS = {"temperatures", "pairs", "method"}
-OPTUNA_KEYS = {"trials", "low", "high", "separate", "seed", "startup_trials", "asha", "grace_period",
-               "reduction_factor", "method"}
+OPTUNA_KEYS = {
+    "trials",
+    "low",
+    "high",
+    "separate",
+    "seed",
+    "startup_trials",
+    "asha",
+    "grace_period",
+    "reduction_factor",
+    "method",
+}
 PBT_KEYS = {"population", "interval", "quantile", "resample_probability", "low", "high", "seed", "method"}
 
 
@@ -279,8 +339,7 @@ def _check_model(path, key, name):
     import timm
 
     if not timm.is_model(name):
-        _err(path, key, f"unknown model {name!r}; allowed: {', '.join(models_mod.names())} "
-                        "or any timm model name")
+        _err(path, key, f"unknown model {name!r}; allowed: {', '.join(models_mod.names())} or any timm model name")
     return name
 
 
@@ -324,7 +383,7 @@ def _settings(path, raw) -> List[Setting]:
                 _err(path, p + "options", str(e))
         sname = t.get("name")
         if sname is not None:
-            _typed(path, p + "name", sname, str, "a short name for the data, e.g. \"mnist1d-12k\"")
+            _typed(path, p + "name", sname, str, 'a short name for the data, e.g. "mnist1d-12k"')
             if len(datasets) > 1:
                 _err(path, p + "name", "one name for several data sets; give each its own [[settings]]")
         root = t.get("root")
@@ -337,7 +396,7 @@ def _settings(path, raw) -> List[Setting]:
 
             _typed(path, p + "teacher_checkpoint", ckpt, str, "the path of a teacher's state_dict file")
             if "pairs" in t:
-                _err(path, p + "teacher_checkpoint", "goes with one teacher = \"NAME\", not with pairs")
+                _err(path, p + "teacher_checkpoint", 'goes with one teacher = "NAME", not with pairs')
             ckpt = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(ckpt)))
             if not os.path.isfile(ckpt):
                 _err(path, p + "teacher_checkpoint", f"file not found: {ckpt}")
@@ -349,8 +408,9 @@ def _settings(path, raw) -> List[Setting]:
             st = _check_model(path, p + "student", st or dflt["student"])
             if data_mod.needs_root(d) and root is None:
                 _err(path, p + "root", f"data set {d!r} needs a local root folder")
-            out.append(Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname, ckpt, ckpt_hash,
-                               own))
+            out.append(
+                Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname, ckpt, ckpt_hash, own)
+            )
     labels = [s.label for s in out]
     out = [dataclasses.replace(s, show_pair=True) if labels.count(s.label) > 1 else s for s in out]
     for what, keys in (("setting", [s.id for s in out]), ("setting label", [s.label for s in out])):
@@ -369,8 +429,12 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
         keys = method_keys()
         if base_method(m) not in keys or (m != base_method(m) and base_method(m) in SEARCHES):
             own = [k for k in keys if k not in SEARCHES]
-            _err(path, p, f"unknown method; allowed: {', '.join(keys)}, or a variant "
-                          f"\"METHOD:NAME\" of {', '.join(own)} (e.g. [methods.\"mkd:from16\"])")
+            _err(
+                path,
+                p,
+                f"unknown method; allowed: {', '.join(keys)}, or a variant "
+                f'"METHOD:NAME" of {", ".join(own)} (e.g. [methods."mkd:from16"])',
+            )
         if not isinstance(opts, dict):
             _err(path, p, "expected a table of options (may be empty)")
         opts = dict(opts)
@@ -388,8 +452,10 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
                     _err(path, f"{p}.pairs[{j}]", f"expected [tau_t, tau_s], got {pr!r}")
                 for v in pr:
                     _num(path, p + ".temperatures", v, 0, None, lo_open=True)
-            out[m] = {"pairs": [[float(a), float(b)] for a, b in pairs],
-                      "method": _searched_method(path, p + ".method", opts, m)}
+            out[m] = {
+                "pairs": [[float(a), float(b)] for a, b in pairs],
+                "method": _searched_method(path, p + ".method", opts, m),
+            }
         elif m == "optuna":
             _keys(path, p + ".", opts, OPTUNA_KEYS)
             trials = _num(path, p + ".trials", opts.get("trials", 8), 1, None, integer=True)
@@ -405,7 +471,9 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
                 "seed": _num(path, p + ".seed", opts.get("seed", 0), 0, None, integer=True),
                 "asha": _typed(path, p + ".asha", opts.get("asha", False), bool, "true or false"),
                 "grace_period": _num(path, p + ".grace_period", opts.get("grace_period", 2), 1, None, integer=True),
-                "reduction_factor": _num(path, p + ".reduction_factor", opts.get("reduction_factor", 2), 2, None, integer=True),
+                "reduction_factor": _num(
+                    path, p + ".reduction_factor", opts.get("reduction_factor", 2), 2, None, integer=True
+                ),
                 "method": _searched_method(path, p + ".method", opts, m),
             }
             if o["low"] >= o["high"]:
@@ -416,8 +484,9 @@ def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
             o = {
                 "population": _num(path, p + ".population", opts.get("population", 5), 2, None, integer=True),
                 "quantile": float(_num(path, p + ".quantile", opts.get("quantile", 0.25), 0, 0.5, lo_open=True)),
-                "resample_probability": float(_num(path, p + ".resample_probability",
-                                                   opts.get("resample_probability", 0.25), 0, 1)),
+                "resample_probability": float(
+                    _num(path, p + ".resample_probability", opts.get("resample_probability", 0.25), 0, 1)
+                ),
                 "low": float(_num(path, p + ".low", opts.get("low", 1.0), 0, None, lo_open=True)),
                 "high": float(_num(path, p + ".high", opts.get("high", 16.0), 0, None, lo_open=True)),
                 "seed": _num(path, p + ".seed", opts.get("seed", 0), 0, None, integer=True),
@@ -467,8 +536,9 @@ def _resources(path, raw) -> Dict[str, float]:
     }
     if "max_concurrent" in raw:
         r["max_concurrent"] = _num(path, "resources.max_concurrent", raw["max_concurrent"], 1, None, integer=True)
-    r["students_per_trial"] = _num(path, "resources.students_per_trial",
-                                   raw.get("students_per_trial", STUDENTS_PER_TRIAL), 1, None, integer=True)
+    r["students_per_trial"] = _num(
+        path, "resources.students_per_trial", raw.get("students_per_trial", STUDENTS_PER_TRIAL), 1, None, integer=True
+    )
     r["reproducible"] = raw.get("reproducible", False)
     if not isinstance(r["reproducible"], bool):
         _err(path, "resources.reproducible", f"{r['reproducible']!r} is not allowed; allowed: true or false")
@@ -490,10 +560,11 @@ def _report(path, raw) -> Dict[str, Any]:
         out["smoke_test"] = _typed(path, "report.smoke_test", raw["smoke_test"], str, "a sentence")
     sources = raw.get("sources", {})
     if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
-        _err(path, "report.sources", "expected a table of source names and citations, e.g. crd = \"Tian et al. ...\"")
+        _err(path, "report.sources", 'expected a table of source names and citations, e.g. crd = "Tian et al. ..."')
     published = []
-    entries = _list(path, "report.published", raw["published"], "[[report.published]] tables") \
-        if "published" in raw else []
+    entries = (
+        _list(path, "report.published", raw["published"], "[[report.published]] tables") if "published" in raw else []
+    )
     for i, t in enumerate(entries):
         p = f"report.published[{i}]."
         if not isinstance(t, dict):
@@ -505,8 +576,11 @@ def _report(path, raw) -> Dict[str, Any]:
         for k in ("dataset", "teacher", "student", "source"):
             _typed(path, p + k, t[k], str, "a name")
         if t["source"] not in sources:
-            _err(path, p + "source", f"{t['source']!r} is not in [report.sources]; allowed: "
-                                     + (", ".join(sorted(sources)) or "none given"))
+            _err(
+                path,
+                p + "source",
+                f"{t['source']!r} is not in [report.sources]; allowed: " + (", ".join(sorted(sources)) or "none given"),
+            )
         figs = t["figures"]
         allowed = set(PUBLISHED_FIGURES) | set(methods_mod.METHODS.names())
         if not isinstance(figs, dict) or not figs:
@@ -546,9 +620,13 @@ def load_study(path: str) -> Study:
         _err(path, "seeds", f"duplicate seeds in {seeds}")
     seed_varies = raw.get("seed_varies", "student")
     if seed_varies not in SEED_VARIES:
-        _err(path, "seed_varies", f"{seed_varies!r} is not allowed; allowed: {', '.join(SEED_VARIES)} "
-                                  "(student: the student's seed only; split: also the data split; "
-                                  "teacher: also the split and the teacher)")
+        _err(
+            path,
+            "seed_varies",
+            f"{seed_varies!r} is not allowed; allowed: {', '.join(SEED_VARIES)} "
+            "(student: the student's seed only; split: also the data split; "
+            "teacher: also the split and the teacher)",
+        )
     study = Study(
         seed_varies=seed_varies,
         report=_report(path, raw.get("report", {})),
@@ -580,7 +658,6 @@ def _check_trials(study: Study) -> None:
             make_method(TrialConfig(**t.config).resolved())
         except UserError as e:
             raise StudyError(f"{study.path}: {t.setting.label}, {t.method}, seed {t.seed}: {e}") from None
-
 
 
 def plan_counts(trials: List[Trial]):

@@ -4,6 +4,7 @@ A teacher's key is everything that determines its weights (data, architecture, t
 seed). Workers that need the same teacher at the same time wait on a file lock: the first trains
 and saves it (atomically), the others load it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,9 @@ def lock(file: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def get_or_train(file: str, model: torch.nn.Module, train: Callable[[], Dict[str, Any]],
-                 teacher_key: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+def get_or_train(
+    file: str, model: torch.nn.Module, train: Callable[[], Dict[str, Any]], teacher_key: Dict[str, Any]
+) -> Tuple[Dict[str, Any], bool]:
     """Load `model`'s weights from `file`, or (first comer, under the lock) `train()` it and save
     it with the info `train` returns. Returns (info, cached)."""
     with lock(file):

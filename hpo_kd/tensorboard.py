@@ -17,6 +17,7 @@ each run of a study adds the new trials only. A run is written in a folder outsi
 directory and renamed into place when complete, so an interrupted call leaves no half-written run
 that a later call would take for done.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,15 @@ from .store import DONE, Store
 LOGDIR = "tensorboard"
 _TMP = ".tensorboard-tmp"  # beside the log directory, not in it: TensorBoard never sees a partial run
 SHORT_ID = 8  # characters of a trial id in a run's name: the end, which tells a search's trials apart
-_TAGS = {"val_acc": "acc/val", "test_acc": "acc/test", "tau_t": "tau/t", "tau_s": "tau/s", "lr": "lr",
-         "epoch_seconds": "time/epoch_seconds", "samples_per_s": "time/samples_per_s"}
+_TAGS = {
+    "val_acc": "acc/val",
+    "test_acc": "acc/test",
+    "tau_t": "tau/t",
+    "tau_s": "tau/s",
+    "lr": "lr",
+    "epoch_seconds": "time/epoch_seconds",
+    "samples_per_s": "time/samples_per_s",
+}
 _NOT_SCALARS = {"trial_id", "epoch"}
 
 
@@ -80,7 +88,7 @@ def tag(column: str) -> Optional[str]:
     if column in _TAGS:
         return _TAGS[column]
     if column.startswith("train_"):
-        return "loss/" + column[len("train_"):]
+        return "loss/" + column[len("train_") :]
     return "method/" + column
 
 

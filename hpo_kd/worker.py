@@ -9,6 +9,7 @@ A trial reports once, at the end, with its per-epoch curve inside the final resu
 unless its search has a scheduler that reads per-epoch results (`spec["per_epoch"]`, for ASHA):
 then every epoch is a `tune.report` of its own, as Tune's schedulers need.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,21 @@ from typing import Any, Dict
 # test keeps the two in step without importing pandas here). Curves keep every number the
 # trainer logs per epoch.
 SCALARS = (
-    "status", "error", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch",
-    "tau_t", "tau_s", "epochs_run", "seconds", "device", "teacher_val_acc", "teacher_test_acc", "grouped",
+    "status",
+    "error",
+    "val_acc",
+    "test_acc",
+    "best_val_acc",
+    "test_at_best_val",
+    "best_epoch",
+    "tau_t",
+    "tau_s",
+    "epochs_run",
+    "seconds",
+    "device",
+    "teacher_val_acc",
+    "teacher_test_acc",
+    "grouped",
     "group_kernels",
 )
 
@@ -99,8 +113,15 @@ def trial_fn(config: Dict[str, Any]) -> None:
     t_run = time.perf_counter()
     try:
         if spec["kind"] == "group":  # students of one setting and seed, trained together
-            cfgs = [dict(trial_config({"spec": m}), cache_dir=spec["cache_dir"], device=spec["device"],
-                         threads=spec["threads"]) for m in spec["members"]]
+            cfgs = [
+                dict(
+                    trial_config({"spec": m}),
+                    cache_dir=spec["cache_dir"],
+                    device=spec["device"],
+                    threads=spec["threads"],
+                )
+                for m in spec["members"]
+            ]
             curves = [[] for _ in cfgs]
             reports = [(lambda row, c=c: c.append(curve_row(row))) for c in curves]
             results = run_trials(cfgs, reports=reports)
@@ -110,19 +131,28 @@ def trial_fn(config: Dict[str, Any]) -> None:
                 if result["status"] == "ok":
                     m["tau_t"], m["tau_s"] = result["tau_t"], result["tau_s"]
                 members.append(dict(m, curve=member_curve))
-            final = {"status": "ok", "members": members, "grouped": results[0].get("grouped", 1),
-                     "group_kernels": results[0].get("group_kernels"),
-                     "seconds": sum(r["seconds"] for r in results)}
+            final = {
+                "status": "ok",
+                "members": members,
+                "grouped": results[0].get("grouped", 1),
+                "group_kernels": results[0].get("group_kernels"),
+                "seconds": sum(r["seconds"] for r in results),
+            }
         elif spec["kind"] == "teacher":
             cfg.pop("method", None)
             info = train_teacher(cfg)
             # Cost: the teacher's own training (whichever trial happened to train it).
             final = {
-                "status": "ok", "val_acc": info["val_acc"], "test_acc": info["test_acc"],
-                "best_val_acc": info["val_acc"], "test_at_best_val": info["test_acc"],
-                "epochs_run": info["epochs_run"], "seconds": info["seconds"],
+                "status": "ok",
+                "val_acc": info["val_acc"],
+                "test_acc": info["test_acc"],
+                "best_val_acc": info["val_acc"],
+                "test_at_best_val": info["test_acc"],
+                "epochs_run": info["epochs_run"],
+                "seconds": info["seconds"],
             }
         else:
+
             def on_epoch(row):
                 r = curve_row(row)
                 if per_epoch:  # a scheduler (ASHA) reads every epoch: report it now
@@ -140,9 +170,15 @@ def trial_fn(config: Dict[str, Any]) -> None:
     except Exception as e:  # recorded as `failed`; the other trials go on
         msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
         final = {"status": "failed", "error": msg, "trace": traceback.format_exc()[-2000:]}
-    final.update(final=True, node=node, pid=os.getpid(), started_at=started,
-                 gpu_ids=json.dumps([str(g) for g in _gpu_ids()]),
-                 import_s=import_s, run_s=time.perf_counter() - t_run)
+    final.update(
+        final=True,
+        node=node,
+        pid=os.getpid(),
+        started_at=started,
+        gpu_ids=json.dumps([str(g) for g in _gpu_ids()]),
+        import_s=import_s,
+        run_s=time.perf_counter() - t_run,
+    )
     out = {k: v if k == "members" else clean(v) for k, v in final.items()}
     if not per_epoch:
         out["curve"] = curve

@@ -1,5 +1,6 @@
 """studies/cifar100.toml: its plan, its GPU-hour estimate, and a tiny version of it run end to end
 through Ray and the report on a fake CIFAR-100 root (no GPU, no download)."""
+
 import os
 import re
 
@@ -12,8 +13,16 @@ from hpo_kd.data import fake
 from hpo_kd.study import StudyError, load_study
 
 STUDY = os.path.join(os.path.dirname(__file__), "..", "studies", "cifar100.toml")
-PAIRS = [("resnet56", "resnet20"), ("resnet110", "resnet32"), ("resnet32x4", "resnet8x4"), ("wrn_40_2", "wrn_16_2"),
-         ("vgg13", "vgg8"), ("vgg13", "mobilenetv2"), ("resnet32x4", "shufflenetv1"), ("resnet32x4", "shufflenetv2")]
+PAIRS = [
+    ("resnet56", "resnet20"),
+    ("resnet110", "resnet32"),
+    ("resnet32x4", "resnet8x4"),
+    ("wrn_40_2", "wrn_16_2"),
+    ("vgg13", "vgg8"),
+    ("vgg13", "mobilenetv2"),
+    ("resnet32x4", "shufflenetv1"),
+    ("resnet32x4", "shufflenetv2"),
+]
 
 
 def _copy(tmp_path, text=None, **replace):
@@ -36,8 +45,13 @@ def test_the_shipped_study_plans_every_pair_with_the_recipe(tmp_path, capsys):
     assert set(s.methods) == {"grid", "optuna", "mkd", "dts", "ctkd", "nokd"}
     for x in s.settings:
         cfg = s.base_config(x, 0)
-        assert (cfg["epochs"], cfg["lr_schedule"], cfg["batch_size"], cfg["weight_decay"], cfg["augment"]) == \
-            (240, "multistep", 64, 5e-4, "weak")
+        assert (cfg["epochs"], cfg["lr_schedule"], cfg["batch_size"], cfg["weight_decay"], cfg["augment"]) == (
+            240,
+            "multistep",
+            64,
+            5e-4,
+            "weak",
+        )
         small = x.student.startswith(("mobilenet", "shufflenet"))
         assert cfg["lr"] == (0.01 if small else 0.05) and cfg["teacher_lr"] == 0.05
     assert main(["run", _copy(tmp_path), "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 0
@@ -58,13 +72,30 @@ def test_the_estimate_counts_what_a_trial_computes():
 def test_published_figures_are_checked(tmp_path):
     fake.write_cifar100(str(tmp_path / "data"), per_class_train=2)
     with pytest.raises(StudyError, match=r"report.published\[0\].source: 'nope' is not in \[report.sources\]"):
-        load_study(_copy(tmp_path, **{'source = "crd"\nfigures = {teacher = 72.34': 'source = "nope"\nfigures = {teacher = 72.34'}))
+        load_study(
+            _copy(
+                tmp_path,
+                **{'source = "crd"\nfigures = {teacher = 72.34': 'source = "nope"\nfigures = {teacher = 72.34'},
+            )
+        )
     with pytest.raises(StudyError, match=r"figures.vanilla: unknown figure; allowed: .*kd.*nokd.*teacher"):
-        load_study(_copy(tmp_path, **{"{teacher = 72.34, nokd = 69.06, kd = 70.66}":
-                                      "{teacher = 72.34, nokd = 69.06, vanilla = 70.66}"}))
+        load_study(
+            _copy(
+                tmp_path,
+                **{"{teacher = 72.34, nokd = 69.06, kd = 70.66}": "{teacher = 72.34, nokd = 69.06, vanilla = 70.66}"},
+            )
+        )
     with pytest.raises(StudyError, match=r"report.published\[0\].teacher: .*a name"):
-        load_study(_copy(tmp_path, **{'teacher = "resnet56"\nstudent = "resnet20"\nsource = "crd"':
-                                      'teacher = 56\nstudent = "resnet20"\nsource = "crd"'}))
+        load_study(
+            _copy(
+                tmp_path,
+                **{
+                    'teacher = "resnet56"\nstudent = "resnet20"\nsource = "crd"': (
+                        'teacher = 56\nstudent = "resnet20"\nsource = "crd"'
+                    )
+                },
+            )
+        )
     with pytest.raises(StudyError, match=r"settings\[1\].train.lr"):
         load_study(_copy(tmp_path, **{"train = {lr = 0.01}": "train = {lr = -1}"}))
 
@@ -90,13 +121,29 @@ def test_a_tiny_cifar100_study_runs_through_ray_and_reports_beside_the_papers(tm
     fake.write_cifar100(str(tmp_path / "data"), per_class_train=12)  # the fewest that split 100 classes 4 ways
     text = open(STUDY).read()
     text = re.sub(r'pairs = \[\["resnet56".*?\]\]\n', 'pairs = [["resnet56", "resnet20"]]\n', text, flags=re.S)
-    text = re.sub(r'\[\[settings\]\]\ndataset = "cifar100"\nroot = "../data"\naugment = "weak"\npairs = \[\["vgg13".*?'
-                  r'train = \{lr = 0.01\}[^\n]*\n', '', text, flags=re.S)
-    text = re.sub(r'\[methods.grid\].*?\[methods.nokd\]', '[methods.grid]\ntemperatures = [4]\n[methods.ctkd]\n'
-                  '[methods.nokd]', text, flags=re.S)
-    path = _copy(tmp_path, text, **{"epochs = 240": "epochs = 1",  # and teacher_epochs
-                                    "seeds = [0, 1, 2]": "seeds = [0, 1]", "gpus_per_trial = 0.25": "gpus_per_trial = 0",
-                                    **({} if _native_bf16() else {'precision = "bf16"': 'precision = "fp32"'})})
+    text = re.sub(
+        r'\[\[settings\]\]\ndataset = "cifar100"\nroot = "../data"\naugment = "weak"\npairs = \[\["vgg13".*?'
+        r"train = \{lr = 0.01\}[^\n]*\n",
+        "",
+        text,
+        flags=re.S,
+    )
+    text = re.sub(
+        r"\[methods.grid\].*?\[methods.nokd\]",
+        "[methods.grid]\ntemperatures = [4]\n[methods.ctkd]\n[methods.nokd]",
+        text,
+        flags=re.S,
+    )
+    path = _copy(
+        tmp_path,
+        text,
+        **{
+            "epochs = 240": "epochs = 1",  # and teacher_epochs
+            "seeds = [0, 1, 2]": "seeds = [0, 1]",
+            "gpus_per_trial = 0.25": "gpus_per_trial = 0",
+            **({} if _native_bf16() else {'precision = "bf16"': 'precision = "fp32"'}),
+        },
+    )
     s = load_study(path)
     assert [(x.teacher, x.student) for x in s.settings] == [("resnet56", "resnet20")]
     assert set(s.methods) == {"grid", "ctkd", "nokd"}

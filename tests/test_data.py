@@ -1,8 +1,7 @@
 """Data sets, splits and augmentation (hpo_kd.data)."""
+
 import collections
 import hashlib
-import os
-import pickle
 import re
 
 import numpy as np
@@ -154,9 +153,9 @@ def test_weak_augment_keeps_shapes_and_labels(bundles):
     # Each image is the original shifted by at most one pixel per axis, zero padded.
     padded = torch.nn.functional.pad(x, [1, 1, 1, 1])
     for i in range(len(x)):
-        assert any(
-            torch.equal(xa[i], padded[i, :, dy : dy + 8, dx : dx + 8]) for dy in range(3) for dx in range(3)
-        ), f"sample {i} is not a <= 1 pixel shift"
+        assert any(torch.equal(xa[i], padded[i, :, dy : dy + 8, dx : dx + 8]) for dy in range(3) for dx in range(3)), (
+            f"sample {i} is not a <= 1 pixel shift"
+        )
 
 
 @pytest.mark.parametrize("level", ["weak", "strong"])
@@ -296,11 +295,14 @@ def test_imagefolder_class_mismatch_is_a_user_error(tmp_path):
     assert "classes" in str(e.value) and "expected layout" in str(e.value)
 
 
-@pytest.mark.parametrize("name,layout_word", [
-    ("cifar10", "cifar-10-batches-py"),
-    ("cifar100", "cifar-100-python"),
-    ("imagefolder", "{train,val,test}"),
-])
+@pytest.mark.parametrize(
+    "name,layout_word",
+    [
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+        ("imagefolder", "{train,val,test}"),
+    ],
+)
 def test_missing_root_names_path_and_layout(tmp_path, name, layout_word):
     missing = str(tmp_path / "no-such-dir")
     with pytest.raises(UserError) as e:
@@ -335,11 +337,14 @@ def test_mnist1d_size_options():
     assert torch.equal(shuffled.splits["test"][0].sort(-1).values, b.splits["test"][0].sort(-1).values)
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"train_size": 2005}, "train_size = 2005: expected a multiple of 10"),
-    ({"test_size": 0}, "test_size = 0"),
-    ({"colour": "red"}, "unknown option(s) colour for data set 'mnist1d'; allowed: generator_seed"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"train_size": 2005}, "train_size = 2005: expected a multiple of 10"),
+        ({"test_size": 0}, "test_size = 0"),
+        ({"colour": "red"}, "unknown option(s) colour for data set 'mnist1d'; allowed: generator_seed"),
+    ],
+)
 def test_bad_data_set_options_are_user_errors(options, message):
     with pytest.raises(UserError, match=re.escape(message)):
         data.load("mnist1d", **options)
@@ -360,8 +365,13 @@ def test_cifar_weak_augmentation_is_the_recipe_crop_and_flip_on_the_batch(tmp_pa
     padded[:, :, 4:36, 4:36] = x
     seen = set()
     for i in range(64):
-        hits = [(dy, dx, f) for f in (False, True) for dy in range(9) for dx in range(9)
-                if torch.equal(xa[i], (padded[i].flip(-1) if f else padded[i])[:, dy:dy + 32, dx:dx + 32])]
+        hits = [
+            (dy, dx, f)
+            for f in (False, True)
+            for dy in range(9)
+            for dx in range(9)
+            if torch.equal(xa[i], (padded[i].flip(-1) if f else padded[i])[:, dy : dy + 32, dx : dx + 32])
+        ]
         assert hits, f"image {i} is not a padded crop of the original"
         seen.update(hits[:1])
     assert len(seen) > 20 and {f for _, _, f in seen} == {False, True}

@@ -1,4 +1,5 @@
 """Students trained in a group: each bitwise as alone (hpo_kd.models.grouped, hpo_kd.train.run_trials)."""
+
 import copy
 import json
 import math
@@ -9,17 +10,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpo_kd import models
+from hpo_kd import train as train_mod
 from hpo_kd.kd import kd_loss
 from hpo_kd.methods.base import METHODS
 from hpo_kd.methods.fixed import Fixed
 from hpo_kd.models import grouped
 from hpo_kd.models.grouped import GroupedStudents, bitwise_check, trains_in_groups, why_not_groupable
-from hpo_kd import train as train_mod
 from hpo_kd.train import run_trial, run_trials
 
 TIMING = {"epoch_seconds", "samples_per_s", "seconds"}
-STUDENTS = [("mlp", (1, 8, 8)), ("mlp_wide", (1, 8, 8)), ("cnn_small", (1, 8, 8)), ("cnn_bn", (1, 8, 8)),
-            ("cnn_small", (1, 40)), ("cnn_bn", (1, 40))]
+STUDENTS = [
+    ("mlp", (1, 8, 8)),
+    ("mlp_wide", (1, 8, 8)),
+    ("cnn_small", (1, 8, 8)),
+    ("cnn_bn", (1, 8, 8)),
+    ("cnn_small", (1, 40)),
+    ("cnn_bn", (1, 40)),
+]
 
 
 def _members(name, shape, g):
@@ -45,14 +52,17 @@ def test_a_group_trains_every_member_bitwise_as_alone(name, shape, g, fused):
     together = [copy.deepcopy(m) for m in alone]
     group = GroupedStudents(together, fused)
     opt_alone = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, fused=True) for m in alone]
-    opt_group = torch.optim.SGD([p for m in together for p in m.parameters()], lr=0.05, momentum=0.9,
-                                weight_decay=5e-4, fused=True)
+    opt_group = torch.optim.SGD(
+        [p for m in together for p in m.parameters()], lr=0.05, momentum=0.9, weight_decay=5e-4, fused=True
+    )
     taus = [1.0, 2.0, 4.0, 16.0, None][:g]  # None: no KD (alpha 0)
     gen = torch.Generator().manual_seed(1)
     for _ in range(3):
         x = torch.randn(64, *shape, generator=gen)
-        y = F.one_hot(torch.randint(0, 10, (64,), generator=gen), 10).float().roll(1, 0) * 0.3 + \
-            F.one_hot(torch.randint(0, 10, (64,), generator=gen), 10).float() * 0.7  # soft (Mixup) targets
+        y = (
+            F.one_hot(torch.randint(0, 10, (64,), generator=gen), 10).float().roll(1, 0) * 0.3
+            + F.one_hot(torch.randint(0, 10, (64,), generator=gen), 10).float() * 0.7
+        )  # soft (Mixup) targets
         z_t = 3 * torch.randn(64, 10, generator=gen)
         for m, opt, t in zip(alone, opt_alone, taus):
             opt.zero_grad(set_to_none=True)
@@ -73,11 +83,13 @@ def test_a_group_trains_every_member_bitwise_as_alone(name, shape, g, fused):
 
 def test_what_cannot_train_in_a_group_says_why():
     assert why_not_groupable(models.create("resnet8", (3, 32, 32), 100)) == "CifarResNet is not an nn.Sequential"
-    assert "not a supported layer" in why_not_groupable(nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.Dropout(0.5),
-                                                                      nn.Linear(4, 2)))
+    assert "not a supported layer" in why_not_groupable(
+        nn.Sequential(nn.Flatten(), nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 2))
+    )
     assert "end with a linear layer" in why_not_groupable(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()))
-    assert "momentum None" in why_not_groupable(nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4, momentum=None),
-                                                              nn.Flatten(), nn.Linear(4 * 6, 2)))
+    assert "momentum None" in why_not_groupable(
+        nn.Sequential(nn.Conv1d(1, 4, 3), nn.BatchNorm1d(4, momentum=None), nn.Flatten(), nn.Linear(4 * 6, 2))
+    )
     with pytest.raises(ValueError, match="cannot group"):
         GroupedStudents([models.create("resnet8", (3, 32, 32), 100)] * 2)
     assert trains_in_groups("cnn_bn") and trains_in_groups("mlp")
@@ -111,11 +123,16 @@ def test_the_bitwise_check_catches_a_kernel_that_sums_in_another_order(monkeypat
 
 def _same(a, b):
     """Two trial results: equal, NaN equal to NaN, timings apart."""
+
     def norm(v):
         return "nan" if isinstance(v, float) and math.isnan(v) else v
 
     def strip(r):
-        out = {k: norm(v) for k, v in r.items() if k not in TIMING | {"history", "grouped", "group_kernels", "teacher_cached"}}
+        out = {
+            k: norm(v)
+            for k, v in r.items()
+            if k not in TIMING | {"history", "grouped", "group_kernels", "teacher_cached"}
+        }
         out["history"] = [{k: norm(v) for k, v in row.items() if k not in TIMING} for row in r["history"]]
         return json.loads(json.dumps(out, sort_keys=True, default=str))
 
@@ -123,11 +140,22 @@ def _same(a, b):
 
 
 def _cfgs(cache, **kw):
-    base = dict(dataset="mnist1d", student="cnn_bn", teacher="cnn_small", epochs=2, teacher_epochs=2, cache_dir=cache,
-                device="cpu", augment="strong", eval_bn="recompute", data_options={"train_size": 1000, "test_size": 200})
+    base = dict(
+        dataset="mnist1d",
+        student="cnn_bn",
+        teacher="cnn_small",
+        epochs=2,
+        teacher_epochs=2,
+        cache_dir=cache,
+        device="cpu",
+        augment="strong",
+        eval_bn="recompute",
+        data_options={"train_size": 1000, "test_size": 200},
+    )
     base.update(kw)
-    return ([dict(base, method="fixed", tau_t=t, tau_s=t) for t in (1.0, 4.0)]
-            + [dict(base, method=m) for m in ("nokd", "dts", "ctkd", "lskd", "mkd")])
+    return [dict(base, method="fixed", tau_t=t, tau_s=t) for t in (1.0, 4.0)] + [
+        dict(base, method=m) for m in ("nokd", "dts", "ctkd", "lskd", "mkd")
+    ]
 
 
 def test_students_of_a_seed_trained_together_get_their_results_alone(cache):
@@ -142,6 +170,7 @@ def test_students_of_a_seed_trained_together_get_their_results_alone(cache):
 
 class _NaNLater(Fixed):
     """Non-finite temperatures from the 10th step on."""
+
     name = "nan_later"
 
     def __init__(self, tau_t=4.0, tau_s=4.0):
@@ -176,8 +205,10 @@ def test_where_the_bitwise_check_fails_the_students_train_together_on_their_own_
     together = run_trials(cfgs, log=said.append)
     assert [r["grouped"] for r in together] == [3, 3, 3]
     assert [r["group_kernels"] for r in together] == ["own"] * 3
-    assert said == ["warning: fused kernels are not bitwise exact here (member 0: gradient of 0.weight): 3 students "
-                    "of one seed train together on their own modules"]
+    assert said == [
+        "warning: fused kernels are not bitwise exact here (member 0: gradient of 0.weight): 3 students "
+        "of one seed train together on their own modules"
+    ]
     monkeypatch.undo()
     assert all(_same(a, run_trial(c)) for a, c in zip(together, cfgs))
     assert run_trial(cfgs[0])["group_kernels"] is None

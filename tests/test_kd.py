@@ -1,4 +1,5 @@
 """The Hinton KD loss with separate teacher/student temperatures (hpo_kd.kd)."""
+
 import math
 
 import numpy as np
@@ -158,8 +159,7 @@ def test_per_sample_kd_matches_a_loop_over_single_rows():
     assert kd_per_sample(z_s, z_t, tau_t, tau_s).tolist() == pytest.approx(default, rel=1e-10)
     out = kd_loss(z_s, z_t, y, tau_t, tau_s, alpha=0.7)
     assert out["kd"].item() == pytest.approx(sum(default) / 7, rel=1e-10)
-    assert out["loss"].item() == pytest.approx(0.7 * sum(default) / 7 + 0.3 * F.cross_entropy(z_s, y).item(),
-                                               rel=1e-10)
+    assert out["loss"].item() == pytest.approx(0.7 * sum(default) / 7 + 0.3 * F.cross_entropy(z_s, y).item(), rel=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -1,5 +1,6 @@
 """LS-KD (Logit Standardization KD, Sun et al. CVPR 2024): the authors' formula, the trainer's
 log, and its base temperature searched by a study's grid and Optuna."""
+
 import math
 
 import pytest
@@ -12,7 +13,6 @@ from hpo_kd.kd import kd_loss, kd_per_sample
 from hpo_kd.methods import Step, TrialContext
 from hpo_kd.study import StudyError, load_study
 from hpo_kd.train import run_trial
-
 
 # --------------------------------------------------------------------------- the authors' formula
 
@@ -96,8 +96,20 @@ def test_lskd_logs_the_epochs_mean_per_sample_temperature():
         y = torch.randint(0, 7, (b,), generator=g)
         tau_t, tau_s = m.temperatures()
         losses = kd_loss(z_s, z_t, y, tau_t, tau_s, 0.9)
-        m.observe(Step(epoch=1, step=k, x=None, target=y, student_logits=z_s, teacher_logits=z_t,
-                       losses=losses, tau_t=tau_t, tau_s=tau_s, lr=0.1))
+        m.observe(
+            Step(
+                epoch=1,
+                step=k,
+                x=None,
+                target=y,
+                student_logits=z_s,
+                teacher_logits=z_t,
+                losses=losses,
+                tau_t=tau_t,
+                tau_s=tau_s,
+                lr=0.1,
+            )
+        )
         zs.append(z_s)
         zt.append(z_t)
     zs, zt = torch.cat(zs).double(), torch.cat(zt).double()
@@ -145,8 +157,11 @@ def test_a_grid_over_lskd_base_temperatures(study_file):
     s = load_study(study_file(STUDY))
     trials = s.student_trials()
     grid = [t for t in trials if t.method == "grid"]
-    assert [(t.config["method"], t.config["tau_t"], t.config["tau_s"]) for t in grid] == \
-        [("lskd", 1.0, 1.0), ("lskd", 2.0, 2.0), ("lskd", 4.0, 4.0)]
+    assert [(t.config["method"], t.config["tau_t"], t.config["tau_s"]) for t in grid] == [
+        ("lskd", 1.0, 1.0),
+        ("lskd", 2.0, 2.0),
+        ("lskd", 4.0, 4.0),
+    ]
     (search,) = [t for t in trials if t.method == "optuna"]
     assert search.config["method"] == "lskd" and "method" not in search.search and search.budget == 3
     (alone,) = [t for t in trials if t.method == "lskd"]

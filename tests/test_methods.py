@@ -1,4 +1,5 @@
 """Temperature methods: MKD's hypergradient, DTS's rule, CTKD's reversal, and all methods end to end."""
+
 import itertools
 import math
 
@@ -10,11 +11,11 @@ from torch.func import functional_call
 
 from hpo_kd import methods
 from hpo_kd.errors import UserError
-from hpo_kd.methods.mkd import MKD
 from hpo_kd.kd import kd_loss
 from hpo_kd.methods import Step, TrialContext
 from hpo_kd.methods.ctkd import CTKD, GradientReversal, reversal_factor
 from hpo_kd.methods.dts import next_temperature
+from hpo_kd.methods.mkd import MKD
 from hpo_kd.train import run_trial
 
 ETA = 0.5
@@ -51,8 +52,13 @@ def _mkd(model, xm, ym, **options):
     options = {"tau_t": 2.0, "tau_s": 3.0, **options}
     m = methods.create("mkd", **options)
     ctx = TrialContext(
-        model=model, epochs=1, steps_per_epoch=1, alpha=ALPHA, device=torch.device("cpu"),
-        meta_batches=lambda: itertools.repeat((xm, ym)), lr=lambda: ETA,
+        model=model,
+        epochs=1,
+        steps_per_epoch=1,
+        alpha=ALPHA,
+        device=torch.device("cpu"),
+        meta_batches=lambda: itertools.repeat((xm, ym)),
+        lr=lambda: ETA,
     )
     m.setup(ctx)
     return m
@@ -65,8 +71,18 @@ def _step(m, model, x, y, z_t, step=0):
     losses = kd_loss(z_s, z_t, y, tau_t, tau_s, ALPHA)
     for p in model.parameters():
         p.grad = None  # the trainer's optimizer.zero_grad(set_to_none=True)
-    return Step(epoch=1, step=step, x=x, target=y, student_logits=z_s, teacher_logits=z_t,
-                losses=losses, tau_t=tau_t, tau_s=tau_s, lr=ETA)
+    return Step(
+        epoch=1,
+        step=step,
+        x=x,
+        target=y,
+        student_logits=z_s,
+        teacher_logits=z_t,
+        losses=losses,
+        tau_t=tau_t,
+        tau_s=tau_s,
+        lr=ETA,
+    )
 
 
 def _lookahead_meta_loss(model, x, y, z_t, xm, ym, log_tau_t, log_tau_s, eta=ETA):
@@ -184,10 +200,20 @@ def test_mkd_lowers_a_too_high_student_temperature(cache, seed):
     # before its softened outputs match, so the look-ahead student improves its meta CE faster
     # when tau_s comes down; MKD must move tau_s down (checked robust over seeds 0-3 and 3-5
     # epochs: final tau_s 4.5-7.1).
-    r = run_trial(dict(
-        dataset="digits", epochs=3, teacher_epochs=2, method="mkd", tau_t=1.0, tau_s=15.0,
-        method_options={"learn": "tau_s"}, seed=seed, cache_dir=cache, device="cpu",
-    ))
+    r = run_trial(
+        dict(
+            dataset="digits",
+            epochs=3,
+            teacher_epochs=2,
+            method="mkd",
+            tau_t=1.0,
+            tau_s=15.0,
+            method_options={"learn": "tau_s"},
+            seed=seed,
+            cache_dir=cache,
+            device="cpu",
+        )
+    )
     assert r["status"] == "ok"
     taus = [row["tau_s"] for row in r["history"]]
     assert taus[-1] < 0.75 * 15.0, taus
@@ -196,10 +222,19 @@ def test_mkd_lowers_a_too_high_student_temperature(cache, seed):
 
 
 def test_mkd_trial_respects_bounds(cache):
-    r = run_trial(dict(
-        dataset="digits", epochs=2, teacher_epochs=2, method="mkd", tau_t=4.0, tau_s=4.0,
-        method_options={"meta_lr": 5.0, "tau_min": 2.0, "tau_max": 6.0}, cache_dir=cache, device="cpu",
-    ))
+    r = run_trial(
+        dict(
+            dataset="digits",
+            epochs=2,
+            teacher_epochs=2,
+            method="mkd",
+            tau_t=4.0,
+            tau_s=4.0,
+            method_options={"meta_lr": 5.0, "tau_min": 2.0, "tau_max": 6.0},
+            cache_dir=cache,
+            device="cpu",
+        )
+    )
     assert r["status"] == "ok"
     for row in r["history"]:
         for k in ("tau_t", "tau_s"):
@@ -240,8 +275,18 @@ def test_dts_rule_switches():
 
 
 def test_dts_method_follows_its_rule(cache):
-    r = run_trial(dict(dataset="digits", epochs=2, teacher_epochs=2, method="dts", tau_t=4.0,
-                       method_options={"T_min": 2.0, "T_max": 4.0}, cache_dir=cache, device="cpu"))
+    r = run_trial(
+        dict(
+            dataset="digits",
+            epochs=2,
+            teacher_epochs=2,
+            method="dts",
+            tau_t=4.0,
+            method_options={"T_min": 2.0, "T_max": 4.0},
+            cache_dir=cache,
+            device="cpu",
+        )
+    )
     assert r["status"] == "ok"
     taus = [row["tau_t"] for row in r["history"]]
     assert all(2.0 <= t <= 4.0 for t in taus)
@@ -255,7 +300,7 @@ def test_dts_method_follows_its_rule(cache):
 
 def test_gradient_reversal():
     x = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
-    (g_plain,) = torch.autograd.grad((x ** 2).sum(), x)
+    (g_plain,) = torch.autograd.grad((x**2).sum(), x)
     (g_rev,) = torch.autograd.grad((GradientReversal.apply(x, -1.0) ** 2).sum(), x)
     (g_zero,) = torch.autograd.grad((GradientReversal.apply(x, 0.0) ** 2).sum(), x)
     (g_half,) = torch.autograd.grad((GradientReversal.apply(x, 0.5) ** 2).sum(), x)
@@ -314,8 +359,9 @@ def test_ctkd_authors_start_and_schedule():
     assert lams[0] == pytest.approx(-0.5 * (1 - math.cos(math.pi / 10)), abs=1e-12)
 
 
-@pytest.mark.parametrize("method,option", [("dts", "tau_s"), ("ctkd", "tau_s"), ("nokd", "tau_t"),
-                                           ("dts", "T0"), ("ctkd", "init_T")])
+@pytest.mark.parametrize(
+    "method,option", [("dts", "tau_s"), ("ctkd", "tau_s"), ("nokd", "tau_t"), ("dts", "T0"), ("ctkd", "init_T")]
+)
 def test_a_temperature_a_method_does_not_use_is_an_error(method, option):
     from hpo_kd import methods
 
@@ -324,8 +370,18 @@ def test_a_temperature_a_method_does_not_use_is_an_error(method, option):
 
 
 def test_ctkd_trial_stays_in_range(cache):
-    r = run_trial(dict(dataset="digits", epochs=3, teacher_epochs=2, method="ctkd", tau_t=4.0,
-                       method_options={"ramp_epochs": 2}, cache_dir=cache, device="cpu"))
+    r = run_trial(
+        dict(
+            dataset="digits",
+            epochs=3,
+            teacher_epochs=2,
+            method="ctkd",
+            tau_t=4.0,
+            method_options={"ramp_epochs": 2},
+            cache_dir=cache,
+            device="cpu",
+        )
+    )
     assert r["status"] == "ok"
     hist = r["history"]
     assert [row["lambda"] for row in hist] == pytest.approx([-0.5, -1.0, -1.0])
@@ -341,8 +397,10 @@ def test_ctkd_trial_stays_in_range(cache):
 @pytest.mark.parametrize("method", ["fixed", "nokd", "mkd", "dts", "ctkd", "lskd"])
 def test_every_method_runs(cache, dataset, method):
     rows = []
-    r = run_trial(dict(dataset=dataset, epochs=2, teacher_epochs=1, method=method, cache_dir=cache,
-                       device="cpu"), report=rows.append)
+    r = run_trial(
+        dict(dataset=dataset, epochs=2, teacher_epochs=1, method=method, cache_dir=cache, device="cpu"),
+        report=rows.append,
+    )
     assert r["status"] == "ok", r["error"]
     assert len(r["history"]) == 2 and rows == r["history"]
     for row in r["history"]:
@@ -391,8 +449,15 @@ def test_mkd_meta_augment_sends_its_meta_batches_through_the_trials_augmentation
         seen.append((self.meta_augment, y.dim()))
         return real(self, params, x, y)
 
-    base = dict(dataset="digits", augment="strong", epochs=1, teacher_epochs=1, method="mkd",
-                cache_dir=str(tmp_path), device="cpu")
+    base = dict(
+        dataset="digits",
+        augment="strong",
+        epochs=1,
+        teacher_epochs=1,
+        method="mkd",
+        cache_dir=str(tmp_path),
+        device="cpu",
+    )
     import unittest.mock as mock
 
     from hpo_kd.train import logits as logits_mod

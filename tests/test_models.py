@@ -1,4 +1,5 @@
 """Model factory (hpo_kd.models)."""
+
 import pytest
 import torch
 

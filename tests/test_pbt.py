@@ -1,5 +1,6 @@
 """PBT (hpo_kd.tune.pbt): seeded draws, explore in range, checkpoint/restore of the trainer's state
 (an exploit copies weights and tau), and, through Ray, a tiny study: same result twice, resume."""
+
 import os
 import random
 
@@ -9,8 +10,16 @@ import torch
 from hpo_kd.study import load_study
 from hpo_kd.tune import pbt
 
-SEARCH = {"population": 3, "interval": 1, "quantile": 0.25, "resample_probability": 0.25,
-          "low": 1.0, "high": 16.0, "seed": 0, "method": "fixed"}
+SEARCH = {
+    "population": 3,
+    "interval": 1,
+    "quantile": 0.25,
+    "resample_probability": 0.25,
+    "low": 1.0,
+    "high": 16.0,
+    "seed": 0,
+    "method": "fixed",
+}
 
 STUDY = """
 name = "tinypbt"
@@ -121,8 +130,14 @@ def test_study_same_result_twice_and_resume(study_file, tmp_path, capsys):
             c = Store(os.path.join(runs, "tinypbt")).curves()
             c = c[c["trial_id"].isin(t["trial_id"])]
             assert len(c) == 9 and c["tau_t"].between(1.0, 16.0).all()
-            results.append((list(t["tau_t"]), list(t["val_acc"]), list(t["test_acc"]),
-                            list(c.sort_values(["trial_id", "epoch"])["tau_t"])))
+            results.append(
+                (
+                    list(t["tau_t"]),
+                    list(t["val_acc"]),
+                    list(t["test_acc"]),
+                    list(c.sort_values(["trial_id", "epoch"])["tau_t"]),
+                )
+            )
         assert results[0] == results[1]
         # resumed: the finished search is not run again
         assert Runner(load_study(path), runs_dir=str(tmp_path / "a")).run()["ran"] == 0

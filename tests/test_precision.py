@@ -1,6 +1,7 @@
 """precision = "bf16": the forward passes under bf16 autocast, the loss and temperatures in fp32.
 CPU autocast supports bf16, so the whole path runs here; on a GPU the same code runs with CUDA's
 autocast (and channels_last, cudnn.benchmark, data on the device), which `make gpu-check` tries."""
+
 import math
 import os
 
@@ -43,10 +44,17 @@ def bf16_cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("bf16_teacher"))
 
 
-@pytest.mark.parametrize("method,options", [
-    ("fixed", {}), ("nokd", {}), ("dts", {}), ("ctkd", {}),
-    ("mkd", {}), ("mkd", {"first_order": True}),
-])
+@pytest.mark.parametrize(
+    "method,options",
+    [
+        ("fixed", {}),
+        ("nokd", {}),
+        ("dts", {}),
+        ("ctkd", {}),
+        ("mkd", {}),
+        ("mkd", {"first_order": True}),
+    ],
+)
 def test_bf16_runs_every_method_on_the_cpu_with_fp32_losses_and_temperatures(bf16_cache, monkeypatch, method, options):
     seen = _dtypes_seen(monkeypatch)
     taus = {} if method in ("nokd", "dts", "ctkd") else {"tau_t": 4.0, "tau_s": 4.0}
@@ -97,6 +105,18 @@ def test_the_gpu_helpers_leave_cpu_tensors_and_bundles_as_they_are():
 
 def test_precision_is_an_option_of_distill_and_of_a_study_and_is_checked(tmp_path, capsys):
     assert "precision" in train_mod.STUDY_TRAIN_KEYS
-    code = cli.main(["distill", "--cache-dir", str(tmp_path), "--epochs", "1", "--teacher-epochs", "1",
-                     "--precision", "fp16", "--quiet"])
+    code = cli.main(
+        [
+            "distill",
+            "--cache-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--teacher-epochs",
+            "1",
+            "--precision",
+            "fp16",
+            "--quiet",
+        ]
+    )
     assert code == 2 and "precision = 'fp16' is not allowed; allowed: fp32, bf16" in capsys.readouterr().err

@@ -1,11 +1,25 @@
 """The study's progress line (no Ray needed): throttled, trials done / total, ETA, the best student
 by val per setting; failures and the weak-teacher warning as they happen."""
+
 from hpo_kd.tune import Progress
 
 
 def _row(method, val, seed=0, setting="s1", label="digits(100%,none)", **kw):
-    return dict({"method": method, "val_acc": val, "test_acc": val, "status": "ok", "setting": setting,
-                 "setting_label": label, "seed": seed, "seconds": 1.0, "tau_t": None, "tau_s": None}, **kw)
+    return dict(
+        {
+            "method": method,
+            "val_acc": val,
+            "test_acc": val,
+            "status": "ok",
+            "setting": setting,
+            "setting_label": label,
+            "seed": seed,
+            "seconds": 1.0,
+            "tau_t": None,
+            "tau_s": None,
+        },
+        **kw,
+    )
 
 
 class Clock:
@@ -58,7 +72,10 @@ def test_the_progress_line_is_throttled_and_shows_eta_and_the_best_by_val_per_se
     clock.now = 17.0
     p.finished(_row("dts", 0.90))  # the last trial: always a line
     (line,) = _lines(capsys.readouterr().err)
-    assert line.startswith("[6/6] 100%, 1 failed, elapsed 0:17, ETA 0:00") and "digits(100%,none) dts seed=0 val=0.9000" in line
+    assert (
+        line.startswith("[6/6] 100%, 1 failed, elapsed 0:17, ETA 0:00")
+        and "digits(100%,none) dts seed=0 val=0.9000" in line
+    )
 
 
 def test_teachers_of_an_earlier_run_count():

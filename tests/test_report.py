@@ -1,5 +1,6 @@
 """Reports on synthetic stores whose answers are known: selection, verdicts, ranks, transfer,
 files written and repeatable, bad folders."""
+
 import os
 
 import numpy as np
@@ -31,10 +32,18 @@ def _rows():
     out = []
     for s in SEEDS:
         e = NOISE[s]
-        out += [(A, "grid", s, 1, 80, 75 + e), (A, "grid", s, 4, 90, 80 + e), (A, "nokd", s, None, 70, 75 + e),
-                (A, "mkd", s, 3.0, 88, 83 + e + 0.01 * s)]
-        out += [(B, "grid", s, 1, 70, 60 + e), (B, "grid", s, 4, 60, 50 + e), (B, "nokd", s, None, 65, 60 + e + 0.05),
-                (B, "mkd", s, 2.0, 60, 60 + WILD[s])]
+        out += [
+            (A, "grid", s, 1, 80, 75 + e),
+            (A, "grid", s, 4, 90, 80 + e),
+            (A, "nokd", s, None, 70, 75 + e),
+            (A, "mkd", s, 3.0, 88, 83 + e + 0.01 * s),
+        ]
+        out += [
+            (B, "grid", s, 1, 70, 60 + e),
+            (B, "grid", s, 4, 60, 50 + e),
+            (B, "nokd", s, None, 65, 60 + e + 0.05),
+            (B, "mkd", s, 2.0, 60, 60 + WILD[s]),
+        ]
         out += [(C, "grid", s, 1, 60, 69 + e), (C, "grid", s, 4, 70, 70 + e), (C, "nokd", s, None, 50, 60 + e)]
     return out
 
@@ -43,18 +52,50 @@ def _store(folder, rows=None, seconds=1.0) -> Store:
     s = Store(str(folder))
     for i, (setting, method, seed, tau, val, test) in enumerate(rows or _rows()):
         fixed = method == "grid"
-        s.add({
-            "trial_id": f"t{i:03d}", "unit_id": f"t{i:03d}", "study": "synthetic", "setting": setting,
-            "setting_label": LABEL[setting], "dataset": setting.split("|")[0], "augment": setting.split("|")[1],
-            "fraction": 1.0, "teacher": "cnn_mid", "student": "cnn_bn", "method": method, "seed": seed,
-            "tau_t_config": float(tau) if fixed else None, "tau_s_config": float(tau) if fixed else None,
-            "status": "ok", "val_acc": val / 100, "test_acc": test / 100, "tau_t": float(tau) if tau else None,
-            "tau_s": float(tau) if tau else None, "epochs": 10, "epochs_run": 10, "seconds": seconds + 0.001 * i,
-            "finished_at": float(i),
-        })
-    s.add({"trial_id": "bad", "unit_id": "bad", "study": "synthetic", "setting": A, "setting_label": LABEL[A],
-           "method": "grid", "seed": 0, "tau_t_config": 16.0, "tau_s_config": 16.0, "status": "diverged",
-           "epochs_run": 3, "seconds": 0.25, "finished_at": 999.0})
+        s.add(
+            {
+                "trial_id": f"t{i:03d}",
+                "unit_id": f"t{i:03d}",
+                "study": "synthetic",
+                "setting": setting,
+                "setting_label": LABEL[setting],
+                "dataset": setting.split("|")[0],
+                "augment": setting.split("|")[1],
+                "fraction": 1.0,
+                "teacher": "cnn_mid",
+                "student": "cnn_bn",
+                "method": method,
+                "seed": seed,
+                "tau_t_config": float(tau) if fixed else None,
+                "tau_s_config": float(tau) if fixed else None,
+                "status": "ok",
+                "val_acc": val / 100,
+                "test_acc": test / 100,
+                "tau_t": float(tau) if tau else None,
+                "tau_s": float(tau) if tau else None,
+                "epochs": 10,
+                "epochs_run": 10,
+                "seconds": seconds + 0.001 * i,
+                "finished_at": float(i),
+            }
+        )
+    s.add(
+        {
+            "trial_id": "bad",
+            "unit_id": "bad",
+            "study": "synthetic",
+            "setting": A,
+            "setting_label": LABEL[A],
+            "method": "grid",
+            "seed": 0,
+            "tau_t_config": 16.0,
+            "tau_s_config": 16.0,
+            "status": "diverged",
+            "epochs_run": 3,
+            "seconds": 0.25,
+            "finished_at": 999.0,
+        }
+    )
     return s
 
 
@@ -142,9 +183,23 @@ def test_tied_methods_share_the_average_rank(tmp_path):
 def test_spread_flag_and_weak_teacher_warning(tmp_path):
     rows = _rows() + [(B, "nokd", 9, None, 65, 40.0)]  # one wild no-KD seed on B
     s = _store(tmp_path / "s", rows)
-    s.add({"trial_id": "teach", "unit_id": "teach", "study": "synthetic", "setting": A, "setting_label": LABEL[A],
-           "method": "teacher", "teacher": "cnn_mid", "seed": 0, "status": "ok", "val_acc": 0.5, "test_acc": 0.5,
-           "epochs_run": 20, "seconds": 5.0})
+    s.add(
+        {
+            "trial_id": "teach",
+            "unit_id": "teach",
+            "study": "synthetic",
+            "setting": A,
+            "setting_label": LABEL[A],
+            "method": "teacher",
+            "teacher": "cnn_mid",
+            "seed": 0,
+            "status": "ok",
+            "val_acc": 0.5,
+            "test_acc": 0.5,
+            "epochs_run": 20,
+            "seconds": 5.0,
+        }
+    )
     c = rep.analyse(s.trials(), s.curves(), max_spread=1.0)
     sp = c["spread"].set_index("setting")
     assert sp.loc[B, "flag"] == "above the limit" and sp.loc[A, "flag"] == ""
@@ -156,12 +211,25 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     _store(folder)
     (folder / "study.toml").write_text(
         'name = "synthetic"\nseeds = [0, 1]\n[train]\neval_bn = "recompute"\nepochs = 3\n[report]\nmargin = 0.25\n'
-        '[[settings]]\ndataset = "mnist1d"\n[methods.grid]\ntemperatures = [1, 4]\n')
+        '[[settings]]\ndataset = "mnist1d"\n[methods.grid]\ntemperatures = [1, 4]\n'
+    )
     out = tmp_path / "reports"
     assert main(["report", str(folder), "--out", str(out)]) == 0
     files = sorted(os.listdir(out / "synthetic"))
-    for f in ("report.md", "timings.md", "comparison.csv", "verdicts.csv", "transfer.csv", "accuracy_cost.png",
-              "regret_budget.png", "forest.png", "posterior.png", "cd_diagram.png", "temperature.png", "transfer.png"):
+    for f in (
+        "report.md",
+        "timings.md",
+        "comparison.csv",
+        "verdicts.csv",
+        "transfer.csv",
+        "accuracy_cost.png",
+        "regret_budget.png",
+        "forest.png",
+        "posterior.png",
+        "cd_diagram.png",
+        "temperature.png",
+        "transfer.png",
+    ):
         assert f in files, f
     first = {f: (out / "synthetic" / f).read_bytes() for f in files}
     assert main(["report", str(folder), "--out", str(out)]) == 0
@@ -175,8 +243,17 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     assert "Pairs that differ (Wilcoxon–Holm p < 0.05): " in ranks and "mkd ranks above nokd" in ranks
     assert "ranks above" not in md.split("## Findings")[1].split("\n## ")[0]
     # the verdicts table carries the family, TOST and the posterior
-    for col in ("family", "family_size", "p_tost_holm", "lo90", "hi90", "p_below", "p_inside", "p_above",
-                "seeds_for_power"):
+    for col in (
+        "family",
+        "family_size",
+        "p_tost_holm",
+        "lo90",
+        "hi90",
+        "p_below",
+        "p_inside",
+        "p_above",
+        "seeds_for_power",
+    ):
         assert col in pd.read_csv(out / "synthetic" / "verdicts.csv").columns, col
     assert "MKD is better than the grid's selected τ (+3.04 points" in md
     assert "Transfer mnist1d(100%,none) → mnist1d(100%,strong): does not transfer" in md
@@ -202,22 +279,39 @@ def test_cli_transfer_runs_missing_trials_and_prints_the_verdict(tmp_path, monke
     (folder / "study.toml").write_text(
         'name = "synthetic"\nseeds = [0, 1, 2, 3, 4, 5, 6, 7]\n[[settings]]\ndataset = "mnist1d"\n'
         '[[settings]]\ndataset = ["mnist1d_shuffled"]\nteacher = "cnn_mid"\nstudent = "cnn_bn"\n'
-        '[methods.grid]\ntemperatures = [1]\n')
+        "[methods.grid]\ntemperatures = [1]\n"
+    )
     planned = []
 
     def fake_run(self, plan=None):
         planned.extend(plan)
         st = Store(self.folder)
         for t in plan:  # what the real runner would store: tau 4 on C is one point below C's own
-            st.add({"trial_id": t.id, "unit_id": t.id, "study": "synthetic", "setting": C,
-                    "setting_label": LABEL[C], "method": t.method, "seed": t.seed,
-                    "tau_t_config": t.config["tau_t"], "tau_s_config": t.config["tau_s"], "status": "ok",
-                    "val_acc": 0.5, "test_acc": (68 + NOISE[t.seed]) / 100, "epochs_run": 1, "seconds": 1.0})
+            st.add(
+                {
+                    "trial_id": t.id,
+                    "unit_id": t.id,
+                    "study": "synthetic",
+                    "setting": C,
+                    "setting_label": LABEL[C],
+                    "method": t.method,
+                    "seed": t.seed,
+                    "tau_t_config": t.config["tau_t"],
+                    "tau_s_config": t.config["tau_s"],
+                    "status": "ok",
+                    "val_acc": 0.5,
+                    "test_acc": (68 + NOISE[t.seed]) / 100,
+                    "epochs_run": 1,
+                    "seconds": 1.0,
+                }
+            )
         return {"ran": len(plan), "planned": len(plan)}
 
     monkeypatch.setattr("hpo_kd.tune.Runner.run", fake_run)
-    assert main(["transfer", "--study", str(folder), "--source", "mnist1d(100%,none)",
-                 "--target", "mnist1d_shuffled"]) == 0
+    assert (
+        main(["transfer", "--study", str(folder), "--source", "mnist1d(100%,none)", "--target", "mnist1d_shuffled"])
+        == 0
+    )
     assert sorted((t.method, t.seed, t.config["tau_t"]) for t in planned) == [("transfer", s_, 4.0) for s_ in SEEDS]
     out = capsys.readouterr().out
     assert "selected on mnist1d(100%,none) → on mnist1d_shuffled(100%,none)" in out
@@ -241,10 +335,27 @@ def test_report_on_empty_or_foreign_folder_exits_2(tmp_path, capsys):
 def test_optuna_searches_become_optuna_studies_in_sampling_order(tmp_path):
     s = _store(tmp_path / "s")
     for i, (tau, val, idx) in enumerate([(2.0, 0.7, 2), (5.0, 0.9, 0), (11.0, 0.8, 1)]):
-        s.add({"trial_id": f"o{i}", "unit_id": "u", "study": "synthetic", "setting": A, "setting_label": LABEL[A],
-               "method": "optuna", "seed": 0, "tau_t_config": tau, "tau_s_config": tau, "status": "ok",
-               "val_acc": val, "test_acc": val, "epochs_run": 10, "seconds": 1.0, "finished_at": 100.0 + i,
-               "trial_index": idx, "options": {"low": 1.0, "high": 16.0, "separate": False}})
+        s.add(
+            {
+                "trial_id": f"o{i}",
+                "unit_id": "u",
+                "study": "synthetic",
+                "setting": A,
+                "setting_label": LABEL[A],
+                "method": "optuna",
+                "seed": 0,
+                "tau_t_config": tau,
+                "tau_s_config": tau,
+                "status": "ok",
+                "val_acc": val,
+                "test_acc": val,
+                "epochs_run": 10,
+                "seconds": 1.0,
+                "finished_at": 100.0 + i,
+                "trial_index": idx,
+                "options": {"low": 1.0, "high": 16.0, "separate": False},
+            }
+        )
     (study,) = plots.optuna_studies(s.trials())
     assert [t.params["tau"] for t in study.trials] == [5.0, 11.0, 2.0]
     assert study.best_value == 0.9 and study.best_params == {"tau": 5.0}
@@ -257,7 +368,8 @@ def test_optuna_searches_become_optuna_studies_in_sampling_order(tmp_path):
 def test_normalised_regret_curve_of_the_grid(tmp_path):
     s = _store(tmp_path / "s")
     regs = plots._incumbent_regret(
-        pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0)
+        pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0
+    )
     assert np.allclose(regs, [1.0, 0.0])  # tau 1 first: the worst; then tau 4: the best
     assert plots.regret_vs_budget(s.trials(), rep.select(s.trials()), str(tmp_path / "r.png"))
 
@@ -269,10 +381,27 @@ def test_learned_start_dependence(tmp_path):
     for seed in SEEDS:
         for start, tt, ts in ((0.5, 4.0, 2.0), (16.0, 4.4, 8.0)):
             jitter = 1 + 0.01 * NOISE[seed]
-            s.add({"trial_id": f"m{i}", "unit_id": f"m{i}", "study": "synthetic", "setting": A, "setting_label": LABEL[A],
-                   "method": f"mkd:{start:g}", "seed": seed, "tau_t_config": start, "tau_s_config": start,
-                   "options": {"learn": "both"}, "status": "ok", "val_acc": 0.9, "test_acc": 0.9,
-                   "tau_t": tt * jitter, "tau_s": ts * jitter, "epochs_run": 10, "seconds": 1.0})
+            s.add(
+                {
+                    "trial_id": f"m{i}",
+                    "unit_id": f"m{i}",
+                    "study": "synthetic",
+                    "setting": A,
+                    "setting_label": LABEL[A],
+                    "method": f"mkd:{start:g}",
+                    "seed": seed,
+                    "tau_t_config": start,
+                    "tau_s_config": start,
+                    "options": {"learn": "both"},
+                    "status": "ok",
+                    "val_acc": 0.9,
+                    "test_acc": 0.9,
+                    "tau_t": tt * jitter,
+                    "tau_s": ts * jitter,
+                    "epochs_run": 10,
+                    "seconds": 1.0,
+                }
+            )
             i += 1
     st = rep.analyse(s.trials(), s.curves())["starts"].set_index("quantity")
     assert st.loc["tau_t", "verdict"] == "independent of the start"  # log2(1.1) = 0.14 < 0.5
@@ -294,13 +423,40 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
     s = Store(str(folder))
 
     def add(tid, method, seed, val, tests, tau=None):
-        s.add({"trial_id": tid, "unit_id": tid, "study": "synthetic", "setting": A, "setting_label": LABEL[A],
-               "dataset": "mnist1d", "augment": "none", "fraction": 1.0, "teacher": "cnn_mid",
-               "student": None if method == "teacher" else "cnn_bn", "method": method, "seed": seed,
-               "tau_t_config": tau, "tau_s_config": tau, "status": "ok", "val_acc": val / 100,
-               "test_acc": tests[-1] / 100, "epochs": 3, "epochs_run": 3, "seconds": 1.0},
-              [{"epoch": e, "val_acc": None if t is None else val / 100, "test_acc": None if t is None else t / 100,
-                "tau_t": tau, "tau_s": tau} for e, t in enumerate(tests, 1)])
+        s.add(
+            {
+                "trial_id": tid,
+                "unit_id": tid,
+                "study": "synthetic",
+                "setting": A,
+                "setting_label": LABEL[A],
+                "dataset": "mnist1d",
+                "augment": "none",
+                "fraction": 1.0,
+                "teacher": "cnn_mid",
+                "student": None if method == "teacher" else "cnn_bn",
+                "method": method,
+                "seed": seed,
+                "tau_t_config": tau,
+                "tau_s_config": tau,
+                "status": "ok",
+                "val_acc": val / 100,
+                "test_acc": tests[-1] / 100,
+                "epochs": 3,
+                "epochs_run": 3,
+                "seconds": 1.0,
+            },
+            [
+                {
+                    "epoch": e,
+                    "val_acc": None if t is None else val / 100,
+                    "test_acc": None if t is None else t / 100,
+                    "tau_t": tau,
+                    "tau_s": tau,
+                }
+                for e, t in enumerate(tests, 1)
+            ],
+        )
 
     add("teach", "teacher", 0, 75, [None, None, 72.0])  # a teacher evaluates its last epoch only
     for sd in range(3):
@@ -309,8 +465,13 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
         add(f"n-{sd}", "nokd", sd, 70, [66.0 + sd, 65.0, 64.0])
         add(f"m1-{sd}", "mkd", sd, 88, [74.0, 80.0 + 2 * sd, 79.0], tau=1.0)
         add(f"m16-{sd}", "mkd", sd, 85, [90.0, 95.0, 91.0], tau=16.0)  # not selected (val 85 < 88)
-    entry = {"dataset": "mnist1d", "teacher": "cnn_mid", "student": "cnn_bn", "source": "x",
-             "figures": {"teacher": 73.0, "nokd": 70.0, "kd": 71.0, "mkd": 72.0}}
+    entry = {
+        "dataset": "mnist1d",
+        "teacher": "cnn_mid",
+        "student": "cnn_bn",
+        "source": "x",
+        "figures": {"teacher": 73.0, "nokd": 70.0, "kd": 71.0, "mkd": 72.0},
+    }
     from hpo_kd.report import published
 
     pub = published.table(s.trials(), rep.select(s.trials()), [entry], {"x": "X et al."}, s.curves())
@@ -329,7 +490,8 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
         'name = "synthetic"\nseeds = [0, 1, 2]\n[[settings]]\ndataset = "mnist1d"\n[methods.grid]\n'
         'temperatures = [1, 4]\n[report.sources]\nx = "X et al."\n[[report.published]]\ndataset = "mnist1d"\n'
         'teacher = "cnn_mid"\nstudent = "cnn_bn"\nsource = "x"\nfigures = {teacher = 73.0, nokd = 70.0, kd = 71.0, '
-        'mkd = 72.0}\n')
+        "mkd = 72.0}\n"
+    )
     md = open(rep.write_report(str(folder), out_root=str(tmp_path / "reports"))).read()
     section = md.split("## Beside the published figures")[1].split("\n## ")[0]
     assert "| best test over epochs % (test-set selection, the papers' measure) |" in section

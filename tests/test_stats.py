@@ -1,4 +1,5 @@
 """The report's statistics against hand-computed and published values."""
+
 import math
 
 import numpy as np
@@ -68,8 +69,9 @@ def test_wilcoxon_holm_pairs_by_hand():
     rng = np.random.default_rng(1)
     wide = pd.DataFrame({"a": rng.normal(size=10) + 3, "b": rng.normal(size=10), "c": rng.normal(size=10)})
     p = stats.wilcoxon_holm(wide)
-    raw = {(x, y): wilcoxon(wide[x], wide[y], zero_method="zsplit").pvalue
-           for x, y in (("a", "b"), ("a", "c"), ("b", "c"))}
+    raw = {
+        (x, y): wilcoxon(wide[x], wide[y], zero_method="zsplit").pvalue for x, y in (("a", "b"), ("a", "c"), ("b", "c"))
+    }
     assert list(p.index) == list(p.columns) == ["a", "b", "c"]
     assert p.loc["a", "b"] == p.loc["b", "a"] and p.loc["a", "a"] == 1
     adj = dict(zip(raw, stats.holm(list(raw.values()))))  # Holm over the three pairs
@@ -86,7 +88,7 @@ def test_tost_by_hand_and_its_90_interval():
 
     se = math.sqrt(0.025) / math.sqrt(5)
     p_up = t.cdf((0.3 - 0.5) / se, 4)  # H0: mean >= +0.5
-    p_lo = t.sf((0.3 + 0.5) / se, 4)   # H0: mean <= -0.5
+    p_lo = t.sf((0.3 + 0.5) / se, 4)  # H0: mean <= -0.5
     r = stats.tost(d, 0.5)
     assert r["p_tost"] == pytest.approx(max(p_up, p_lo), rel=1e-9)
     half = 2.1318468 * math.sqrt(0.025) / math.sqrt(5)  # t(0.95, 4)
@@ -110,8 +112,9 @@ def test_posterior_is_the_rho_0_t_posterior():
     # with a zero margin, P(mean > 0) is 1 minus the one-sided p of the paired t-test
     from scipy.stats import ttest_1samp
 
-    assert 1 - stats.posterior(d, 1e-12)["p_above"] == pytest.approx(ttest_1samp(d, 0, alternative="greater").pvalue,
-                                                                     abs=1e-9)
+    assert 1 - stats.posterior(d, 1e-12)["p_above"] == pytest.approx(
+        ttest_1samp(d, 0, alternative="greater").pvalue, abs=1e-9
+    )
     # baycomp's runs=1 shortcut is not rho = 0: it inflates the variance by the Nadeau-Bengio factor
     import baycomp
 
@@ -122,16 +125,19 @@ def test_posterior_is_the_rho_0_t_posterior():
     assert (same["p_below"], same["p_inside"], same["p_above"]) == (0.0, 0.0, 1.0)
 
 
-@pytest.mark.parametrize("mean,p,p_tost,n,verdict", [
-    (0.0, 1.0, 0.049, 8, "equivalent"),
-    (0.0, 1.0, 0.051, 8, "inconclusive"),      # TOST's Holm p just above 0.05
-    (0.25, 0.001, 0.01, 8, "equivalent"),      # a real difference smaller than the margin
-    (1.1, 0.049, 1.0, 8, "better"),
-    (1.1, 0.051, 1.0, 8, "inconclusive"),      # Holm p just above 0.05
-    (-1.1, 0.01, 1.0, 8, "worse"),
-    (-1.1, 0.0, 1.0, 2, "inconclusive"),       # two seeds decide nothing
-    (0.0, float("nan"), float("nan"), 1, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "mean,p,p_tost,n,verdict",
+    [
+        (0.0, 1.0, 0.049, 8, "equivalent"),
+        (0.0, 1.0, 0.051, 8, "inconclusive"),  # TOST's Holm p just above 0.05
+        (0.25, 0.001, 0.01, 8, "equivalent"),  # a real difference smaller than the margin
+        (1.1, 0.049, 1.0, 8, "better"),
+        (1.1, 0.051, 1.0, 8, "inconclusive"),  # Holm p just above 0.05
+        (-1.1, 0.01, 1.0, 8, "worse"),
+        (-1.1, 0.0, 1.0, 2, "inconclusive"),  # two seeds decide nothing
+        (0.0, float("nan"), float("nan"), 1, "inconclusive"),
+    ],
+)
 def test_verdict_edges(mean, p, p_tost, n, verdict):
     assert stats.verdict(mean, p, p_tost, n) == verdict
 
@@ -180,8 +186,15 @@ def test_the_same_paired_data_give_the_same_verdict_whatever_else_the_report_hol
     alone = _rows_of("grid", "A", mine)
     stats.apply_holm(alone)
     rng = np.random.default_rng(others)
-    kinds = [("nokd", "A"), ("grid", "B"), ("transfer", "A"), ("start", "A"), ("nokd", "B"), ("transfer", "B"),
-             ("start", "B")]
+    kinds = [
+        ("nokd", "A"),
+        ("grid", "B"),
+        ("transfer", "A"),
+        ("start", "A"),
+        ("nokd", "B"),
+        ("transfer", "B"),
+        ("start", "B"),
+    ]
     noise = [list(rng.normal(0.3, 0.5, size=5)) for _ in range(others)]
     extra = [r for (k, s), d in zip(kinds[:others], noise) for r in _rows_of(k, s, [d])]
     crowd = _rows_of("grid", "A", mine) + extra
@@ -191,8 +204,7 @@ def test_the_same_paired_data_give_the_same_verdict_whatever_else_the_report_hol
             assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key
     assert [r["verdict"] for r in crowd[:2]] == ["better", "equivalent"]
     # whereas one family over the whole report (the old design) would change the first verdict
-    pooled = [dict(r, family="report") for r in _rows_of("grid", "A", mine)] + \
-        [dict(r, family="report") for r in extra]
+    pooled = [dict(r, family="report") for r in _rows_of("grid", "A", mine)] + [dict(r, family="report") for r in extra]
     stats.apply_holm(pooled)
     assert pooled[0]["p_holm"] > alone[0]["p_holm"]
 

@@ -1,4 +1,5 @@
 """Image folders streamed from disk (hpo_kd.data.stream): the same pixels, batches and runs as in memory."""
+
 import pytest
 import torch
 
@@ -20,8 +21,10 @@ def folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def both(folder):
-    return (data.load("imagefolder", root=folder, image_size=16, stream=False, augment="weak"),
-            data.load("imagefolder", root=folder, image_size=16, stream=True, workers=2, augment="weak"))
+    return (
+        data.load("imagefolder", root=folder, image_size=16, stream=False, augment="weak"),
+        data.load("imagefolder", root=folder, image_size=16, stream=True, workers=2, augment="weak"),
+    )
 
 
 def test_a_streamed_folder_has_the_same_splits_and_pixels(both):
@@ -51,22 +54,34 @@ def test_auto_streams_only_above_the_memory_budget(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,options,augment", [
-    ("fixed", {}, "weak"), ("mkd", {"meta_augment": True}, "weak"), ("fixed", {}, "none")])
+@pytest.mark.parametrize(
+    "method,options,augment", [("fixed", {}, "weak"), ("mkd", {"meta_augment": True}, "weak"), ("fixed", {}, "none")]
+)
 def test_a_streamed_trial_equals_the_in_memory_trial(folder, tmp_path, method, options, augment):
     """Same seed, same run: the teacher's training (its own cache each), KD with weak augmentation
     (crops and flips drawn by the trial's generator on batched tensors) or with the teacher's
     logits of the whole training split (no augmentation), and MKD's meta batches."""
     results = {}
     for stream in (False, True):
-        cfg = dict(dataset="imagefolder", root=folder, data_options={"image_size": 16, "stream": stream},
-                   augment=augment, teacher="cnn_small", student="cnn_bn", epochs=2, teacher_epochs=1,
-                   batch_size=64, method=method, method_options=options, seed=3, device="cpu",
-                   cache_dir=str(tmp_path / f"cache_{stream}"))
+        cfg = dict(
+            dataset="imagefolder",
+            root=folder,
+            data_options={"image_size": 16, "stream": stream},
+            augment=augment,
+            teacher="cnn_small",
+            student="cnn_bn",
+            epochs=2,
+            teacher_epochs=1,
+            batch_size=64,
+            method=method,
+            method_options=options,
+            seed=3,
+            device="cpu",
+            cache_dir=str(tmp_path / f"cache_{stream}"),
+        )
         results[stream] = run_trial(cfg)
         row = results[stream]["history"][-1]
-        print(f"stream={stream}: {row['samples_per_s']:.0f} training images/s, "
-              f"{results[stream]['seconds']:.1f} s")
+        print(f"stream={stream}: {row['samples_per_s']:.0f} training images/s, {results[stream]['seconds']:.1f} s")
     mem, disk = results[False], results[True]
     assert mem["status"] == disk["status"] == "ok" and mem["teacher_cached"] is False is disk["teacher_cached"]
     assert disk["teacher_val_acc"] == mem["teacher_val_acc"] and disk["teacher_test_acc"] == mem["teacher_test_acc"]
@@ -75,12 +90,15 @@ def test_a_streamed_trial_equals_the_in_memory_trial(folder, tmp_path, method, o
     assert mem["history"][-1]["val_acc"] > 0.2  # it learns (10 classes)
 
 
-@pytest.mark.parametrize("options,words", [
-    ({"stream": "maybe"}, ["stream", "'maybe'", "auto"]),
-    ({"workers": -1}, ["workers", "-1", "at least 0"]),
-    ({"memory_mb": 0}, ["memory_mb"]),
-    ({"image_size": 4}, ["image_size", "at least 8"]),
-])
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({"stream": "maybe"}, ["stream", "'maybe'", "auto"]),
+        ({"workers": -1}, ["workers", "-1", "at least 0"]),
+        ({"memory_mb": 0}, ["memory_mb"]),
+        ({"image_size": 4}, ["image_size", "at least 8"]),
+    ],
+)
 def test_bad_imagefolder_options_name_the_key(folder, options, words):
     with pytest.raises(UserError) as e:
         data.check_options("imagefolder", options)
@@ -92,7 +110,9 @@ def test_reading_options_leave_a_settings_id_and_label_alone(folder, study_file)
     from hpo_kd.study import load_study
 
     def study(options):
-        return load_study(study_file(f"""
+        return load_study(
+            study_file(
+                f"""
 name = "s"
 seeds = [0]
 [[settings]]
@@ -100,10 +120,13 @@ dataset = "imagefolder"
 root = "{folder}"
 options = {options}
 [methods.nokd]
-""", f"s{len(options)}.toml"))
+""",
+                f"s{len(options)}.toml",
+            )
+        )
 
     a = study("{image_size = 16}")
-    b = study('{image_size = 16, stream = true, workers = 4, memory_mb = 100}')
+    b = study("{image_size = 16, stream = true, workers = 4, memory_mb = 100}")
     assert [t.id for t in a.plan()] == [t.id for t in b.plan()]
     assert a.settings[0].label == b.settings[0].label == "imagefolder[image_size=16](100%,none)"
     assert b.plan()[0].config["data_options"]["stream"] is True  # but the trial reads as asked

@@ -1,4 +1,5 @@
 """Study files: validation before any compute (exit 2, file + key named) and the trial plan."""
+
 import pytest
 
 from hpo_kd.cli import main
@@ -47,7 +48,10 @@ def test_adding_a_seed_keeps_old_trial_ids(study_file):
 
 BAD = [
     ("bogus = 1\n" + GOOD, "bogus: unknown key"),
-    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "nope"'), "settings[0].dataset: unknown data set 'nope'; allowed:"),
+    (
+        GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "nope"'),
+        "settings[0].dataset: unknown data set 'nope'; allowed:",
+    ),
     (GOOD.replace("fraction = [1.0, 0.5]", "fraction = 1.5"), "settings[0].fraction: 1.5 is out of range"),
     (GOOD.replace("fraction = [1.0, 0.5]", 'augment = "heavy"'), "settings[0].augment: unknown augmentation 'heavy'"),
     (GOOD.replace("temperatures = [1, 4]", "temperatures = []"), "methods.grid.temperatures: must not be empty"),
@@ -61,25 +65,46 @@ BAD = [
     (GOOD.replace("epochs = 2", 'epochs = "two"'), "train.epochs = 'two': expected an integer"),
     # a value that only a trial rejected once (it passed --dry-run and failed in a Ray worker)
     (GOOD.replace("epochs = 2", "epochs = 2\nmomentum = 1.0"), "train.momentum = 1.0 is out of range; allowed: [0, 1)"),
-    (GOOD.replace("epochs = 2", 'epochs = 2\noptimizer = "lion"'), "train.optimizer = 'lion' is not allowed; allowed: sgd, adamw"),
+    (
+        GOOD.replace("epochs = 2", 'epochs = 2\noptimizer = "lion"'),
+        "train.optimizer = 'lion' is not allowed; allowed: sgd, adamw",
+    ),
     (GOOD.replace("[methods.nokd]", "[methods.ctkd]\ntau_s = 2.0"), "tau_s"),
     (GOOD.replace("seeds = [0, 1]", "seeds = []"), "seeds: must not be empty"),
     (GOOD + "\n[resources]\ngpus_per_trial = -1\n", "resources.gpus_per_trial: -1 is out of range"),
     (GOOD + "\n[resources]\nstudents_per_trial = 0\n", "resources.students_per_trial: 0 is out of range"),
     (GOOD + "\n[resources]\nstudents_per_trial = 2.5\n", "resources.students_per_trial: expected an integer"),
-    (GOOD + "\n[resources]\nreproducible = \"yes\"\n", "resources.reproducible: 'yes' is not allowed; allowed: true or false"),
-    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "digits"\nstudent = "nonet"'), "settings[0].student: unknown model 'nonet'"),
-    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "cifar10"'), "settings[0].root: data set 'cifar10' needs a local root"),
+    (
+        GOOD + '\n[resources]\nreproducible = "yes"\n',
+        "resources.reproducible: 'yes' is not allowed; allowed: true or false",
+    ),
+    (
+        GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "digits"\nstudent = "nonet"'),
+        "settings[0].student: unknown model 'nonet'",
+    ),
+    (
+        GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "cifar10"'),
+        "settings[0].root: data set 'cifar10' needs a local root",
+    ),
     ("name = 'x'\n[methods.nokd]\n", "settings: missing"),
     ("this is not toml", "not valid TOML"),
-    (GOOD.replace("seeds = [0, 1]", 'seeds = [0, 1]\nseed_varies = "everything"'),
-     "seed_varies: 'everything' is not allowed; allowed: student, split, teacher"),
-    (GOOD.replace("fraction = [1.0, 0.5]", "options = {size = 3}"),
-     "settings[0].options: unknown option(s) size for data set 'digits'; allowed: none"),
-    (GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {test_size = 4005}'),
-     "mnist1d option test_size = 4005: expected a multiple of 10"),
+    (
+        GOOD.replace("seeds = [0, 1]", 'seeds = [0, 1]\nseed_varies = "everything"'),
+        "seed_varies: 'everything' is not allowed; allowed: student, split, teacher",
+    ),
+    (
+        GOOD.replace("fraction = [1.0, 0.5]", "options = {size = 3}"),
+        "settings[0].options: unknown option(s) size for data set 'digits'; allowed: none",
+    ),
+    (
+        GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {test_size = 4005}'),
+        "mnist1d option test_size = 4005: expected a multiple of 10",
+    ),
     (GOOD + "\n[report]\nmargin = 0\n", "report.margin: 0 is out of range"),
-    (GOOD + "\n[report]\nalpha = 0.1\n", "report.alpha: unknown key; allowed: margin, max_spread, published, smoke_test, sources"),
+    (
+        GOOD + "\n[report]\nalpha = 0.1\n",
+        "report.alpha: unknown key; allowed: margin, max_spread, published, smoke_test, sources",
+    ),
 ]
 
 
@@ -125,7 +150,10 @@ def test_per_data_set_defaults_live_with_the_data_sets():
         d = data.train_defaults(name)
         assert set(d) == {"teacher", "student", "epochs", "batch_size", "lr"}, name
     c = TrialConfig(dataset="mnist1d_shuffled").resolved()  # once fell through to resnet18
-    assert (c.teacher, c.student) == (data.train_defaults("mnist1d")["teacher"], data.train_defaults("mnist1d")["student"])
+    assert (c.teacher, c.student) == (
+        data.train_defaults("mnist1d")["teacher"],
+        data.train_defaults("mnist1d")["student"],
+    )
 
 
 def test_missing_study_file(capsys, tmp_path):
@@ -177,14 +205,18 @@ def test_seed_varies_the_split_and_the_teacher(study_file):
 
 
 def test_data_set_options_reach_the_trials_and_the_labels(study_file):
-    text = GOOD.replace('dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {train_size = 2000, test_size = 500}')
+    text = GOOD.replace(
+        'dataset = ["digits", "mnist1d"]', 'dataset = "mnist1d"\noptions = {train_size = 2000, test_size = 500}'
+    )
     s = load_study(study_file(text))
     assert s.settings[0].label == "mnist1d[test_size=500,train_size=2000](100%,none)"
     assert all(t.config["data_options"] == {"train_size": 2000, "test_size": 500} for t in s.plan())
 
 
 def test_method_variants_run_the_base_method_with_their_options(study_file):
-    text = GOOD.replace("[methods.nokd]", '[methods.nokd]\n[methods."mkd:from16"]\ntau_t = 16.0\ntau_s = 16.0\nlearn = "tau_t"\n')
+    text = GOOD.replace(
+        "[methods.nokd]", '[methods.nokd]\n[methods."mkd:from16"]\ntau_t = 16.0\ntau_s = 16.0\nlearn = "tau_t"\n'
+    )
     s = load_study(study_file(text))
     v = [t for t in s.plan() if t.method == "mkd:from16"]
     assert len(v) == 4 * 2  # 4 settings x 2 seeds
@@ -193,11 +225,14 @@ def test_method_variants_run_the_base_method_with_their_options(study_file):
     assert len({t.id for t in s.plan()}) == len(s.plan())
 
 
-@pytest.mark.parametrize("table,message", [
-    ('[methods."grid:x"]\ntemperatures = [1]', 'methods.grid:x: unknown method'),
-    ('[methods."magic:x"]', 'methods.magic:x: unknown method'),
-    ('[methods."mkd:x"]\nspeed = 1', 'methods.mkd:x.speed: unknown key'),
-])
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        ('[methods."grid:x"]\ntemperatures = [1]', "methods.grid:x: unknown method"),
+        ('[methods."magic:x"]', "methods.magic:x: unknown method"),
+        ('[methods."mkd:x"]\nspeed = 1', "methods.mkd:x.speed: unknown key"),
+    ],
+)
 def test_bad_method_variants(study_file, capsys, tmp_path, table, message):
     path = study_file(GOOD + "\n" + table + "\n")
     assert main(["run", path, "--dry-run", "--runs-dir", str(tmp_path / "runs")]) == 2

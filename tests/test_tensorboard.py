@@ -1,5 +1,6 @@
 """TensorBoard event files from a store, read back without the tensorboard package: the TFRecord
 framing by hand, the events with tensorboardX's own protobuf."""
+
 import os
 import struct
 
@@ -20,9 +21,18 @@ LABEL = "mnist1d(100%,none)"
 def _curve(n, seed, extra=None):
     rows = []
     for e in range(1, n + 1):
-        r = {"epoch": e, "train_loss": 2.0 / e + seed, "train_kd": 1.0 / e, "val_acc": 0.5 + 0.01 * e,
-             "test_acc": 0.4 + 0.02 * e - 0.001 * seed, "tau_t": 4.0 + 0.1 * e, "tau_s": 4.0 - 0.1 * e,
-             "lr": 0.1 / e, "epoch_seconds": 1.5, "samples_per_s": 1000.0 + e}
+        r = {
+            "epoch": e,
+            "train_loss": 2.0 / e + seed,
+            "train_kd": 1.0 / e,
+            "val_acc": 0.5 + 0.01 * e,
+            "test_acc": 0.4 + 0.02 * e - 0.001 * seed,
+            "tau_t": 4.0 + 0.1 * e,
+            "tau_s": 4.0 - 0.1 * e,
+            "lr": 0.1 / e,
+            "epoch_seconds": 1.5,
+            "samples_per_s": 1000.0 + e,
+        }
         if extra:
             r.update(extra(e))
         rows.append(r)
@@ -30,17 +40,36 @@ def _curve(n, seed, extra=None):
 
 
 def _row(tid, method, seed, tau=None, status="ok"):
-    return {"trial_id": tid, "unit_id": tid, "study": "synthetic", "setting": A, "setting_label": LABEL,
-            "dataset": "mnist1d", "teacher": "cnn_mid", "student": "cnn_bn", "method": method, "seed": seed,
-            "tau_t_config": tau, "tau_s_config": tau, "status": status, "val_acc": 0.5, "test_acc": 0.5,
-            "epochs": 3, "epochs_run": 3, "seconds": 4.5, "started_at": 1000.0 + seed}
+    return {
+        "trial_id": tid,
+        "unit_id": tid,
+        "study": "synthetic",
+        "setting": A,
+        "setting_label": LABEL,
+        "dataset": "mnist1d",
+        "teacher": "cnn_mid",
+        "student": "cnn_bn",
+        "method": method,
+        "seed": seed,
+        "tau_t_config": tau,
+        "tau_s_config": tau,
+        "status": status,
+        "val_acc": 0.5,
+        "test_acc": 0.5,
+        "epochs": 3,
+        "epochs_run": 3,
+        "seconds": 4.5,
+        "started_at": 1000.0 + seed,
+    }
 
 
 def _store(folder):
     s = Store(str(folder))
     s.add(_row("a1b2c3d4e5f60718", "grid", 0, 4.0), _curve(3, 0))
-    s.add(_row("unit0123456789ab-fedcba9876543210", "mkd:from16", 1, 16.0),
-          _curve(3, 1, extra=lambda e: {"meta_loss": 0.3 * e}))
+    s.add(
+        _row("unit0123456789ab-fedcba9876543210", "mkd:from16", 1, 16.0),
+        _curve(3, 1, extra=lambda e: {"meta_loss": 0.3 * e}),
+    )
     s.add(_row("0011223344556677", "nokd", 2), _curve(2, 2))
     s.add(_row("deadbeefdeadbeef", "grid", 0, 8.0, status="failed"), _curve(1, 0))  # retried: not written
     return s
@@ -52,9 +81,9 @@ def _records(path):
         buf = f.read()
     out, i = [], 0
     while i < len(buf):
-        (n,) = struct.unpack("<Q", buf[i:i + 8])
+        (n,) = struct.unpack("<Q", buf[i : i + 8])
         i += 12
-        out.append(buf[i:i + n])
+        out.append(buf[i : i + n])
         i += n + 4
     assert i == len(buf)
     return out
@@ -77,8 +106,11 @@ def _read_run(run_dir):
 
 
 def _runs(logdir):
-    return sorted(os.path.relpath(d, logdir).replace(os.sep, "/") for d, _, files in os.walk(logdir)
-                  if any("tfevents" in f for f in files))
+    return sorted(
+        os.path.relpath(d, logdir).replace(os.sep, "/")
+        for d, _, files in os.walk(logdir)
+        if any("tfevents" in f for f in files)
+    )
 
 
 def test_events_hold_every_curve_and_are_written_once(tmp_path):
@@ -86,16 +118,27 @@ def test_events_hold_every_curve_and_are_written_once(tmp_path):
     s = _store(folder)
     assert write_events(str(folder)) == 3
     logdir = str(folder / "tensorboard")
-    assert _runs(logdir) == sorted([
-        "mnist1d_100pct_none/grid-tau4/seed0-e5f60718",
-        "mnist1d_100pct_none/mkd_from16-tau16/seed1-76543210",
-        "mnist1d_100pct_none/nokd/seed2-44556677",
-    ])
+    assert _runs(logdir) == sorted(
+        [
+            "mnist1d_100pct_none/grid-tau4/seed0-e5f60718",
+            "mnist1d_100pct_none/mkd_from16-tau16/seed1-76543210",
+            "mnist1d_100pct_none/nokd/seed2-44556677",
+        ]
+    )
     trials = s.trials().set_index("trial_id")
     curves = s.curves()
-    tags = {"val_acc": "acc/val", "test_acc": "acc/test", "tau_t": "tau/t", "tau_s": "tau/s", "lr": "lr",
-            "train_loss": "loss/loss", "train_kd": "loss/kd", "meta_loss": "method/meta_loss",
-            "epoch_seconds": "time/epoch_seconds", "samples_per_s": "time/samples_per_s"}
+    tags = {
+        "val_acc": "acc/val",
+        "test_acc": "acc/test",
+        "tau_t": "tau/t",
+        "tau_s": "tau/s",
+        "lr": "lr",
+        "train_loss": "loss/loss",
+        "train_kd": "loss/kd",
+        "meta_loss": "method/meta_loss",
+        "epoch_seconds": "time/epoch_seconds",
+        "samples_per_s": "time/samples_per_s",
+    }
     for tid in ("a1b2c3d4e5f60718", "unit0123456789ab-fedcba9876543210", "0011223344556677"):
         row = trials.loc[tid].to_dict() | {"trial_id": tid}
         got, walls = _read_run(os.path.join(logdir, *run_name(row).split("/")))
@@ -132,11 +175,19 @@ def test_epochs_without_a_value_are_left_out(tmp_path):
 
 def test_names_are_safe_path_components():
     assert safe("mnist1d(100%,none)") == "mnist1d_100pct_none"
-    assert safe("cifar100[train_size=8000](50%,weak,resnet56>resnet20)") == \
-        "cifar100_train_size=8000_50pct_weak_resnet56_resnet20"
+    assert (
+        safe("cifar100[train_size=8000](50%,weak,resnet56>resnet20)")
+        == "cifar100_train_size=8000_50pct_weak_resnet56_resnet20"
+    )
     assert safe("../x/y") == "x_y" and safe("///") == "_"
-    row = {"trial_id": "abc", "setting_label": "a b", "method": "dts", "seed": 3.0, "tau_t_config": 2.0,
-           "tau_s_config": 8.0}
+    row = {
+        "trial_id": "abc",
+        "setting_label": "a b",
+        "method": "dts",
+        "seed": 3.0,
+        "tau_t_config": 2.0,
+        "tau_s_config": 8.0,
+    }
     assert run_name(row) == "a_b/dts-taut2-taus8/seed3-abc"
 
 

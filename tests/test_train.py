@@ -1,4 +1,5 @@
 """One trial: teacher cache, determinism, divergence, and the command line (hpo_kd.train, hpo_kd.cli)."""
+
 import json
 import math
 import os
@@ -12,13 +13,13 @@ from hpo_kd import cli
 from hpo_kd import data as data_mod
 from hpo_kd import models as models_mod
 from hpo_kd import train as train_mod
+from hpo_kd.methods.base import METHODS
+from hpo_kd.methods.fixed import Fixed
+from hpo_kd.train import TrialConfig, get_teacher, run_trial
 from hpo_kd.train import logits as logits_mod
 from hpo_kd.train import loop as loop_mod
 from hpo_kd.train import teacher as teacher_mod
 from hpo_kd.train import trials as trials_mod
-from hpo_kd.methods.base import METHODS
-from hpo_kd.methods.fixed import Fixed
-from hpo_kd.train import TrialConfig, get_teacher, run_trial
 
 TIMING = {"epoch_seconds", "samples_per_s", "seconds"}
 
@@ -61,7 +62,6 @@ def test_teacher_logits_are_computed_once_per_process_and_change_nothing(tmp_pat
     assert _strip(cold["history"]) == _strip(fresh["history"])
     other = run_trial(_cfg(cache, tau_t=2.0, tau_s=2.0, split_seed=1))  # other data: other logits
     assert len(calls) == 2 and _strip(other["history"]) != _strip(fresh["history"])
-
 
 
 def test_teacher_cache_hit_trains_nothing(tmp_path, monkeypatch):
@@ -125,8 +125,9 @@ def test_a_teacher_evaluated_after_its_last_epoch_only_is_the_same_teacher(monke
         torch.manual_seed(0)
         model = models.create("cnn_small", bundle.input_shape, bundle.num_classes)
         evaluated.clear()
-        out = train_mod.fit(model, bundle, methods.create("nokd"), None, c, torch.device("cpu"), None,
-                            every_epoch=every)
+        out = train_mod.fit(
+            model, bundle, methods.create("nokd"), None, c, torch.device("cpu"), None, every_epoch=every
+        )
         runs[every] = (out, {k: v.clone() for k, v in model.state_dict().items()}, len(evaluated))
     (full, w_full, n_full), (last, w_last, n_last) = runs[True], runs[False]
     assert (n_full, n_last) == (6, 2)  # val and test per epoch, or after the last epoch only
@@ -287,8 +288,23 @@ def test_cli_list(capsys):
 
 
 def test_cli_distill_in_process(capsys, cache):
-    code = cli.main(["distill", "--dataset", "digits", "--epochs", "1", "--teacher-epochs", "1",
-                     "--cache-dir", cache, "--method", "mkd", "--opt", "learn=tau_s"])
+    code = cli.main(
+        [
+            "distill",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--teacher-epochs",
+            "1",
+            "--cache-dir",
+            cache,
+            "--method",
+            "mkd",
+            "--opt",
+            "learn=tau_s",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0
     result = json.loads(out.strip().splitlines()[-1])
@@ -307,9 +323,23 @@ def test_cli_subprocess_distill(tmp_path):
     cache = tmp_path / "cache"
     env = dict(os.environ, HPO_KD_CACHE=str(tmp_path / "env_cache"), OMP_NUM_THREADS="1")
     p = subprocess.run(
-        [_hpo_kd_script(), "distill", "--dataset", "digits", "--epochs", "1", "--teacher-epochs", "1",
-         "--cache-dir", str(cache)],
-        capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=300,
+        [
+            _hpo_kd_script(),
+            "distill",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--teacher-epochs",
+            "1",
+            "--cache-dir",
+            str(cache),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+        env=env,
+        timeout=300,
     )
     assert p.returncode == 0, p.stderr
     result = json.loads(p.stdout.strip().splitlines()[-1])
@@ -357,12 +387,25 @@ def test_a_teacher_checkpoint_round_trips(tmp_path, capsys):
     assert again["teacher_cached"] is True
 
     # The command line: the same, and a checkpoint that does not fit the model exits 2 naming keys.
-    code = cli.main(["distill", "--cache-dir", other_cache, "--epochs", "2", "--teacher-checkpoint", str(ckpt),
-                     "--quiet"])
+    code = cli.main(
+        ["distill", "--cache-dir", other_cache, "--epochs", "2", "--teacher-checkpoint", str(ckpt), "--quiet"]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["teacher_val_acc"] == pytest.approx(info["val_acc"])
-    code = cli.main(["distill", "--cache-dir", other_cache, "--epochs", "1", "--teacher", "mlp",
-                     "--teacher-checkpoint", str(ckpt), "--quiet"])
+    code = cli.main(
+        [
+            "distill",
+            "--cache-dir",
+            other_cache,
+            "--epochs",
+            "1",
+            "--teacher",
+            "mlp",
+            "--teacher-checkpoint",
+            str(ckpt),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "missing keys" in err and "unexpected keys" in err and "Traceback" not in err
     code = cli.main(["distill", "--cache-dir", other_cache, "--teacher-checkpoint", str(tmp_path / "none.pth")])
@@ -398,8 +441,9 @@ teacher_checkpoint = "t.pth"
 def test_multistep_schedule_decays_at_the_milestones():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    sched = train_mod.make_scheduler(opt, total_steps=40, warmup_steps=0, schedule="multistep",
-                                     decay_steps=(10, 20, 30), decay=0.1)
+    sched = train_mod.make_scheduler(
+        opt, total_steps=40, warmup_steps=0, schedule="multistep", decay_steps=(10, 20, 30), decay=0.1
+    )
     lrs = []
     for _ in range(40):
         lrs.append(opt.param_groups[0]["lr"])
@@ -414,8 +458,7 @@ def test_multistep_schedule_decays_at_the_milestones():
 
 def test_recipe_options_reach_the_trial_and_the_teacher(tmp_path, capsys):
     cache = str(tmp_path / "cache")
-    base = _cfg(cache, tau_t=4.0, tau_s=4.0, epochs=4, lr_schedule="multistep", lr_milestones=[2, 3],
-                warmup_epochs=0)
+    base = _cfg(cache, tau_t=4.0, tau_s=4.0, epochs=4, lr_schedule="multistep", lr_milestones=[2, 3], warmup_epochs=0)
     r = run_trial(base)
     # an epoch's row holds the rate after its last step: decayed after epochs 2 and 3
     assert [row["lr"] for row in r["history"]] == pytest.approx([0.05, 0.005, 0.0005, 0.0005])
@@ -429,11 +472,13 @@ def test_recipe_options_reach_the_trial_and_the_teacher(tmp_path, capsys):
     tc = train_mod.teacher_config(TrialConfig(**own).resolved())
     assert (tc.lr, tc.batch_size) == (0.01, 256)
     # the command line and a study's [train] table take the same options
-    code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1",
-                     "--lr-schedule", "steps", "--quiet"])
+    code = cli.main(
+        ["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1", "--lr-schedule", "steps", "--quiet"]
+    )
     assert code == 2 and "lr_schedule = 'steps' is not allowed; allowed: cosine, multistep" in capsys.readouterr().err
-    code = cli.main(["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1",
-                     "--lr-milestones", "3,2", "--quiet"])
+    code = cli.main(
+        ["distill", "--cache-dir", cache, "--epochs", "1", "--teacher-epochs", "1", "--lr-milestones", "3,2", "--quiet"]
+    )
     assert code == 2 and "expected increasing integers" in capsys.readouterr().err
 
 
@@ -452,10 +497,12 @@ def test_the_frozen_teacher_has_its_batchnorm_folded_and_the_same_outputs(cache)
     x = bundle.prepare(bundle.splits["val"][0][:64])
     with torch.no_grad():
         torch.testing.assert_close(teacher(x), trained(x), rtol=1e-4, atol=1e-4)
+
     # a model torch.fx cannot trace is used as it is
     class Branchy(torch.nn.Module):
         def forward(self, x):
             return x if x.sum() > 0 else -x
+
     b = Branchy()
     assert models_mod.fold_batchnorm(b) is b
 
@@ -490,7 +537,7 @@ def test_teacher_logits_of_augmented_batches_are_replayed_for_other_temperatures
     assert _strip(first["history"]) != _strip(direct["history"])
     # A recording whose inputs differ (here: corrupted fingerprints) is not used.
     monkeypatch.setattr(logits_mod, "_AUG_LOGITS_BYTES", 512 * 2**20)
-    (key, rec), = logits_mod._AUG_LOGITS.items()
+    ((key, rec),) = logits_mod._AUG_LOGITS.items()
     logits_mod._AUG_LOGITS[key] = [(fp + 1, z * 0) for fp, z in rec]
     calls.clear()
     again = run_trial(cfg(tau_t=4.0, tau_s=4.0))
@@ -514,12 +561,26 @@ def test_a_timm_teacher_takes_a_local_weights_file(tmp_path):
     torch.save({"state_dict": {f"module.{k}": v for k, v in teacher.state_dict().items()}}, tmp_path / "t.pth")
     bundle = data_mod.load("cifar10", seed=0, root=str(tmp_path / "data"))
     expected = train_mod.accuracy(teacher.eval(), bundle.splits["val"], bundle.prepare)
-    out = run_trial(dict(dataset="cifar10", root=str(tmp_path / "data"), teacher="resnet10t", student="cnn_small",
-                         teacher_checkpoint=str(tmp_path / "t.pth"), epochs=1, cache_dir=str(tmp_path / "cache"),
-                         device="cpu"))
+    out = run_trial(
+        dict(
+            dataset="cifar10",
+            root=str(tmp_path / "data"),
+            teacher="resnet10t",
+            student="cnn_small",
+            teacher_checkpoint=str(tmp_path / "t.pth"),
+            epochs=1,
+            cache_dir=str(tmp_path / "cache"),
+            device="cpu",
+        )
+    )
     assert out["status"] == "ok" and out["teacher_val_acc"] == pytest.approx(expected)
-    c = TrialConfig(dataset="cifar10", root=str(tmp_path / "data"), teacher="resnet10t",
-                    teacher_checkpoint=str(tmp_path / "t.pth"), cache_dir=str(tmp_path / "cache")).resolved()
+    c = TrialConfig(
+        dataset="cifar10",
+        root=str(tmp_path / "data"),
+        teacher="resnet10t",
+        teacher_checkpoint=str(tmp_path / "t.pth"),
+        cache_dir=str(tmp_path / "cache"),
+    ).resolved()
     loaded, info = get_teacher(c, bundle, torch.device("cpu"))
     assert info["cached"] is True  # the run above cached it under the file's hash
     x = bundle.prepare(bundle.splits["test"][0][:16])
@@ -568,7 +629,10 @@ def test_recomputed_bn_changes_the_evaluation_only(cache):
     a = run_trial(dict(cfg, eval_bn="running"))
     b = run_trial(dict(cfg, eval_bn="recompute"))
     assert a["status"] == b["status"] == "ok"
-    losses = lambda r: [{k: v for k, v in row.items() if k.startswith("train_")} for row in r["history"]]
+
+    def losses(r):
+        return [{k: v for k, v in row.items() if k.startswith("train_")} for row in r["history"]]
+
     assert losses(a) == losses(b)
     assert [r["val_acc"] for r in a["history"]] != [r["val_acc"] for r in b["history"]]
     assert b["teacher_val_acc"] == a["teacher_val_acc"]

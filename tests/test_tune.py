@@ -1,4 +1,5 @@
 """Studies through Ray Tune: store, resume, added seeds, failures, GPU fallback, a 2-node cluster."""
+
 import json
 import os
 import warnings
@@ -371,7 +372,8 @@ def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_
         seen.append(t["tau_t_config"].round(10).tolist())
         (trials,) = _optuna_trials(runs).values()  # the Optuna storage holds the same trials
         assert [(s, round(tau, 10), v) for s, tau, v in trials] == [
-            ("COMPLETE", round(a, 10), b) for a, b in zip(t["tau_t_config"], t["val_acc"])]
+            ("COMPLETE", round(a, 10), b) for a, b in zip(t["tau_t_config"], t["val_acc"])
+        ]
         prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
         assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
     assert seen[0] == seen[1]
@@ -459,13 +461,17 @@ def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(
     assert hasattr(base.TemperatureMethod, "start_epoch"), "the toy method uses this hook"
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "halving_plugin.py").write_text(PLUGIN)
-    env = dict(os.environ, HPO_KD_PLUGINS="halving_plugin",
-               PYTHONPATH=os.pathsep.join([str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        HPO_KD_PLUGINS="halving_plugin",
+        PYTHONPATH=os.pathsep.join([str(tmp_path / "plugins"), os.environ.get("PYTHONPATH", "")]),
+    )
     path = study_file(PLUGIN_STUDY)
     runs, reports = str(tmp_path / "runs"), str(tmp_path / "reports")
     for cmd in (["run", path, "--runs-dir", runs], ["report", os.path.join(runs, "plugin"), "--out", reports]):
-        p = subprocess.run([sys.executable, "-m", "hpo_kd.cli", *cmd], env=env, capture_output=True, text=True,
-                           timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-m", "hpo_kd.cli", *cmd], env=env, capture_output=True, text=True, timeout=300
+        )
         assert p.returncode == 0, p.stderr[-3000:]
     trials = Store(os.path.join(runs, "plugin")).trials()
     mine = trials[trials["method"] == "halving"]
@@ -478,8 +484,13 @@ def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(
     assert "| halving − grid |" in md and "| halving − nokd |" in md  # compared like any method
     # Without the plugin the study names an unknown method, before any compute.
     env.pop("HPO_KD_PLUGINS")
-    p = subprocess.run([sys.executable, "-m", "hpo_kd.cli", "run", path, "--dry-run", "--runs-dir", runs],
-                       env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "hpo_kd.cli", "run", path, "--dry-run", "--runs-dir", runs],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 2 and "methods.halving: unknown method" in p.stderr
 
 
@@ -505,12 +516,24 @@ temperatures = {temps}
 def test_students_trained_together_store_what_they_store_alone(local_ray, study_file, tmp_path):
     """A seed's students in one Ray Tune trial (students_per_trial) give the rows and curves they
     give one per trial, also when a re-run adds students to a finished group."""
-    cols = ["trial_id", "status", "val_acc", "test_acc", "best_val_acc", "test_at_best_val", "best_epoch", "tau_t",
-            "tau_s", "epochs_run"]
+    cols = [
+        "trial_id",
+        "status",
+        "val_acc",
+        "test_acc",
+        "best_val_acc",
+        "test_at_best_val",
+        "best_epoch",
+        "tau_t",
+        "tau_s",
+        "epochs_run",
+    ]
 
     def run(name, n, temps, dts):
-        runner = Runner(load_study(study_file(GROUPS.format(n=n, temps=temps, dts=dts), f"{name}.toml")),
-                        runs_dir=str(tmp_path / name))
+        runner = Runner(
+            load_study(study_file(GROUPS.format(n=n, temps=temps, dts=dts), f"{name}.toml")),
+            runs_dir=str(tmp_path / name),
+        )
         runner.run()
         return runner
 
@@ -566,16 +589,28 @@ def test_the_optuna_storage_follows_the_store(study_file, tmp_path):
     study.tell(a, 0.5)
 
     def row(trial, status, val):
-        return {"trial_id": f"x-{trial.number}", "tau_t_config": trial.params["tau"],
-                "tau_s_config": trial.params["tau"], "status": status, "val_acc": val,
-                "trial_index": trial.number}
+        return {
+            "trial_id": f"x-{trial.number}",
+            "tau_t_config": trial.params["tau"],
+            "tau_s_config": trial.params["tau"],
+            "status": status,
+            "val_acc": val,
+            "trial_index": trial.number,
+        }
 
-    rows = [row(a, "ok", 0.5), row(b, "stopped", 0.7), {**row(a, "failed", None), "tau_t_config": 2.0,
-                                                         "tau_s_config": 2.0, "trial_index": 3}]
+    rows = [
+        row(a, "ok", 0.5),
+        row(b, "stopped", 0.7),
+        {**row(a, "failed", None), "tau_t_config": 2.0, "tau_s_config": 2.0, "trial_index": 3},
+    ]
     assert sync(t, storage, rows) == name
     got = [(x.state, x.value) for x in optuna.load_study(study_name=name, storage=storage).trials]
-    assert got == [(TrialState.COMPLETE, 0.5), (TrialState.COMPLETE, 0.7), (TrialState.FAIL, None),
-                   (TrialState.FAIL, None)]  # c never finished; the failed row added as FAIL
+    assert got == [
+        (TrialState.COMPLETE, 0.5),
+        (TrialState.COMPLETE, 0.7),
+        (TrialState.FAIL, None),
+        (TrialState.FAIL, None),
+    ]  # c never finished; the failed row added as FAIL
     sync(t, storage, rows)
     assert len(optuna.load_study(study_name=name, storage=storage).trials) == 4, "a second sync adds nothing"
     # a storage that holds a finished trial the store lacks is rebuilt from the store
@@ -611,7 +646,7 @@ def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the
     assert 3 <= len(kept) < 8
     out = _run(path, runs)
     assert out["ran"] == 8 - len(kept), "only the missing trials run again"
-    (name, trials), = _optuna_trials(runs).items()
+    ((name, trials),) = _optuna_trials(runs).items()
     assert name == "digits(100%,none)/seed0"
     done = sorted((tau, v) for s, tau, v in trials if s == "COMPLETE")
     assert done == _store_trials(runs) and len(done) == 8, (trials, _store_trials(runs))

@@ -4,6 +4,7 @@ The exact counts and key names were computed from the reference definitions
 (HobbitLong/RepDistiller `models/`, identical in megvii-research/mdistiller
 `mdistiller/models/cifar/`) for 100 classes.
 """
+
 import hashlib
 
 import pytest
@@ -40,11 +41,25 @@ COUNTS = {
 }
 # Number of state_dict entries (parameters and buffers) of the reference definitions.
 N_KEYS = {
-    "resnet8": 56, "resnet14": 92, "resnet20": 128, "resnet32": 200, "resnet44": 272,
-    "resnet56": 344, "resnet110": 668, "resnet8x4": 62, "resnet32x4": 206,
-    "wrn_16_1": 82, "wrn_16_2": 83, "wrn_40_1": 226, "wrn_40_2": 227,
-    "vgg8": 37, "vgg11": 58, "vgg13": 72,
-    "mobilenetv2": 320, "shufflenetv1": 296, "shufflenetv2": 338,
+    "resnet8": 56,
+    "resnet14": 92,
+    "resnet20": 128,
+    "resnet32": 200,
+    "resnet44": 272,
+    "resnet56": 344,
+    "resnet110": 668,
+    "resnet8x4": 62,
+    "resnet32x4": 206,
+    "wrn_16_1": 82,
+    "wrn_16_2": 83,
+    "wrn_40_1": 226,
+    "wrn_40_2": 227,
+    "vgg8": 37,
+    "vgg11": 58,
+    "vgg13": 72,
+    "mobilenetv2": 320,
+    "shufflenetv1": 296,
+    "shufflenetv2": 338,
 }
 
 
@@ -188,8 +203,11 @@ def test_load_weights_round_trip(tmp_path, trained, wrap):
     if wrap in ("module_prefix", "nested_prefix"):
         sd = {"module." + k: v for k, v in sd.items()}
     obj = {
-        "raw": sd, "module_prefix": sd, "model": {"model": sd, "epoch": 240, "accuracy": 0.5},
-        "state_dict": {"state_dict": sd}, "net": {"net": sd, "acc": 1.0},
+        "raw": sd,
+        "module_prefix": sd,
+        "model": {"model": sd, "epoch": 240, "accuracy": 0.5},
+        "state_dict": {"state_dict": sd},
+        "net": {"net": sd, "acc": 1.0},
         "nested_prefix": {"model": sd},
     }[wrap]
     path = tmp_path / "ckpt.pth"

@@ -5,6 +5,7 @@ are in-memory tensors (or, for a large image folder, `stream.ImageFiles` read ba
 `take` gives the batches of either). `meta` is the held-out slice MKD's meta objective uses, `val` selects
 hyper-parameters, `test` is only reported.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,10 +18,10 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from ..errors import UserError, check_range
+from ..files import hasher, short
 from ..registry import Registry
 from .augment import AUGMENTS, Augmenter, make_augmenter
 from .stream import ImageFiles, take  # noqa: F401  (take: the trainer's batches)
-from ..files import hasher, short
 
 DATASETS = Registry("data set")
 
@@ -77,11 +78,19 @@ class RawData:
     std: Tuple[float, ...] = ()
 
 
-def defaults(teacher: str, student: str, epochs: int, batch_size: int, lr: float, needs_root: bool = False,
-             shape: Optional[Tuple[Tuple[int, ...], int, int]] = None):
+def defaults(
+    teacher: str,
+    student: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    needs_root: bool = False,
+    shape: Optional[Tuple[Tuple[int, ...], int, int]] = None,
+):
     """Attach a data set's training defaults (what a trial uses when the user gives none) and
     whether it reads a local root; put it under `@DATASETS.register(...)`. `shape` = (input
     shape, classes, images in the train file) lets `--dry-run` estimate GPU-hours without the data."""
+
     def deco(fn):
         fn.train_defaults = dict(teacher=teacher, student=student, epochs=epochs, batch_size=batch_size, lr=lr)
         fn.needs_root = needs_root
@@ -100,9 +109,11 @@ def train_defaults(name: str) -> Dict[str, object]:
     """teacher, student, epochs, batch_size and lr for data set `name`."""
     found = getattr(DATASETS.get(name), "train_defaults", None)
     if found is None:
-        raise RuntimeError(f"data set {name!r} is registered without training defaults: put "
-                           "@defaults(teacher=..., student=..., epochs=..., batch_size=..., lr=...) under its "
-                           "@DATASETS.register")
+        raise RuntimeError(
+            f"data set {name!r} is registered without training defaults: put "
+            "@defaults(teacher=..., student=..., epochs=..., batch_size=..., lr=...) under its "
+            "@DATASETS.register"
+        )
     return dict(found)
 
 
@@ -188,9 +199,7 @@ def load(
         n_keep = max(raw.num_classes, int(round(fraction * len(y))))
         if n_keep < len(y):
             if len(y) - n_keep >= raw.num_classes:
-                keep, _ = train_test_split(
-                    np.arange(len(y)), train_size=n_keep, stratify=y, random_state=seed + 3
-                )
+                keep, _ = train_test_split(np.arange(len(y)), train_size=n_keep, stratify=y, random_state=seed + 3)
             else:  # sklearn cannot stratify a drop of fewer samples than classes
                 keep = np.random.default_rng(seed + 3).choice(len(y), n_keep, replace=False)
             keep = np.sort(keep)
@@ -215,11 +224,12 @@ def load(
     prepare = _uint8_normalizer(raw.mean, raw.std) if raw.uint8_images else (lambda t: t)
     # uint8 images are normalised before augmentation: pad with a black pixel, as torchvision's
     # RandomCrop(32, padding=4) does before its Normalize (the CIFAR recipe).
-    black = (tuple(prepare(torch.zeros(1, input_shape[0], 1, 1, dtype=torch.uint8)).flatten().tolist())
-             if raw.uint8_images else None)
-    augmenter = make_augmenter(
-        augment, raw.kind, raw.num_classes, hflip=raw.hflip, size=input_shape[-1], fill=black
+    black = (
+        tuple(prepare(torch.zeros(1, input_shape[0], 1, 1, dtype=torch.uint8)).flatten().tolist())
+        if raw.uint8_images
+        else None
     )
+    augmenter = make_augmenter(augment, raw.kind, raw.num_classes, hflip=raw.hflip, size=input_shape[-1], fill=black)
     key = {"dataset": name, "split_seed": seed, "fraction": fraction, "augment": augment}
     defaults = options_of(name)
     reading = reading_options(name)
@@ -376,9 +386,7 @@ def _cifar(name: str, root: Optional[str]) -> RawData:
         train = cls(root, train=True, download=False)
         test = cls(root, train=False, download=False)
     except RuntimeError as e:
-        raise UserError(
-            f"could not read {name!r} from {root!r} ({e}); expected layout: {CIFAR_LAYOUT[name]}"
-        ) from None
+        raise UserError(f"could not read {name!r} from {root!r} ({e}); expected layout: {CIFAR_LAYOUT[name]}") from None
     mean, std = CIFAR_STATS[name]
     return RawData(
         kind="image",
@@ -395,16 +403,30 @@ def _cifar(name: str, root: Optional[str]) -> RawData:
 
 
 @DATASETS.register("cifar10")
-@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True,
-          shape=((3, 32, 32), 10, 50000))
+@defaults(
+    teacher="resnet18",
+    student="resnet10t",
+    epochs=30,
+    batch_size=128,
+    lr=0.05,
+    needs_root=True,
+    shape=((3, 32, 32), 10, 50000),
+)
 def _cifar10(root=None) -> RawData:
     """CIFAR-10 read from a local root (torchvision, download=False)."""
     return _cifar("cifar10", root)
 
 
 @DATASETS.register("cifar100")
-@defaults(teacher="resnet18", student="resnet10t", epochs=30, batch_size=128, lr=0.05, needs_root=True,
-          shape=((3, 32, 32), 100, 50000))
+@defaults(
+    teacher="resnet18",
+    student="resnet10t",
+    epochs=30,
+    batch_size=128,
+    lr=0.05,
+    needs_root=True,
+    shape=((3, 32, 32), 100, 50000),
+)
 def _cifar100(root=None) -> RawData:
     """CIFAR-100 read from a local root (torchvision, download=False)."""
     return _cifar("cifar100", root)
@@ -417,8 +439,10 @@ def _check_imagefolder(image_size: int = 32, stream="auto", memory_mb: int = 409
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
         raise UserError(f"imagefolder option image_size = {image_size!r}: expected an integer, at least 8")
     if not (stream is True or stream is False or stream == "auto"):
-        raise UserError(f"imagefolder option stream = {stream!r}; allowed: \"auto\" (stream when the "
-                        "decoded images exceed memory_mb), true, false")
+        raise UserError(
+            f'imagefolder option stream = {stream!r}; allowed: "auto" (stream when the '
+            "decoded images exceed memory_mb), true, false"
+        )
     check_range("memory_mb", memory_mb, 0, None, lo_open=True)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise UserError(f"imagefolder option workers = {workers!r}: expected an integer, at least 0")

@@ -4,6 +4,7 @@ Images use timm's `Mixup` with Mixup and CutMix; 1-D signals use the same class 
 (plain mixup), plus random shift and Gaussian noise. Every random draw comes from the generator
 passed in (timm's Mixup draws from NumPy's global generator, which the trial seeds).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ import torch
 AUGMENTS = ("none", "weak", "strong")
 
 
-def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator,
-                 fill: Optional[Tuple[float, ...]] = None) -> torch.Tensor:
+def random_shift(
+    x: torch.Tensor, max_shift: int, gen: torch.Generator, fill: Optional[Tuple[float, ...]] = None
+) -> torch.Tensor:
     """Shift every sample by its own random offset in [-max_shift, max_shift]: the same as padding
     by max_shift and cropping back to the size at a random place (CIFAR's RandomCrop(32, 4)).
     The padding is zero, or `fill` per channel (e.g. a black pixel after normalisation).
@@ -33,9 +35,7 @@ def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator,
         value = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, -1, *([1] * len(spatial)))
         xp = value.expand(padded).clone()
         xp[(slice(None), slice(None), *(slice(max_shift, max_shift + n) for n in spatial))] = x
-    offs = [
-        torch.randint(0, 2 * max_shift + 1, (b,), generator=gen).to(x.device) for _ in spatial
-    ]
+    offs = [torch.randint(0, 2 * max_shift + 1, (b,), generator=gen).to(x.device) for _ in spatial]
     bi = torch.arange(b, device=x.device)
     if len(spatial) == 1:
         idx = offs[0][:, None] + torch.arange(spatial[0], device=x.device)[None, :]
@@ -89,7 +89,11 @@ def _mixup(**kw):
 
 
 def make_augmenter(
-    level: str, kind: str, num_classes: int, hflip: bool = False, size: int = 8,
+    level: str,
+    kind: str,
+    num_classes: int,
+    hflip: bool = False,
+    size: int = 8,
     fill: Optional[Tuple[float, ...]] = None,
 ) -> Augmenter:
     """`weak` on 32x32 images is the CIFAR recipe's augmentation: a random crop of 32 from the image

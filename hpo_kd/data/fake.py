@@ -5,6 +5,7 @@ without the data: `python -m hpo_kd.data.fake ROOT [--per-class N]` writes ROOT/
 Each image encodes its label (red plane = 2 x label for CIFAR-100, mod 256), so a network can learn
 the fake set; green is the image's index and blue a horizontal gradient.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,10 @@ def write_cifar10(root, per_class_train=20, per_class_test=5) -> str:
     for k, part in enumerate(np.array_split(labels, 5)):
         _dump(_batch(part, 1000 * k, "labels"), os.path.join(folder, f"data_batch_{k + 1}"))
     _dump(_batch(np.tile(np.arange(10), per_class_test), 9000, "labels"), os.path.join(folder, "test_batch"))
-    _dump({"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": len(labels) // 5},
-          os.path.join(folder, "batches.meta"))
+    _dump(
+        {"label_names": [f"c{i}" for i in range(10)], "num_cases_per_batch": len(labels) // 5},
+        os.path.join(folder, "batches.meta"),
+    )
     return folder
 
 
@@ -55,8 +58,7 @@ def write_cifar100(root, per_class_train, per_class_test=1) -> str:
     labels = np.tile(np.arange(100), per_class_train)
     _dump(_batch(labels, 0, "fine_labels"), os.path.join(folder, "train"))
     _dump(_batch(np.tile(np.arange(100), per_class_test), 0, "fine_labels"), os.path.join(folder, "test"))
-    _dump({"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": []},
-          os.path.join(folder, "meta"))
+    _dump({"fine_label_names": [f"c{i}" for i in range(100)], "coarse_label_names": []}, os.path.join(folder, "meta"))
     return folder
 
 
@@ -78,7 +80,7 @@ def write_imagefolder(root, classes=10, per_class=(80, 10, 10), size=(40, 36), s
             for i in range(n):
                 img = base[None, None, :] + rng.normal(0, 40, (h, w, 3))
                 bar = rng.integers(0, h - 4)
-                img[bar:bar + 4] = 255
+                img[bar : bar + 4] = 255
                 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(os.path.join(folder, f"{i}.png"))
     return root
 

@@ -8,6 +8,7 @@ order is the trainer's (its generator draws the permutation), and augmentation r
 batched tensor on the trial's device, as for an in-memory split: the same seed gives the same
 run either way.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,7 @@ class ImageFiles:
 
     def __getitem__(self, idx) -> "ImageFiles":
         """The files at `idx` (indices, a mask or a slice): a subset, still on disk."""
-        return ImageFiles(self.paths[np.asarray(idx) if not isinstance(idx, slice) else idx], self.size,
-                          self.workers)
+        return ImageFiles(self.paths[np.asarray(idx) if not isinstance(idx, slice) else idx], self.size, self.workers)
 
     def to(self, device=None, **_) -> "ImageFiles":
         return self  # stays on disk: each batch is copied to the device when it is read
@@ -89,8 +89,11 @@ class ImageFiles:
             return
         cuda = torch.device(device).type == "cuda"
         loader = torch.utils.data.DataLoader(
-            _Decoder(self.paths, self.size), batch_sampler=order, num_workers=self.workers,
-            pin_memory=cuda, prefetch_factor=4 if self.workers else None,
+            _Decoder(self.paths, self.size),
+            batch_sampler=order,
+            num_workers=self.workers,
+            pin_memory=cuda,
+            prefetch_factor=4 if self.workers else None,
         )
         for xb in loader:
             yield xb.to(device, non_blocking=cuda)

@@ -4,6 +4,7 @@ Every module in this package is imported (a new method is a new file here), and 
 modules named by the environment variable `HPO_KD_PLUGINS` (comma-separated), for methods that
 live outside the package.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -78,9 +79,26 @@ def info(name: str) -> Dict[str, Any]:
     label = cls.label or base
     if name != base:
         label = f"{label}:{name.split(':', 1)[1]}"
-    return {"kind": cls.kind, "label": label, "words": getattr(cls, "words", None) or label,
-            "color": cls.color if name == base else None, "marker": cls.marker, "order": cls.order}
+    return {
+        "kind": cls.kind,
+        "label": label,
+        "words": getattr(cls, "words", None) or label,
+        "color": cls.color if name == base else None,
+        "marker": cls.marker,
+        "order": cls.order,
+    }
 
 
-__all__ = ["create", "info", "names", "options_of", "register", "study_methods", "Searcher", "SEARCHERS",
-           "Step", "TemperatureMethod", "TrialContext"]
+__all__ = [
+    "create",
+    "info",
+    "names",
+    "options_of",
+    "register",
+    "study_methods",
+    "Searcher",
+    "SEARCHERS",
+    "Step",
+    "TemperatureMethod",
+    "TrialContext",
+]

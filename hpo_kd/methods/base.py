@@ -13,6 +13,7 @@ temperatures while training; `baseline`), `searchable` (a study's searchers, gri
 choose its tau_t/tau_s: `method = NAME` in their table), `label`, `color`, `marker` and `order`
 (its place in tables and legends).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

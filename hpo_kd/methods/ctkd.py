@@ -9,6 +9,7 @@ As in the authors' code: w starts at 1 (T = 1 + 20 * sigmoid(1) = 15.62) unless 
 start, and epoch e (counted from 1) trains with lambda(e), so lambda reaches -1 at epoch
 `ramp_epochs`. One temperature for teacher and student: there is no `tau_s`.
 """
+
 from __future__ import annotations
 
 import math

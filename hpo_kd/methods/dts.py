@@ -13,6 +13,7 @@ One temperature T for teacher and student. After every training step:
 
 T0 is the method's `tau_t` (the start). One temperature for teacher and student: no `tau_s`.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,14 @@ class DTS(TemperatureMethod):
         check_range("momentum", momentum, 0, 1, hi_open=True)
         super().__init__(T0, T0)
         self.rule = dict(
-            T0=T0, T_min=T_min, T_max=T_max, curve=curve, adjust=bool(adjust), cap=cap,
-            cap_above=cap_above, momentum=momentum,
+            T0=T0,
+            T_min=T_min,
+            T_max=T_max,
+            curve=curve,
+            adjust=bool(adjust),
+            cap=cap,
+            cap_above=cap_above,
+            momentum=momentum,
         )
         self.T = T0
 

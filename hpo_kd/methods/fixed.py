@@ -1,4 +1,5 @@
 """Fixed temperatures (the grid and Optuna search over these) and the no-KD baseline."""
+
 from __future__ import annotations
 
 from ..errors import check_range

@@ -19,6 +19,7 @@ table); `tau_s` the student's base, by default `tau_t` (the authors use one T). 
 tau_t * tau_s. The epoch log's tau_t and tau_s are the epoch's mean per-sample temperatures
 T * (std + eps) of the teacher and of the student; the base temperatures are in the trial's config.
 """
+
 from __future__ import annotations
 
 from typing import Optional

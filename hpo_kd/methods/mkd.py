@@ -17,6 +17,7 @@ d(meta)/d tau = -eta * sum_b d/d tau[dL/dz_b] . (J_b v), v = grad of the meta lo
 with J v (the student's logit change along v) taken by a finite difference: one extra forward of
 the student without graph. This linearises the student around theta (cheaper, less exact).
 """
+
 from __future__ import annotations
 
 import math
@@ -189,8 +190,9 @@ class MKD(TemperatureMethod):
             if self.ctx.precision == "fp32":
                 z0 = z.detach()
             else:  # the trainer's logits came from a bf16 forward: difference two fp32 forwards
-                z0 = functional_call(self.ctx.model, (dict(named), {n: b.clone() for n, b in
-                                                                   self.ctx.model.named_buffers()}), (step.x,))
+                z0 = functional_call(
+                    self.ctx.model, (dict(named), {n: b.clone() for n, b in self.ctx.model.named_buffers()}), (step.x,)
+                )
             jv = (z_moved - z0) / h
         hyper = torch.autograd.grad(-eta * (dz * jv).sum(), self.meta_params)
         return hyper, float(meta.detach())

@@ -4,6 +4,7 @@ another `searchable` method named by `method = NAME` in their study table (LS-KD
 Their study-file options are parsed by `hpo_kd.study`; what reports and the CLI show of them
 (label, colour, marker, order) lives here, on the class, as it does for temperature methods.
 """
+
 from __future__ import annotations
 
 from typing import Optional

@@ -2,6 +2,7 @@
 
 Built-ins adapt to the input: a (C, L) input shape gets 1-D convolutions, (C, H, W) gets 2-D.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -100,9 +101,15 @@ def cnn_bn(input_shape, num_classes, width: int = 8, **_):
     d = _spatial_dim(input_shape)
     conv, bn = _conv(d), _bn(d)
     return nn.Sequential(
-        conv(input_shape[0], width, 5, padding=2, bias=False), bn(width), nn.ReLU(),
-        conv(width, 2 * width, 3, padding=1, stride=2, bias=False), bn(2 * width), nn.ReLU(),
-        _pool(d), nn.Flatten(), nn.Linear(2 * width, num_classes),
+        conv(input_shape[0], width, 5, padding=2, bias=False),
+        bn(width),
+        nn.ReLU(),
+        conv(width, 2 * width, 3, padding=1, stride=2, bias=False),
+        bn(2 * width),
+        nn.ReLU(),
+        _pool(d),
+        nn.Flatten(),
+        nn.Linear(2 * width, num_classes),
     )
 
 
@@ -126,9 +133,7 @@ def create(name: str, input_shape: Sequence[int], num_classes: int, **options) -
         MODELS.get(name, extra_allowed=["or any timm model name (see timm.list_models())"])
     if len(input_shape) != 3:
         raise UserError(f"timm model {name!r} needs (C, H, W) images; this input is {tuple(input_shape)}")
-    return timm.create_model(
-        name, pretrained=False, num_classes=num_classes, in_chans=input_shape[0], **options
-    )
+    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=input_shape[0], **options)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -146,5 +151,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
 
 from . import cifar  # noqa: E402,F401  (registers the CIFAR model zoo)

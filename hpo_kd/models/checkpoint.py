@@ -1,6 +1,7 @@
 """Load teacher weights from a checkpoint file (e.g. the CIFAR-100 teachers released by
 RepDistiller / mdistiller, saved as {"model": state_dict, "epoch": ..., ...}).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,10 @@ def file_hash(path) -> str:
 
 
 def _is_state_dict(obj) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     )
 
 
@@ -91,9 +94,7 @@ def load_weights(model: nn.Module, path) -> dict:
         parts = [_listing("missing keys", missing), _listing("unexpected keys", unexpected)]
         if bad_shape:
             parts.append(_listing("shape mismatches", bad_shape))
-        raise UserError(
-            f"checkpoint {p} does not fit the model {type(model).__name__}: " + "; ".join(parts)
-        )
+        raise UserError(f"checkpoint {p} does not fit the model {type(model).__name__}: " + "; ".join(parts))
     n_keys = len(sd)
     for k in missing:  # only batch counters by now
         sd[k] = expected[k]

@@ -10,6 +10,7 @@ The nets are built for 32x32 images. The final pooling is a global average, whic
 is exactly the fixed-size pooling of the reference definitions (and also accepts other sizes).
 The input channel count follows `input_shape[0]` (3 for the released checkpoints).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -18,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import MODELS
 from ..errors import UserError
+from . import MODELS
 
 
 def _in_channels(input_shape: Sequence[int], name: str) -> int:
@@ -292,9 +293,14 @@ class _InvertedResidual(nn.Module):
         mid = cin * expand
         self.residual = stride == 1 and cin == cout
         self.conv = nn.Sequential(
-            _conv1(cin, mid), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-            _conv3(mid, mid, stride, groups=mid), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
-            _conv1(mid, cout), nn.BatchNorm2d(cout),
+            _conv1(cin, mid),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            _conv3(mid, mid, stride, groups=mid),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(inplace=True),
+            _conv1(mid, cout),
+            nn.BatchNorm2d(cout),
         )
 
     def forward(self, x):
@@ -306,8 +312,15 @@ class CifarMobileNetV2(nn.Module):
     """MobileNetV2 for 32x32 inputs (stride-2 stem, 1280-wide head at any width <= 1)."""
 
     # (expansion, channels, blocks, first stride); expansion None means `expand`.
-    SETTING = ((1, 16, 1, 1), (None, 24, 2, 1), (None, 32, 3, 2), (None, 64, 4, 2),
-               (None, 96, 3, 1), (None, 160, 3, 2), (None, 320, 1, 1))
+    SETTING = (
+        (1, 16, 1, 1),
+        (None, 24, 2, 1),
+        (None, 32, 3, 2),
+        (None, 64, 4, 2),
+        (None, 96, 3, 1),
+        (None, 160, 3, 2),
+        (None, 320, 1, 1),
+    )
 
     def __init__(self, num_classes: int, expand: int = 6, width: float = 0.5, in_chans: int = 3):
         super().__init__()
@@ -375,8 +388,7 @@ class _ShuffleV1Unit(nn.Module):
 class CifarShuffleNetV1(nn.Module):
     """ShuffleNet V1 (g=3, 240-480-960 channels, 4-8-4 units) with a 1x1 stem for 32x32 inputs."""
 
-    def __init__(self, num_classes: int, widths=(240, 480, 960), units=(4, 8, 4), groups: int = 3,
-                 in_chans: int = 3):
+    def __init__(self, num_classes: int, widths=(240, 480, 960), units=(4, 8, 4), groups: int = 3, in_chans: int = 3):
         super().__init__()
         self.conv1 = _conv1(in_chans, 24)
         self.bn1 = nn.BatchNorm2d(24)
@@ -445,8 +457,7 @@ class _ShuffleV2Down(nn.Module):
 class CifarShuffleNetV2(nn.Module):
     """ShuffleNet V2 1x (116-232-464 channels, 3-7-3 units, 1024-wide head), 1x1 stem."""
 
-    def __init__(self, num_classes: int, widths=(116, 232, 464, 1024), units=(3, 7, 3),
-                 in_chans: int = 3):
+    def __init__(self, num_classes: int, widths=(116, 232, 464, 1024), units=(3, 7, 3), in_chans: int = 3):
         super().__init__()
         self.conv1 = _conv1(in_chans, 24)
         self.bn1 = nn.BatchNorm2d(24)
@@ -479,7 +490,23 @@ def shufflenetv2(input_shape, num_classes, **_):
 
 
 CIFAR_MODELS = (
-    "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-    "resnet8x4", "resnet32x4", "wrn_16_1", "wrn_16_2", "wrn_40_1", "wrn_40_2",
-    "vgg8", "vgg11", "vgg13", "mobilenetv2", "shufflenetv1", "shufflenetv2",
+    "resnet8",
+    "resnet14",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+    "resnet8x4",
+    "resnet32x4",
+    "wrn_16_1",
+    "wrn_16_2",
+    "wrn_40_1",
+    "wrn_40_2",
+    "vgg8",
+    "vgg11",
+    "vgg13",
+    "mobilenetv2",
+    "shufflenetv1",
+    "shufflenetv2",
 )

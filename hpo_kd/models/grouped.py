@@ -26,11 +26,12 @@ with groups = 1), BatchNorm with running statistics and a momentum (or none), `L
 `cnn_small`, `cnn_bn`) are; the CIFAR zoo and timm models (residual blocks) are not, and train
 one by one.
 """
+
 from __future__ import annotations
 
 import copy
 import functools
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,16 @@ from torch import nn
 
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Identity)
 # Per channel and per sample: valid on the wide layout (B, G*C, ...), where each channel is one member's.
-PER_CHANNEL = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
-               nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d)
+PER_CHANNEL = (
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+)
 CONVS = (nn.Conv1d, nn.Conv2d)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -105,13 +114,39 @@ class _GroupedConv(torch.autograd.Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             _, gw, gb = torch.ops.aten.convolution_backward(
-                go, x, w, [w.shape[0]] if has_bias else None, stride, padding, dilation, False, zeros,
-                groups * G, [False, True, has_bias])
+                go,
+                x,
+                w,
+                [w.shape[0]] if has_bias else None,
+                stride,
+                padding,
+                dilation,
+                False,
+                zeros,
+                groups * G,
+                [False, True, has_bias],
+            )
         if ctx.needs_input_grad[0]:
             cin, cout = x.shape[1] // G, go.shape[1] // G
-            gx = torch.cat([torch.ops.aten.convolution_backward(
-                go[:, g * cout:(g + 1) * cout], x[:, g * cin:(g + 1) * cin], w[g * cout:(g + 1) * cout], None,
-                stride, padding, dilation, False, zeros, groups, [True, False, False])[0] for g in range(G)], 1)
+            gx = torch.cat(
+                [
+                    torch.ops.aten.convolution_backward(
+                        go[:, g * cout : (g + 1) * cout],
+                        x[:, g * cin : (g + 1) * cin],
+                        w[g * cout : (g + 1) * cout],
+                        None,
+                        stride,
+                        padding,
+                        dilation,
+                        False,
+                        zeros,
+                        groups,
+                        [True, False, False],
+                    )[0]
+                    for g in range(G)
+                ],
+                1,
+            )
         return gx, gw, gb, None, None, None, None, None
 
 
@@ -145,7 +180,7 @@ class GroupedStudents:
                     wide = torch.cat([getattr(m, name) for m in mods])
                     c = layer.num_features
                     for g, m in enumerate(mods):
-                        m._buffers[name] = wide[g * c:(g + 1) * c]
+                        m._buffers[name] = wide[g * c : (g + 1) * c]
                     stats[name] = wide
                 self.wide[i] = stats
 
@@ -168,8 +203,16 @@ class GroupedStudents:
                 stats = self.wide.get(i, {})
                 weight = torch.cat([m.weight for m in mods]) if layer.affine else None
                 bias = torch.cat([m.bias for m in mods]) if layer.affine else None
-                h = F.batch_norm(h, stats.get("running_mean"), stats.get("running_var"), weight, bias,
-                                 layer.training or not layer.track_running_stats, layer.momentum or 0.0, layer.eps)
+                h = F.batch_norm(
+                    h,
+                    stats.get("running_mean"),
+                    stats.get("running_var"),
+                    weight,
+                    bias,
+                    layer.training or not layer.track_running_stats,
+                    layer.momentum or 0.0,
+                    layer.eps,
+                )
             elif isinstance(layer, nn.Flatten):
                 h = h.flatten(1)
                 if layout == "wide":  # (B, G*F): member g's features are the g-th block
@@ -199,8 +242,7 @@ class GroupedStudents:
         self._batches = 0
 
 
-def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, fused: bool = True
-                  ) -> Optional[str]:
+def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, fused: bool = True) -> Optional[str]:
     """One training step of copies of `members` as a group against each copy alone, on batch
     (x, y): None if every member's logits, parameter gradients and BatchNorm statistics are
     bitwise the same; otherwise what differs. The members are not changed."""
@@ -223,8 +265,9 @@ def bitwise_check(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
     return None
 
 
-def fused_kernels_exact(student: str = "cnn_bn", input_shape=(1, 40), batch: int = 128, members: int = 3
-                        ) -> Optional[str]:
+def fused_kernels_exact(
+    student: str = "cnn_bn", input_shape=(1, 40), batch: int = 128, members: int = 3
+) -> Optional[str]:
     """None if a fused group of `student`s is bitwise each member alone on this machine (one step on
     random data); else what differs. What a CI log prints, so that it says which path ran."""
     from . import create
@@ -257,8 +300,10 @@ def machine_line() -> str:
     cpu = cpu_model()
     why = fused_kernels_exact()
     path = "fused kernels (bitwise as alone)" if why is None else f"own modules (fused kernels not exact here: {why})"
-    return f"CPU: {cpu}; torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}; " \
-           f"grouped students: {path}"
+    return (
+        f"CPU: {cpu}; torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+        f"grouped students: {path}"
+    )
 
 
 if __name__ == "__main__":

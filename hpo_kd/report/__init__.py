@@ -2,9 +2,11 @@
 
 One job per module: `selection` (the trial each method reports), `stats` (paired differences,
 TOST, Holm within declared families, verdicts, posteriors, power, ranks, Friedman, Wilcoxon–Holm),
-`transfer` (the transfer matrix), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store; the same store gives the same files (timings apart, in
+`transfer` (the transfer matrix), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store;
+the same store gives the same files (timings apart, in
 `timings.md` / `timings.csv`).
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +17,8 @@ import pandas as pd
 from .. import provenance
 from ..store import Store
 from . import learned as learned_mod
-from . import markdown, plots, published as published_mod, stats
+from . import markdown, plots, stats
+from . import published as published_mod
 from . import transfer as transfer_mod
 from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
 from .transfer import cells as transfer_cells
@@ -23,27 +26,52 @@ from .transfer import missing_trials as missing_transfer_trials
 
 DEFAULT_MARGIN = 0.5
 DEFAULT_MAX_SPREAD = 1.0
-MACHINE_COLUMNS = ["seconds", "cost_seconds", "seconds_per_seed", "started_at", "finished_at", "node", "gpu_ids", "device", "pid",
-                   "grouped", "group_kernels"]  # how a run went, not what it found: left out of the reproducible tables
+MACHINE_COLUMNS = [
+    "seconds",
+    "cost_seconds",
+    "seconds_per_seed",
+    "started_at",
+    "finished_at",
+    "node",
+    "gpu_ids",
+    "device",
+    "pid",
+    "grouped",
+    "group_kernels",
+]  # how a run went, not what it found: left out of the reproducible tables
 
 
 def _study_options(store_dir: str) -> Dict:
     """The report keys of the study file saved beside the results (defaults when absent)."""
-    out = {"margin": DEFAULT_MARGIN, "max_spread": DEFAULT_MAX_SPREAD, "seed_varies": "student", "smoke": "",
-           "published": [], "sources": {}, "train": {}}
+    out = {
+        "margin": DEFAULT_MARGIN,
+        "max_spread": DEFAULT_MAX_SPREAD,
+        "seed_varies": "student",
+        "smoke": "",
+        "published": [],
+        "sources": {},
+        "train": {},
+    }
     path = os.path.join(store_dir, "study.toml")
     if os.path.isfile(path):
         from ..study import load_study
 
         s = load_study(path)
-        out.update(margin=s.report["margin"], max_spread=s.report["max_spread"], seed_varies=s.seed_varies,
-                   smoke=s.report.get("smoke_test", ""), published=s.report.get("published", []),
-                   sources=s.report.get("sources", {}), train=dict(s.train))
+        out.update(
+            margin=s.report["margin"],
+            max_spread=s.report["max_spread"],
+            seed_varies=s.seed_varies,
+            smoke=s.report.get("smoke_test", ""),
+            published=s.report.get("published", []),
+            sources=s.report.get("sources", {}),
+            train=dict(s.train),
+        )
     return out
 
 
-def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_MARGIN,
-            max_spread: float = DEFAULT_MAX_SPREAD) -> Dict:
+def analyse(
+    trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_MARGIN, max_spread: float = DEFAULT_MAX_SPREAD
+) -> Dict:
     """Every table of a report, computed from the store's trials (no files written)."""
     trials = trials.copy()
     if "trial_index" not in trials:
@@ -51,8 +79,10 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
     sel = select(trials)
     ranks_long = stats.rank_table(sel)
     summ = stats.summary(sel, ranks_long)
-    taus = {(s, m): ("–" if m == "nokd" else fmt_tau(list(g["sel_tau_t"]), list(g["sel_tau_s"])))
-            for (s, m), g in sel.groupby(["setting", "method"])}
+    taus = {
+        (s, m): ("–" if m == "nokd" else fmt_tau(list(g["sel_tau_t"]), list(g["sel_tau_s"])))
+        for (s, m), g in sel.groupby(["setting", "method"])
+    }
     summ["tau"] = [taus[(s, m)] for s, m in zip(summ["setting"], summ["method"])]
     order = {m: i for i, m in enumerate(method_order(summ["method"]))}
     summ = summ.sort_values(["setting", "method"], key=lambda c: c.map(order) if c.name == "method" else c)
@@ -61,10 +91,37 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
     starts = learned_mod.start_dependence(sel)
     stats.apply_holm(comps + trans + starts)  # within each row's declared family, never over the report
     # (a study without the grid and no-KD has no comparisons: an empty table with its columns)
-    comp = pd.DataFrame(comps) if comps else pd.DataFrame(columns=[
-        "setting", "setting_label", "method", "reference", "family", "family_size", "n", "mean", "sd", "lo", "hi",
-        "p", "p_holm", "lo90", "hi90", "p_tost", "p_tost_holm", "p_below", "p_inside", "p_above", "margin", "verdict",
-        "seeds_for_power"])
+    comp = (
+        pd.DataFrame(comps)
+        if comps
+        else pd.DataFrame(
+            columns=[
+                "setting",
+                "setting_label",
+                "method",
+                "reference",
+                "family",
+                "family_size",
+                "n",
+                "mean",
+                "sd",
+                "lo",
+                "hi",
+                "p",
+                "p_holm",
+                "lo90",
+                "hi90",
+                "p_tost",
+                "p_tost_holm",
+                "p_below",
+                "p_inside",
+                "p_above",
+                "margin",
+                "verdict",
+                "seeds_for_power",
+            ]
+        )
+    )
     if not comp.empty:
         comp["_o"] = comp["method"].map(order)
         comp = comp.sort_values(["setting", "reference", "_o"]).drop(columns="_o").reset_index(drop=True)
@@ -75,14 +132,27 @@ def analyse(trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_
         nokd_val = sel[sel["method"] == "nokd"].groupby("setting_label")["val_acc"].mean() * 100
         for _, r in teach.iterrows():
             if r["setting_label"] in nokd_val and r["val"] < nokd_val[r["setting_label"]]:
-                weak.append(f"on {r['setting_label']} the teacher's val accuracy ({r['val']:.2f} %) is below the "
-                            f"no-KD student's ({nokd_val[r['setting_label']]:.2f} %): distillation from it is "
-                            "not expected to help.")
+                weak.append(
+                    f"on {r['setting_label']} the teacher's val accuracy ({r['val']:.2f} %) is below the "
+                    f"no-KD student's ({nokd_val[r['setting_label']]:.2f} %): distillation from it is "
+                    "not expected to help."
+                )
     return {
-        "trials": trials, "curves": curves, "sel": sel, "summary": summ.reset_index(drop=True),
-        "comparisons": comp, "transfer": transfer_mod.finish(trans), "starts": learned_mod.finish(starts), "ranks": avg, "friedman": fr,
-        "rank_blocks": ranks_long, "spread": stats.spread(sel, max_spread), "teachers": teach,
-        "weak_teachers": weak, "margin": margin, "max_spread": max_spread,
+        "trials": trials,
+        "curves": curves,
+        "sel": sel,
+        "summary": summ.reset_index(drop=True),
+        "comparisons": comp,
+        "transfer": transfer_mod.finish(trans),
+        "starts": learned_mod.finish(starts),
+        "ranks": avg,
+        "friedman": fr,
+        "rank_blocks": ranks_long,
+        "spread": stats.spread(sel, max_spread),
+        "teachers": teach,
+        "weak_teachers": weak,
+        "margin": margin,
+        "max_spread": max_spread,
     }
 
 
@@ -96,19 +166,28 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
     os.makedirs(out, exist_ok=True)
     statuses = trials["status"].value_counts().sort_index()
     ctx.update(
-        study=study, command=f"hpo-kd report {os.path.relpath(store_dir)}", report_code=provenance.code_version(),
-        provenance=provenance.load(store_dir), n_trials=len(trials),
-        statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()), seed_varies=opts["seed_varies"],
-        smoke=opts["smoke"], train=opts["train"],
+        study=study,
+        command=f"hpo-kd report {os.path.relpath(store_dir)}",
+        report_code=provenance.code_version(),
+        provenance=provenance.load(store_dir),
+        n_trials=len(trials),
+        statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()),
+        seed_varies=opts["seed_varies"],
+        smoke=opts["smoke"],
+        train=opts["train"],
     )
     ctx["sources"] = opts["sources"]
-    ctx["published"] = published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], curves) \
-        if opts["published"] and not ctx["sel"].empty else None
+    ctx["published"] = (
+        published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], curves)
+        if opts["published"] and not ctx["sel"].empty
+        else None
+    )
     ctx["plots"] = plots.all_plots(ctx, out)
 
     def csv(df, name):
         df.drop(columns=[c for c in MACHINE_COLUMNS if c in df.columns]).round(4).to_csv(
-            os.path.join(out, name), index=False)
+            os.path.join(out, name), index=False
+        )
 
     csv(ctx["summary"], "comparison.csv")
     csv(ctx["comparisons"], "verdicts.csv")
@@ -121,7 +200,8 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         csv(ctx["published"], "published.csv")
     store.cost()[["setting_label", "method", "trials", "epochs"]].to_csv(os.path.join(out, "cost.csv"), index=False)
     ctx["summary"][["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
-        os.path.join(out, "timings.csv"), index=False)
+        os.path.join(out, "timings.csv"), index=False
+    )
     for name, text in (("report.md", markdown.render(ctx)), ("timings.md", markdown.timings(ctx))):
         path = os.path.join(out, name)
         with open(path + ".tmp", "w") as f:
@@ -134,5 +214,13 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
     return os.path.join(out, "report.md")
 
 
-__all__ = ["analyse", "write_report", "select", "resolve_setting", "transfer_cells", "missing_transfer_trials",
-           "fmt_tau", "labels"]
+__all__ = [
+    "analyse",
+    "write_report",
+    "select",
+    "resolve_setting",
+    "transfer_cells",
+    "missing_transfer_trials",
+    "fmt_tau",
+    "labels",
+]

@@ -5,6 +5,7 @@ and from the highest initial temperature are paired by seed; the difference of t
 temperatures is taken in log2 units (1 = a factor of 2) and judged like every other comparison,
 against a margin in log2 units. The start-dependence rows of one setting are one Holm family of
 their own (never mixed with accuracy differences)."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ from . import stats
 from .selection import base, learned
 
 TAU_MARGIN = 0.5  # log2 units: final temperatures within a factor of 2**0.5 = 1.41 are "the same"
-WORDS = {"equivalent": "independent of the start", "better": "depends on the start (ends higher from higher)",
-         "worse": "depends on the start (ends lower from higher)", "inconclusive": "inconclusive"}
+WORDS = {
+    "equivalent": "independent of the start",
+    "better": "depends on the start (ends higher from higher)",
+    "worse": "depends on the start (ends lower from higher)",
+    "inconclusive": "inconclusive",
+}
 
 
 def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict]:
@@ -44,11 +49,19 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
             d = np.log2(high.loc[seeds, col].to_numpy(float)) - np.log2(low.loc[seeds, col].to_numpy(float))
             r = stats.measure(d, margin)
             label = g["setting_label"].iloc[0]
-            r.update(kind="start", setting=setting, setting_label=label, method=f"{b} ({learn})",
-                     family=stats.family("start", label),
-                     reference=f"start {starts[0]:g}", quantity=col, start_low=starts[0], start_high=starts[-1],
-                     final_low=float(np.exp2(np.log2(low.loc[seeds, col].to_numpy(float)).mean())),
-                     final_high=float(np.exp2(np.log2(high.loc[seeds, col].to_numpy(float)).mean())))
+            r.update(
+                kind="start",
+                setting=setting,
+                setting_label=label,
+                method=f"{b} ({learn})",
+                family=stats.family("start", label),
+                reference=f"start {starts[0]:g}",
+                quantity=col,
+                start_low=starts[0],
+                start_high=starts[-1],
+                final_low=float(np.exp2(np.log2(low.loc[seeds, col].to_numpy(float)).mean())),
+                final_high=float(np.exp2(np.log2(high.loc[seeds, col].to_numpy(float)).mean())),
+            )
             rows.append(r)
     return rows
 

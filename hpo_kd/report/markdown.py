@@ -1,4 +1,5 @@
 """The report as Markdown: every sentence is built from a computed table or verdict."""
+
 from __future__ import annotations
 
 import math
@@ -8,7 +9,6 @@ import pandas as pd
 
 from .. import methods as methods_mod
 from ..provenance import describe
-
 
 
 def words(method: str) -> str:
@@ -78,25 +78,36 @@ def finding(r: Dict, margin: float) -> str:
     if v in ("better", "worse"):
         return f"{r['setting_label']}: {a} is {v} than {b} ({stat})."
     need = r["seeds_for_power"]
-    more = (f"about {int(need)} seeds would give 80 % power at the observed effect (α corrected for the family)"
-            if math.isfinite(need) else "more seeds would not give 80 % power at the observed effect")
+    more = (
+        f"about {int(need)} seeds would give 80 % power at the observed effect (α corrected for the family)"
+        if math.isfinite(need)
+        else "more seeds would not give 80 % power at the observed effect"
+    )
     return f"{r['setting_label']}: {a} vs {b} is inconclusive ({stat}); {more}."
 
 
 def _rank_pairs(avg: pd.DataFrame, pairs: pd.DataFrame) -> str:
     """The pairs of methods whose Wilcoxon–Holm p < 0.05, the better-ranked first."""
     r = list(zip(avg["method"], avg["avg_rank"]))
-    out = [f"{a} ranks above {b} ({ra:.2f} vs {rb:.2f}, Wilcoxon–Holm p {_p(pairs.loc[a, b])})"
-           for i, (a, ra) in enumerate(r) for b, rb in r[i + 1:] if pairs.loc[a, b] < 0.05]
-    return ("Pairs that differ (Wilcoxon–Holm p < 0.05): " + "; ".join(out) + ".") if out else \
-        "No pair differs at Wilcoxon–Holm p < 0.05."
+    out = [
+        f"{a} ranks above {b} ({ra:.2f} vs {rb:.2f}, Wilcoxon–Holm p {_p(pairs.loc[a, b])})"
+        for i, (a, ra) in enumerate(r)
+        for b, rb in r[i + 1 :]
+        if pairs.loc[a, b] < 0.05
+    ]
+    return (
+        ("Pairs that differ (Wilcoxon–Holm p < 0.05): " + "; ".join(out) + ".")
+        if out
+        else "No pair differs at Wilcoxon–Holm p < 0.05."
+    )
 
 
 def _start_finding(r) -> str:
     verb = "is independent of the start" if r["verdict"] == "independent of the start" else r["verdict"]
-    return (f"{r['setting_label']}: {r['method']}, final {r['quantity']} {verb}: {r['start_low']:g} → "
-            f"{r['final_low']:.2f}, {r['start_high']:g} → {r['final_high']:.2f} (Δ log2 "
-            + _stat(r, "") + ").")
+    return (
+        f"{r['setting_label']}: {r['method']}, final {r['quantity']} {verb}: {r['start_low']:g} → "
+        f"{r['final_low']:.2f}, {r['start_high']:g} → {r['final_high']:.2f} (Δ log2 " + _stat(r, "") + ")."
+    )
 
 
 def _extra(df: pd.DataFrame) -> pd.DataFrame:
@@ -104,8 +115,10 @@ def _extra(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     df["ci90"] = [_ci(lo, hi) for lo, hi in zip(df["lo90"], df["hi90"])]
     df["pt"] = df["p_tost_holm"].map(_p)
-    df["post"] = ["–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
-                  for a, b, c in zip(df["p_below"], df["p_inside"], df["p_above"])]
+    df["post"] = [
+        "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
+        for a, b, c in zip(df["p_below"], df["p_inside"], df["p_above"])
+    ]
     df["need"] = df["seeds_for_power"].map(_power)
     df["fam"] = df["family_size"].astype(int)
     return df
@@ -122,8 +135,11 @@ def render(ctx: Dict) -> str:
         md.append("- Runs: no provenance recorded in the store")
     md.append(f"- {ctx['n_trials']} stored trials ({ctx['statuses']}); seeds vary: {ctx['seed_varies']}.")
     if ctx.get("train"):  # the study's [train] table: what every trial was trained (and evaluated) with
-        md.append("- Trial options (`[train]`): " + ", ".join(f"{k} = {v!r}" for k, v in sorted(ctx["train"].items()))
-                  + "; the rest are the defaults (`hpo-kd distill --help`).")
+        md.append(
+            "- Trial options (`[train]`): "
+            + ", ".join(f"{k} = {v!r}" for k, v in sorted(ctx["train"].items()))
+            + "; the rest are the defaults (`hpo-kd distill --help`)."
+        )
     md.append("")
     if ctx.get("smoke"):
         md += ["> **Smoke test, not evidence.** " + ctx["smoke"], ""]
@@ -149,8 +165,9 @@ def render(ctx: Dict) -> str:
     comp = ctx["comparisons"]
     decided = comp[comp["verdict"] != "inconclusive"]
     md += ["## Findings (every verdict that is not inconclusive)", ""]
-    n_decided = sum(int((df["verdict"] != "inconclusive").sum())
-                    for df in (comp, ctx["transfer"], ctx["starts"]) if not df.empty)
+    n_decided = sum(
+        int((df["verdict"] != "inconclusive").sum()) for df in (comp, ctx["transfer"], ctx["starts"]) if not df.empty
+    )
     if n_decided == 0:
         md += ["None: every comparison is inconclusive at this number of seeds.", ""]
     elif not decided.empty:
@@ -159,8 +176,13 @@ def render(ctx: Dict) -> str:
     if not tm.empty:
         dec = tm[tm["verdict"] != "inconclusive"]
         for _, r in dec.iterrows():
-            md.append(f"- Transfer {r['source']} → {r['target']}: {r['verdict']} (regret " + _stat(r) + ")"
-                      + (f"; {r['note']}" if r["note"] else "") + ".")
+            md.append(
+                f"- Transfer {r['source']} → {r['target']}: {r['verdict']} (regret "
+                + _stat(r)
+                + ")"
+                + (f"; {r['note']}" if r["note"] else "")
+                + "."
+            )
         if not dec.empty:
             md.append("")
     st = ctx["starts"]
@@ -168,35 +190,80 @@ def render(ctx: Dict) -> str:
         dec = st[st["verdict"] != "inconclusive"]
         md += [f"- {_start_finding(r)}" for _, r in dec.iterrows()] + ([""] if not dec.empty else [])
     n_inc = sum(int((df["verdict"] == "inconclusive").sum()) for df in (comp, tm, st) if not df.empty)
-    md += [f"{n_inc} comparison(s) are inconclusive; they are listed per setting below. Ranks are exploratory "
-           "and not among the findings (their own section).", ""]
+    md += [
+        f"{n_inc} comparison(s) are inconclusive; they are listed per setting below. Ranks are exploratory "
+        "and not among the findings (their own section).",
+        "",
+    ]
     # ---- teachers and spread
     t = ctx["teachers"]
     if not t.empty:
-        md += ["## Teachers", "", table(t, [("setting_label", "setting", ""), ("teacher", "teacher", ""),
-                                             ("teachers", "teachers", "d"), ("val", "val % (mean)", ".2f"),
-                                             ("test", "test % (mean)", ".2f"), ("test_min", "min", ".2f"),
-                                             ("test_max", "max", ".2f")]), ""]
+        md += [
+            "## Teachers",
+            "",
+            table(
+                t,
+                [
+                    ("setting_label", "setting", ""),
+                    ("teacher", "teacher", ""),
+                    ("teachers", "teachers", "d"),
+                    ("val", "val % (mean)", ".2f"),
+                    ("test", "test % (mean)", ".2f"),
+                    ("test_min", "min", ".2f"),
+                    ("test_max", "max", ".2f"),
+                ],
+            ),
+            "",
+        ]
         for w in ctx["weak_teachers"]:
             md.append(f"> **Warning:** {w}")
         if ctx["weak_teachers"]:
             md.append("")
     sp = ctx["spread"]
     if not sp.empty:
-        md += ["## Seed spread", "",
-               f"Standard deviation over seeds of the test accuracy (points); a setting above {ctx['max_spread']:g} "
-               "is flagged: its comparisons need more seeds or longer training.", "",
-               table(sp, [("setting_label", "setting", ""), ("nokd_sd", "no-KD sd", ".2f"),
-                          ("grid_sd", "grid's selection sd", ".2f"), ("flag", "flag", "")]), ""]
+        md += [
+            "## Seed spread",
+            "",
+            f"Standard deviation over seeds of the test accuracy (points); a setting above {ctx['max_spread']:g} "
+            "is flagged: its comparisons need more seeds or longer training.",
+            "",
+            table(
+                sp,
+                [
+                    ("setting_label", "setting", ""),
+                    ("nokd_sd", "no-KD sd", ".2f"),
+                    ("grid_sd", "grid's selection sd", ".2f"),
+                    ("flag", "flag", ""),
+                ],
+            ),
+            "",
+        ]
     # ---- per setting
-    s_cols = [("method", "method", ""), ("tau", "selected τ per seed (τ_t/τ_s)", ""), ("seeds", "seeds", "d"),
-              ("test_mean", "test %", ".2f"), ("test_sd", "sd", ".2f"), ("test_ci95", "95 % CI ±", ".2f"),
-              ("val_mean", "val %", ".2f"), ("trials_per_seed", "trials", ".0f"), ("epochs_per_seed", "epochs", ".0f"),
-              ("avg_rank", "mean rank", ".2f")]
-    c_cols = [("label", "comparison", ""), ("mean", "Δ points", "+.2f"), ("ci", "95 % CI", ""), ("p", "p", ""),
-              ("p_holm_s", "Holm p", ""), ("ci90", "90 % CI", ""), ("pt", "TOST Holm p", ""),
-              ("post", "P(< −m / ±m / > +m)", ""), ("verdict", "verdict", ""), ("fam", "family size", "d"),
-              ("need", "seeds for 80 % power (at the observed effect, α corrected for the family)", "")]
+    s_cols = [
+        ("method", "method", ""),
+        ("tau", "selected τ per seed (τ_t/τ_s)", ""),
+        ("seeds", "seeds", "d"),
+        ("test_mean", "test %", ".2f"),
+        ("test_sd", "sd", ".2f"),
+        ("test_ci95", "95 % CI ±", ".2f"),
+        ("val_mean", "val %", ".2f"),
+        ("trials_per_seed", "trials", ".0f"),
+        ("epochs_per_seed", "epochs", ".0f"),
+        ("avg_rank", "mean rank", ".2f"),
+    ]
+    c_cols = [
+        ("label", "comparison", ""),
+        ("mean", "Δ points", "+.2f"),
+        ("ci", "95 % CI", ""),
+        ("p", "p", ""),
+        ("p_holm_s", "Holm p", ""),
+        ("ci90", "90 % CI", ""),
+        ("pt", "TOST Holm p", ""),
+        ("post", "P(< −m / ±m / > +m)", ""),
+        ("verdict", "verdict", ""),
+        ("fam", "family size", "d"),
+        ("need", "seeds for 80 % power (at the observed effect, α corrected for the family)", ""),
+    ]
     summ = ctx["summary"]
     for s in sorted(summ["setting"].unique()):
         g = summ[summ["setting"] == s]
@@ -210,77 +277,148 @@ def render(ctx: Dict) -> str:
     # ---- published figures
     pub = ctx.get("published")
     if pub is not None and not pub.empty:
-        md += ["## Beside the published figures", "",
-               "What papers report for the same pair (one number each, from their recipe and machines), beside "
-               "this study's test accuracy, mean and sd over seeds. For orientation only: no verdict is computed "
-               "from a published figure, and a study that trains for fewer epochs than the papers' 240 is not "
-               "comparable to them.", "",
-               "*Measured* is this study's figure: the test accuracy after the final epoch, of the configuration "
-               "a method selected on val (KD: the grid's τ = 4 runs; the teacher as trained). *Best test over epochs* is the measure the papers report (CRD, CTKD, DKD, LS-KD, "
-               "mdistiller's tables): for the same runs, the highest test accuracy over each run's epochs, mean "
-               "over runs. It selects the epoch on the **test** set, so it is optimistic and not an estimate of "
-               "accuracy on unseen data; it is shown only so that each published figure stands beside its like. "
-               "A run that evaluated only its last epoch (a teacher) counts that epoch.", "",
-               table(pub, [("setting_label", "setting", ""), ("what", "what", ""), ("n", "runs", "d"),
-                           ("measured", "measured %", ".2f"), ("sd", "sd", ".2f"),
-                           ("best_test", "best test over epochs % (test-set selection, the papers' measure)", ".2f"),
-                           ("published", "published %", ".2f"), ("source", "source", "")]), ""]
+        md += [
+            "## Beside the published figures",
+            "",
+            "What papers report for the same pair (one number each, from their recipe and machines), beside "
+            "this study's test accuracy, mean and sd over seeds. For orientation only: no verdict is computed "
+            "from a published figure, and a study that trains for fewer epochs than the papers' 240 is not "
+            "comparable to them.",
+            "",
+            "*Measured* is this study's figure: the test accuracy after the final epoch, of the configuration "
+            "a method selected on val (KD: the grid's τ = 4 runs; the teacher as trained). "
+            "*Best test over epochs* is the measure the papers report (CRD, CTKD, DKD, LS-KD, "
+            "mdistiller's tables): for the same runs, the highest test accuracy over each run's epochs, mean "
+            "over runs. It selects the epoch on the **test** set, so it is optimistic and not an estimate of "
+            "accuracy on unseen data; it is shown only so that each published figure stands beside its like. "
+            "A run that evaluated only its last epoch (a teacher) counts that epoch.",
+            "",
+            table(
+                pub,
+                [
+                    ("setting_label", "setting", ""),
+                    ("what", "what", ""),
+                    ("n", "runs", "d"),
+                    ("measured", "measured %", ".2f"),
+                    ("sd", "sd", ".2f"),
+                    ("best_test", "best test over epochs % (test-set selection, the papers' measure)", ".2f"),
+                    ("published", "published %", ".2f"),
+                    ("source", "source", ""),
+                ],
+            ),
+            "",
+        ]
         md += [f"- `{k}`: {v}" for k, v in sorted(ctx["sources"].items()) if k in set(pub["source"])] + [""]
     # ---- ranks
     fr = ctx["friedman"]
     if not ctx["ranks"].empty:
-        md += ["## Ranks (exploratory: a family of its own, not among the findings)", "",
-               "Ranks within each (setting, seed) block, ties sharing the average rank; blocks with every method "
-               "only. Blocks of different settings are pooled, so a rank describes this study's mix of settings. "
-               "Pairs are compared by two-sided Wilcoxon signed-rank tests over the blocks, Holm-corrected over "
-               "all pairs (scikit-posthocs); these p-values are not in any family of the verdicts above.", "",
-               table(ctx["ranks"], [("method", "method", ""), ("avg_rank", "average rank", ".2f")]), ""]
+        md += [
+            "## Ranks (exploratory: a family of its own, not among the findings)",
+            "",
+            "Ranks within each (setting, seed) block, ties sharing the average rank; blocks with every method "
+            "only. Blocks of different settings are pooled, so a rank describes this study's mix of settings. "
+            "Pairs are compared by two-sided Wilcoxon signed-rank tests over the blocks, Holm-corrected over "
+            "all pairs (scikit-posthocs); these p-values are not in any family of the verdicts above.",
+            "",
+            table(ctx["ranks"], [("method", "method", ""), ("avg_rank", "average rank", ".2f")]),
+            "",
+        ]
         if fr is not None:
-            md += [f"Friedman over {fr['n']} blocks and {fr['k']} methods: χ² = {fr['chi2']:.2f} "
-                   f"(p {_p(fr['p_chi2'])}), Iman–Davenport F = {fr['F']:.2f} (p {_p(fr['p_F'])}). "
-                   + _rank_pairs(ctx["ranks"], fr["pairs"]), ""]
+            md += [
+                f"Friedman over {fr['n']} blocks and {fr['k']} methods: χ² = {fr['chi2']:.2f} "
+                f"(p {_p(fr['p_chi2'])}), Iman–Davenport F = {fr['F']:.2f} (p {_p(fr['p_F'])}). "
+                + _rank_pairs(ctx["ranks"], fr["pairs"]),
+                "",
+            ]
     # ---- transfer
     if not tm.empty:
-        md += ["## Transfer", "",
-               "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = test accuracy "
-               "at B's own selected τ minus accuracy at A's τ (points), on B's test split, paired by seed (> 0: A's "
-               "τ is worse). `regret ÷ range` divides each seed's regret by the range of B's grid (best minus worst "
-               "temperature on test), averaged. The cells into one target B are one Holm family. Verdicts: "
-               f"*transfers* (TOST against ±{m:g}, Holm p < 0.05); else *does not transfer* (regret > 0, t-test "
-               "Holm p < 0.05) or *beats B's own selection* (regret < 0, Holm p < 0.05); else *inconclusive*. "
-               "`same τ` counts "
-               "seeds where A and B selected the same τ (regret 0). The note compares A's τ on B with B's no-KD "
-               "student (uncorrected, not a verdict): *worse on B than B's no-KD student* when the 95 % interval of "
-               "their difference lies below 0; *acts as no KD* when their TOST p < 0.05.", "",
-               table(_extra(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])],
-                                      ph=tm["p_holm"].map(_p))),
-                     [("source", "A (source)", ""), ("target", "B (target)", ""), ("taus", "τ from A per seed", ""),
-                      ("own_taus", "B's own τ", ""), ("same_tau", "same τ", "d"), ("mean", "regret", "+.2f"),
-                      ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("ci90", "90 % CI", ""), ("pt", "TOST Holm p", ""),
-                      ("post", "P(< −m / ±m / > +m)", ""), ("regret_of_range", "regret ÷ range", ".2f"),
-                      ("verdict", "verdict", ""), ("note", "note", "")]), ""]
+        md += [
+            "## Transfer",
+            "",
+            "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = test accuracy "
+            "at B's own selected τ minus accuracy at A's τ (points), on B's test split, paired by seed (> 0: A's "
+            "τ is worse). `regret ÷ range` divides each seed's regret by the range of B's grid (best minus worst "
+            "temperature on test), averaged. The cells into one target B are one Holm family. Verdicts: "
+            f"*transfers* (TOST against ±{m:g}, Holm p < 0.05); else *does not transfer* (regret > 0, t-test "
+            "Holm p < 0.05) or *beats B's own selection* (regret < 0, Holm p < 0.05); else *inconclusive*. "
+            "`same τ` counts "
+            "seeds where A and B selected the same τ (regret 0). The note compares A's τ on B with B's no-KD "
+            "student (uncorrected, not a verdict): *worse on B than B's no-KD student* when the 95 % interval of "
+            "their difference lies below 0; *acts as no KD* when their TOST p < 0.05.",
+            "",
+            table(
+                _extra(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])], ph=tm["p_holm"].map(_p))),
+                [
+                    ("source", "A (source)", ""),
+                    ("target", "B (target)", ""),
+                    ("taus", "τ from A per seed", ""),
+                    ("own_taus", "B's own τ", ""),
+                    ("same_tau", "same τ", "d"),
+                    ("mean", "regret", "+.2f"),
+                    ("ci", "95 % CI", ""),
+                    ("ph", "Holm p", ""),
+                    ("ci90", "90 % CI", ""),
+                    ("pt", "TOST Holm p", ""),
+                    ("post", "P(< −m / ±m / > +m)", ""),
+                    ("regret_of_range", "regret ÷ range", ".2f"),
+                    ("verdict", "verdict", ""),
+                    ("note", "note", ""),
+                ],
+            ),
+            "",
+        ]
         mk = comp[(comp["method"].str.split(":").str[0] == "mkd") & (comp["reference"] == "grid")]
         if not mk.empty:
-            md += ["MKD's own runs need no transfer; shown apart, against each setting's grid selection:", "",
-                   table(_extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])],
-                                          ph=mk["p_holm"].map(_p))),
-                         [("setting_label", "setting", ""), ("method", "method", ""), ("mean", "MKD − grid", "+.2f"),
-                          ("ci", "95 % CI", ""), ("ph", "Holm p", ""), ("pt", "TOST Holm p", ""),
-                          ("post", "P(< −m / ±m / > +m)", ""), ("verdict", "verdict", "")]), ""]
+            md += [
+                "MKD's own runs need no transfer; shown apart, against each setting's grid selection:",
+                "",
+                table(
+                    _extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p))),
+                    [
+                        ("setting_label", "setting", ""),
+                        ("method", "method", ""),
+                        ("mean", "MKD − grid", "+.2f"),
+                        ("ci", "95 % CI", ""),
+                        ("ph", "Holm p", ""),
+                        ("pt", "TOST Holm p", ""),
+                        ("post", "P(< −m / ±m / > +m)", ""),
+                        ("verdict", "verdict", ""),
+                    ],
+                ),
+                "",
+            ]
     if not st.empty:
-        md += ["## Learned temperatures: does the end depend on the start?", "",
-               "Runs of one learned method started from its lowest and its highest initial temperature, paired by "
-               "seed: the difference of the final temperatures in log2 units (1 = a factor of 2), judged against "
-               f"a margin of ±{st['margin'].iloc[0]:g} (a factor of {2 ** st['margin'].iloc[0]:.2f}), Holm-corrected "
-               "within the setting's start-dependence rows (a family of their own), by the same rule.", "",
-               table(_extra(st).assign(ci=[_ci(lo, hi) for lo, hi in zip(st["lo"], st["hi"])], ph=st["p_holm"].map(_p),
-                               fl=[f"{a:.2f} → {b:.2f}" for a, b in zip(st["final_low"], st["final_high"])],
-                               starts=[f"{a:g} vs {b:g}" for a, b in zip(st["start_low"], st["start_high"])]),
-                     [("setting_label", "setting", ""), ("method", "method (learns)", ""), ("quantity", "τ", ""),
-                      ("starts", "starts", ""), ("fl", "final τ (geometric mean): low start → high start", ""),
-                      ("mean", "Δ log2 τ", "+.2f"), ("ci", "95 % CI", ""), ("ph", "Holm p", ""),
-                      ("pt", "TOST Holm p", ""), ("post", "P(< −m / ±m / > +m)", ""), ("verdict", "verdict", "")]),
-               ""]
+        md += [
+            "## Learned temperatures: does the end depend on the start?",
+            "",
+            "Runs of one learned method started from its lowest and its highest initial temperature, paired by "
+            "seed: the difference of the final temperatures in log2 units (1 = a factor of 2), judged against "
+            f"a margin of ±{st['margin'].iloc[0]:g} (a factor of {2 ** st['margin'].iloc[0]:.2f}), Holm-corrected "
+            "within the setting's start-dependence rows (a family of their own), by the same rule.",
+            "",
+            table(
+                _extra(st).assign(
+                    ci=[_ci(lo, hi) for lo, hi in zip(st["lo"], st["hi"])],
+                    ph=st["p_holm"].map(_p),
+                    fl=[f"{a:.2f} → {b:.2f}" for a, b in zip(st["final_low"], st["final_high"])],
+                    starts=[f"{a:g} vs {b:g}" for a, b in zip(st["start_low"], st["start_high"])],
+                ),
+                [
+                    ("setting_label", "setting", ""),
+                    ("method", "method (learns)", ""),
+                    ("quantity", "τ", ""),
+                    ("starts", "starts", ""),
+                    ("fl", "final τ (geometric mean): low start → high start", ""),
+                    ("mean", "Δ log2 τ", "+.2f"),
+                    ("ci", "95 % CI", ""),
+                    ("ph", "Holm p", ""),
+                    ("pt", "TOST Holm p", ""),
+                    ("post", "P(< −m / ±m / > +m)", ""),
+                    ("verdict", "verdict", ""),
+                ],
+            ),
+            "",
+        ]
     md += ["## Plots", ""]
     captions = {
         "accuracy_cost.png": "test accuracy vs cost (epochs per seed), mean ± 95 % CI, Pareto front",
@@ -301,12 +439,25 @@ def render(ctx: Dict) -> str:
 
 def timings(ctx: Dict) -> str:
     summ = ctx["summary"]
-    return "\n".join([
-        f"# Study `{ctx['study']}`: timings", "",
-        "Trial-seconds per seed (the training time of every trial a method ran), from the store. They depend on "
-        "the machine and its load, so they live here, apart from the reproducible report. A student that "
-        "trained in a group with others of its setting and seed (the store's `grouped` column; "
-        "`[resources] students_per_trial`) counts its share of the group's training time and its own "
-        "evaluation.", "",
-        table(summ, [("setting_label", "setting", ""), ("method", "method", ""), ("epochs_per_seed", "epochs", ".0f"),
-                     ("seconds_per_seed", "trial-seconds", ".1f")]), ""])
+    return "\n".join(
+        [
+            f"# Study `{ctx['study']}`: timings",
+            "",
+            "Trial-seconds per seed (the training time of every trial a method ran), from the store. They depend on "
+            "the machine and its load, so they live here, apart from the reproducible report. A student that "
+            "trained in a group with others of its setting and seed (the store's `grouped` column; "
+            "`[resources] students_per_trial`) counts its share of the group's training time and its own "
+            "evaluation.",
+            "",
+            table(
+                summ,
+                [
+                    ("setting_label", "setting", ""),
+                    ("method", "method", ""),
+                    ("epochs_per_seed", "epochs", ".0f"),
+                    ("seconds_per_seed", "trial-seconds", ".1f"),
+                ],
+            ),
+            "",
+        ]
+    )

@@ -1,5 +1,6 @@
 """The report's plots, each drawn from the tables the other modules compute. Same tables, same
 bytes: no dates or software versions in the PNG metadata."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ import pandas as pd
 from .. import methods as methods_mod
 from . import stats
 from .selection import base, grid_curve, labels, learned, method_order, ok
+
 
 def color(m: str):
     """The method's colour (from its class); variants ("mkd:from16") and methods without one get
@@ -91,12 +93,29 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
             m = r["method"]
             x = r["epochs_per_seed"] * (1.05 ** (i - (k - 1) / 2) if k > 1 else 1.0)
             half = 0 if math.isnan(r["test_ci95"]) else r["test_ci95"]
-            ax.errorbar([x], [r["test_mean"]], yerr=[half],
-                        color=color(m), marker=marker(m), markersize=7, capsize=3,
-                        linestyle="none", label=m)
+            ax.errorbar(
+                [x],
+                [r["test_mean"]],
+                yerr=[half],
+                color=color(m),
+                marker=marker(m),
+                markersize=7,
+                capsize=3,
+                linestyle="none",
+                label=m,
+            )
             if k > 1:
-                ax.annotate(m, (x, r["test_mean"] + half), xytext=(0, 4), textcoords="offset points", rotation=90,
-                            ha="center", va="bottom", fontsize=6, color=color(m))
+                ax.annotate(
+                    m,
+                    (x, r["test_mean"] + half),
+                    xytext=(0, 4),
+                    textcoords="offset points",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=6,
+                    color=color(m),
+                )
         for c in g["epochs_per_seed"][same > 1].unique():
             ax.axvline(c, color="0.6", linewidth=0.6, linestyle=":")
         front = g.sort_values(["epochs_per_seed", "test_mean"], ascending=[True, False])
@@ -142,15 +161,20 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
     fig, axes = _panels(plt, len(settings), 4.2)
     for ax, s in zip(axes[0], settings):
         grid = grid_curve(trials, s)
-        ref = {seed: ((g["test_acc"].max() * 100), (g["test_acc"].max() - g["test_acc"].min()) * 100)
-               for seed, g in grid.groupby("seed")}
+        ref = {
+            seed: ((g["test_acc"].max() * 100), (g["test_acc"].max() - g["test_acc"].min()) * 100)
+            for seed, g in grid.groupby("seed")
+        }
         for m in method_order(good.loc[good["setting"] == s, "method"]):
             runs = good[(good["setting"] == s) & (good["method"] == m)]
             if m in ("grid", "optuna", "pbt"):
                 order = ["tau_t_config", "tau_s_config"] if m == "grid" else ["trial_index", "trial_id"]
                 curves = [np.cumsum(h.sort_values(order)["epochs_run"].to_numpy()) for _, h in runs.groupby("seed")]
-                regs = [_incumbent_regret(h.sort_values(order), *ref[seed]) for seed, h in runs.groupby("seed")
-                        if seed in ref]
+                regs = [
+                    _incumbent_regret(h.sort_values(order), *ref[seed])
+                    for seed, h in runs.groupby("seed")
+                    if seed in ref
+                ]
                 if not regs:
                     continue
                 k = min(len(r) for r in regs)
@@ -162,14 +186,26 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
                 ax.fill_between(x, mean - half, mean + half, step="post", color=color(m), alpha=0.15)
             else:
                 r = sel[(sel["setting"] == s) & (sel["method"] == m)]
-                vals = [(ref[seed][0] - t) / ref[seed][1] for seed, t in zip(r["seed"], r["test"])
-                        if seed in ref and ref[seed][1] > 0]
+                vals = [
+                    (ref[seed][0] - t) / ref[seed][1]
+                    for seed, t in zip(r["seed"], r["test"])
+                    if seed in ref and ref[seed][1] > 0
+                ]
                 if not vals:
                     continue
                 p = stats.paired(vals)
                 half = 0 if len(vals) < 2 else p["hi"] - p["mean"]
-                ax.errorbar([r["cost_epochs"].mean()], [p["mean"]], yerr=[half], color=color(m),
-                            marker=marker(m), markersize=8, capsize=3, linestyle="none", label=m)
+                ax.errorbar(
+                    [r["cost_epochs"].mean()],
+                    [p["mean"]],
+                    yerr=[half],
+                    color=color(m),
+                    marker=marker(m),
+                    markersize=8,
+                    capsize=3,
+                    linestyle="none",
+                    label=m,
+                )
         ax.axhline(0, color="k", linewidth=0.8)
         ax.set_xlabel("budget: epochs per seed")
         ax.set_ylabel("normalised regret (0 = best grid τ, 1 = worst)")
@@ -187,10 +223,12 @@ def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
     plt = _plt()
     settings = sorted(rows["setting"].unique())
     n_max = max(len(rows[rows["setting"] == s]) for s in settings)
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.2 * len(settings), 0.42 * n_max + 2.2), squeeze=False,
-                             sharex=True)
-    finite = np.concatenate([rows["lo"][np.isfinite(rows["lo"])], rows["hi"][np.isfinite(rows["hi"])],
-                             [-margin, margin]])
+    fig, axes = plt.subplots(
+        1, len(settings), figsize=(5.2 * len(settings), 0.42 * n_max + 2.2), squeeze=False, sharex=True
+    )
+    finite = np.concatenate(
+        [rows["lo"][np.isfinite(rows["lo"])], rows["hi"][np.isfinite(rows["hi"])], [-margin, margin]]
+    )
     span = max(abs(finite.min()), abs(finite.max())) * 1.1
     for ax, s in zip(axes[0], settings):
         g = rows[rows["setting"] == s].reset_index(drop=True)
@@ -214,8 +252,11 @@ def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
     return True
 
 
-POSTERIOR_COLORS = (("p_below", "C3", "P(Δ < −margin)"), ("p_inside", "C0", "P(−margin ≤ Δ ≤ +margin)"),
-                    ("p_above", "C2", "P(Δ > +margin)"))
+POSTERIOR_COLORS = (
+    ("p_below", "C3", "P(Δ < −margin)"),
+    ("p_inside", "C0", "P(−margin ≤ Δ ≤ +margin)"),
+    ("p_above", "C2", "P(Δ > +margin)"),
+)
 
 
 def posterior(rows: pd.DataFrame, margin: float, path: str, title: str = "") -> bool:
@@ -260,12 +301,22 @@ def cd_diagram(avg: pd.DataFrame, pairs: pd.DataFrame, n_blocks: int, path: str)
     k = len(avg)
     ranks = avg.set_index("method")["avg_rank"]
     fig, ax = plt.subplots(figsize=(8, 1.6 + 0.3 * k))
-    sp.critical_difference_diagram(ranks, pairs.loc[ranks.index, ranks.index], ax=ax, alpha=0.05,
-                                   color_palette={m: color(m) for m in ranks.index},
-                                   label_fmt_left="{label} ({rank:.2f})", label_fmt_right="({rank:.2f}) {label}",
-                                   label_props={"fontsize": 8})
-    ax.set_title(f"Average rank over {n_blocks} (setting, seed) blocks (1 = best), exploratory;\n"
-                 "bars join methods not different at pairwise Wilcoxon–Holm p < 0.05", fontsize=8, pad=22)
+    sp.critical_difference_diagram(
+        ranks,
+        pairs.loc[ranks.index, ranks.index],
+        ax=ax,
+        alpha=0.05,
+        color_palette={m: color(m) for m in ranks.index},
+        label_fmt_left="{label} ({rank:.2f})",
+        label_fmt_right="({rank:.2f}) {label}",
+        label_props={"fontsize": 8},
+    )
+    ax.set_title(
+        f"Average rank over {n_blocks} (setting, seed) blocks (1 = best), exploratory;\n"
+        "bars join methods not different at pairwise Wilcoxon–Holm p < 0.05",
+        fontsize=8,
+        pad=22,
+    )
     _save(plt, fig, path)
 
 
@@ -298,8 +349,11 @@ def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
     for _, r in tm.iterrows():
         i, j = srcs.index(r["source"]), srcs.index(r["target"])
         if r["verdict"] == "inconclusive":
-            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="none", edgecolor="0.7", hatch="///",
-                                       linewidth=0, zorder=1))
+            ax.add_patch(
+                plt.Rectangle(
+                    (j - 0.5, i - 0.5), 1, 1, facecolor="none", edgecolor="0.7", hatch="///", linewidth=0, zorder=1
+                )
+            )
         lo, hi = r["lo"], r["hi"]
         ci = f"\n[{_num(lo)}, {_num(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
         txt = f"{_num(r['mean'])}{ci}\n{r['verdict']}"
@@ -311,13 +365,23 @@ def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
     ax.set_yticks(range(len(srcs)), srcs)
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(facecolor="0.9", edgecolor="0.7", hatch="///", label="inconclusive (no colour)"),
-                       Patch(facecolor="white", edgecolor="0.7", label="(own): A = B")],
-              loc="upper right", bbox_to_anchor=(1.0, -0.3), fontsize=7, frameon=False, ncol=2)
+    ax.legend(
+        handles=[
+            Patch(facecolor="0.9", edgecolor="0.7", hatch="///", label="inconclusive (no colour)"),
+            Patch(facecolor="white", edgecolor="0.7", label="(own): A = B"),
+        ],
+        loc="upper right",
+        bbox_to_anchor=(1.0, -0.3),
+        fontsize=7,
+        frameon=False,
+        ncol=2,
+    )
     ax.set_xlabel("target setting B (where the temperature is used)")
     ax.set_ylabel("source setting A (where τ was selected on val)")
-    ax.set_title("Transfer regret: accuracy at B's own selected τ minus at A's τ, on B (test points;\n"
-                 "mean, 95 % CI over seeds, Holm-corrected verdict; inconclusive cells grey, hatched)")
+    ax.set_title(
+        "Transfer regret: accuracy at B's own selected τ minus at A's τ, on B (test points;\n"
+        "mean, 95 % CI over seeds, Holm-corrected verdict; inconclusive cells grey, hatched)"
+    )
     fig.colorbar(im, ax=ax, extend="both", label=f"regret (points; scale clipped at ±{vmax:.1f})")
     _save(plt, fig, path)
     return True
@@ -337,14 +401,28 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             taus = sorted(agg)
             means = [agg[t]["mean"] for t in taus]
             half = [0 if not np.isfinite(agg[t]["hi"]) else agg[t]["hi"] - agg[t]["mean"] for t in taus]
-            ax.errorbar(taus, means, yerr=half, color=color("grid"), marker="o", capsize=3,
-                        label="grid: fixed τ (mean ± 95 % CI)")
+            ax.errorbar(
+                taus,
+                means,
+                yerr=half,
+                color=color("grid"),
+                marker="o",
+                capsize=3,
+                label="grid: fixed τ (mean ± 95 % CI)",
+            )
             chosen = ss[ss["method"] == "grid"]["sel_tau_t"].value_counts()
             top = max(m + h for m, h in zip(means, half))
             for t, c in chosen.items():
                 ax.plot([t], [top + 0.3], "v", color=color("grid"), markersize=6)
-                ax.annotate(f"×{c}", (t, top + 0.3), xytext=(5, 0), textcoords="offset points", va="center",
-                            fontsize=7, color=color("grid"))
+                ax.annotate(
+                    f"×{c}",
+                    (t, top + 0.3),
+                    xytext=(5, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=7,
+                    color=color("grid"),
+                )
             ax.plot([], [], "v", color=color("grid"), label="τ selected on val (× seeds)")
         for m in method_order(ss["method"]):
             if m in ("grid", "nokd"):
@@ -352,9 +430,17 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
             r = ss[ss["method"] == m]
             tau = np.sqrt(r["sel_tau_t"].astype(float) * r["sel_tau_s"].astype(float))
             p = stats.paired(r["test"])
-            ax.errorbar([tau.mean()], [p["mean"]], yerr=[0 if not np.isfinite(p["hi"]) else p["hi"] - p["mean"]],
-                        color=color(m), marker=marker(m), markersize=9, linestyle="none",
-                        capsize=3, label=f"{m} ({'selected' if m in ('optuna', 'pbt') else 'final learned'} τ)")
+            ax.errorbar(
+                [tau.mean()],
+                [p["mean"]],
+                yerr=[0 if not np.isfinite(p["hi"]) else p["hi"] - p["mean"]],
+                color=color(m),
+                marker=marker(m),
+                markersize=9,
+                linestyle="none",
+                capsize=3,
+                label=f"{m} ({'selected' if m in ('optuna', 'pbt') else 'final learned'} τ)",
+            )
         nk = ss[ss["method"] == "nokd"]
         if not nk.empty:
             p = stats.paired(nk["test"])
@@ -412,9 +498,16 @@ def optuna_studies(trials: pd.DataFrame):
         names = ["tau_t", "tau_s"] if search.get("separate") else ["tau"]
         st = optuna.create_study(direction="maximize", study_name=f"{g['setting_label'].iloc[0]} seed {int(seed)}")
         for _, r in g.sort_values(["trial_index", "trial_id"]).iterrows():
-            params = {"tau": r["tau_t_config"]} if names == ["tau"] else {"tau_t": r["tau_t_config"], "tau_s": r["tau_s_config"]}
-            st.add_trial(optuna.trial.create_trial(params=params, distributions={k: dist for k in params},
-                                                   value=float(r["val_acc"])))
+            params = (
+                {"tau": r["tau_t_config"]}
+                if names == ["tau"]
+                else {"tau_t": r["tau_t_config"], "tau_s": r["tau_s_config"]}
+            )
+            st.add_trial(
+                optuna.trial.create_trial(
+                    params=params, distributions={k: dist for k in params}, value=float(r["val_acc"])
+                )
+            )
         studies.append(st)
     return studies
 
@@ -458,8 +551,12 @@ def all_plots(ctx: Dict, out: str) -> List[str]:
         drawn.pop()
     if not forest(ctx["comparisons"], ctx["margin"], p("forest.png")):
         drawn.pop()
-    if not posterior(ctx["comparisons"], ctx["margin"], p("posterior.png"),
-                     "Posterior of the mean difference (Bayesian correlated t-test, ρ = 0), method − reference"):
+    if not posterior(
+        ctx["comparisons"],
+        ctx["margin"],
+        p("posterior.png"),
+        "Posterior of the mean difference (Bayesian correlated t-test, ρ = 0), method − reference",
+    ):
         drawn.pop()
     if ctx["friedman"] is not None and ctx["friedman"]["n"] >= 5:
         cd_diagram(ctx["ranks"], ctx["friedman"]["pairs"], ctx["friedman"]["n"], p("cd_diagram.png"))

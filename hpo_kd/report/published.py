@@ -9,6 +9,7 @@ val), the table gives the measure the CIFAR KD papers report (CRD, CTKD, DKD, LS
 tables): the best test accuracy over epochs, mean over runs, for the same runs. It chooses the epoch
 on the test set, so it is optimistic; it is there so that a published figure is set beside its like.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -25,8 +26,13 @@ FIGURE_WORDS = {"teacher": "teacher", "nokd": "student alone (no-KD)", "kd": "KD
 def _rows(trials: pd.DataFrame, sel: pd.DataFrame, setting: str, entry: Dict, figure: str) -> pd.DataFrame:
     """The trials (one per run: trial_id, test %) whose test accuracy `figure` names, in `setting`."""
     if figure == "teacher":  # a teacher is trained once per pair (and seed), wherever it was planned
-        t = ok(trials[(trials["method"] == "teacher") & (trials["dataset"] == entry["dataset"])
-                      & (trials["teacher"] == entry["teacher"])])
+        t = ok(
+            trials[
+                (trials["method"] == "teacher")
+                & (trials["dataset"] == entry["dataset"])
+                & (trials["teacher"] == entry["teacher"])
+            ]
+        )
     elif figure == "kd":  # Hinton's KD as the papers run it: the grid's tau_t = tau_s = 4 runs
         g = ok(trials[(trials["setting"] == setting) & (trials["method"] == "grid")])
         t = g[np.isclose(g["tau_t_config"], 4.0) & np.isclose(g["tau_s_config"], 4.0)]
@@ -45,8 +51,13 @@ def best_test(curves: Optional[pd.DataFrame], trial_ids) -> np.ndarray:
     return np.array([best.get(t, np.nan) for t in trial_ids], dtype=float)
 
 
-def table(trials: pd.DataFrame, sel: pd.DataFrame, published: List[Dict], sources: Dict[str, str],
-          curves: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+def table(
+    trials: pd.DataFrame,
+    sel: pd.DataFrame,
+    published: List[Dict],
+    sources: Dict[str, str],
+    curves: Optional[pd.DataFrame] = None,
+) -> pd.DataFrame:
     """One row per (setting, published figure) whose data set and pair the study ran. `measured`: the
     runs' test accuracy as this study reports it (final epoch, the configuration selected on val);
     `best_test`: the same runs' best test accuracy over epochs, mean over runs (NaN unless every run
@@ -54,19 +65,29 @@ def table(trials: pd.DataFrame, sel: pd.DataFrame, published: List[Dict], source
     rows = []
     settings = trials[trials["method"] != "teacher"].drop_duplicates("setting")
     for entry in published:
-        match = settings[(settings["dataset"] == entry["dataset"]) & (settings["teacher"] == entry["teacher"])
-                         & (settings["student"] == entry["student"])]
+        match = settings[
+            (settings["dataset"] == entry["dataset"])
+            & (settings["teacher"] == entry["teacher"])
+            & (settings["student"] == entry["student"])
+        ]
         for _, s in match.sort_values("setting_label").iterrows():
             for fig, value in entry["figures"].items():
                 r = _rows(trials, sel, s["setting"], entry, fig)
                 v = r["test"].to_numpy()
                 b = best_test(curves, list(r["trial_id"]))
-                rows.append({
-                    "setting_label": s["setting_label"], "figure": fig, "what": FIGURE_WORDS.get(fig, fig),
-                    "n": len(v), "measured": float(v.mean()) if len(v) else float("nan"),
-                    "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-                    "best_test": float(b.mean()) if len(b) else float("nan"),
-                    "published": float(value), "source": entry["source"],
-                })
-    return pd.DataFrame(rows, columns=["setting_label", "figure", "what", "n", "measured", "sd", "best_test",
-                                       "published", "source"])
+                rows.append(
+                    {
+                        "setting_label": s["setting_label"],
+                        "figure": fig,
+                        "what": FIGURE_WORDS.get(fig, fig),
+                        "n": len(v),
+                        "measured": float(v.mean()) if len(v) else float("nan"),
+                        "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+                        "best_test": float(b.mean()) if len(b) else float("nan"),
+                        "published": float(value),
+                        "source": entry["source"],
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["setting_label", "figure", "what", "n", "measured", "sd", "best_test", "published", "source"]
+    )

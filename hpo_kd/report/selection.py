@@ -2,6 +2,7 @@
 researcher would report. Searched methods select on **val** accuracy at the final epoch; the
 number reported is the selected trial's **test** accuracy.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ import pandas as pd
 
 from .. import methods as methods_mod
 from ..errors import UserError
+
 # Val ties: the lower temperature, then the trial id (deterministic).
 _SELECT_ORDER = (["val_acc", "tau_t_config", "tau_s_config", "trial_id"], [False, True, True, True])
 
@@ -56,8 +58,7 @@ def select(trials: pd.DataFrame) -> pd.DataFrame:
     best = good.groupby(["setting", "method", "seed"], sort=True).head(1).copy()
     cost = (
         t.groupby(["setting", "method", "seed"], sort=True)
-        .agg(cost_trials=("trial_id", "count"), cost_epochs=("epochs_run", "sum"),
-             cost_seconds=("seconds", "sum"))
+        .agg(cost_trials=("trial_id", "count"), cost_epochs=("epochs_run", "sum"), cost_seconds=("seconds", "sum"))
         .reset_index()
     )
     best = best.merge(cost, on=["setting", "method", "seed"], how="left")
@@ -78,11 +79,18 @@ def teachers(trials: pd.DataFrame) -> pd.DataFrame:
     t = ok(trials[trials["method"] == "teacher"])
     if t.empty:
         return pd.DataFrame()
-    return (t.groupby("setting_label", sort=True)
-            .agg(teacher=("teacher", "first"), teachers=("trial_id", "count"),
-                 val=("val_acc", lambda v: v.mean() * 100), test=("test_acc", lambda v: v.mean() * 100),
-                 test_min=("test_acc", lambda v: v.min() * 100), test_max=("test_acc", lambda v: v.max() * 100))
-            .reset_index())
+    return (
+        t.groupby("setting_label", sort=True)
+        .agg(
+            teacher=("teacher", "first"),
+            teachers=("trial_id", "count"),
+            val=("val_acc", lambda v: v.mean() * 100),
+            test=("test_acc", lambda v: v.mean() * 100),
+            test_min=("test_acc", lambda v: v.min() * 100),
+            test_max=("test_acc", lambda v: v.max() * 100),
+        )
+        .reset_index()
+    )
 
 
 def grid_curve(trials: pd.DataFrame, setting: str) -> pd.DataFrame:

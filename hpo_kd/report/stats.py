@@ -25,6 +25,7 @@ Families are declared, not "whatever this report holds": a comparison's family i
 transfer cell: its target setting). The same paired data in the same family give the same verdict
 whatever else a report contains.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,12 @@ MIN_SEEDS = 3  # fewer paired seeds decide nothing: two seeds that happen to agr
 MAX_SEEDS = 1000  # "more than this" when the observed effect is too small for any practical number of seeds
 
 # The kinds of comparison, each its own family per setting (the family's name is "<kind> | <setting label>").
-KINDS = {"grid": "methods vs grid", "nokd": "methods vs no-KD", "transfer": "transfer cells",
-         "start": "start dependence"}
+KINDS = {
+    "grid": "methods vs grid",
+    "nokd": "methods vs no-KD",
+    "transfer": "transfer cells",
+    "start": "start dependence",
+}
 
 
 def _t(df: int, level: float = LEVEL) -> float:
@@ -154,8 +159,11 @@ def seeds_for_power(mean: float, sd: float, family: int = 1, power: float = POWE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            n = float(TTestPower().solve_power(effect_size=es, alpha=ALPHA / max(family, 1), power=power,
-                                               alternative="two-sided"))
+            n = float(
+                TTestPower().solve_power(
+                    effect_size=es, alpha=ALPHA / max(family, 1), power=power, alternative="two-sided"
+                )
+            )
         except Exception:  # the root finder gives up on effects far too small for any n
             return math.inf
     if not math.isfinite(n) or n > MAX_SEEDS:
@@ -167,8 +175,13 @@ def family(kind: str, setting_label: str) -> str:
     return f"{KINDS[kind]} | {setting_label}"
 
 
-def compare(d: Sequence[float], margin: float, p_holm: float | None = None, p_tost_holm: float | None = None,
-            family_size: int = 1) -> Dict[str, float]:
+def compare(
+    d: Sequence[float],
+    margin: float,
+    p_holm: float | None = None,
+    p_tost_holm: float | None = None,
+    family_size: int = 1,
+) -> Dict[str, float]:
     """Every statistic of one comparison with its verdict; `p_holm`, `p_tost_holm` are the
     Holm-adjusted p-values within its family (default: the raw ones, a family of one)."""
     r = measure(d, margin)
@@ -181,8 +194,9 @@ def compare(d: Sequence[float], margin: float, p_holm: float | None = None, p_to
 
 def _decide(r: Dict, size: int) -> None:
     r["verdict"] = verdict(r["mean"], r["p_holm"], r["p_tost_holm"], r["n"])
-    r["seeds_for_power"] = (seeds_for_power(r["mean"], r["sd"], family=size) if r["verdict"] == "inconclusive"
-                            else float("nan"))
+    r["seeds_for_power"] = (
+        seeds_for_power(r["mean"], r["sd"], family=size) if r["verdict"] == "inconclusive" else float("nan")
+    )
 
 
 def measure(d: Sequence[float], margin: float) -> Dict[str, float]:
@@ -229,8 +243,12 @@ def friedman(avg_ranks: Sequence[float], n_blocks: int) -> Dict[str, float]:
     denom = n * (k - 1) - chi2
     ff = (n - 1) * chi2 / denom if denom > 0 else math.inf
     return {
-        "k": k, "n": n, "chi2": float(chi2), "p_chi2": float(stats.chi2.sf(chi2, k - 1)),
-        "F": float(ff), "p_F": float(stats.f.sf(ff, k - 1, (k - 1) * (n - 1))) if denom > 0 else 0.0,
+        "k": k,
+        "n": n,
+        "chi2": float(chi2),
+        "p_chi2": float(stats.chi2.sf(chi2, k - 1)),
+        "F": float(ff),
+        "p_F": float(stats.f.sf(ff, k - 1, (k - 1) * (n - 1))) if denom > 0 else 0.0,
     }
 
 
@@ -287,15 +305,22 @@ def summary(sel: pd.DataFrame, ranks: pd.DataFrame) -> pd.DataFrame:
         n = len(test)
         sd = float(test.std(ddof=1)) if n > 1 else float("nan")
         rk = ranks[(ranks["setting"] == setting) & (ranks["method"] == m)]["rank"]
-        rows.append({
-            "setting": setting, "setting_label": g["setting_label"].iloc[0], "method": m, "seeds": n,
-            "test_mean": float(test.mean()), "test_sd": sd,
-            "test_ci95": _t(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan"),
-            "val_mean": float(g["val_acc"].mean() * 100),
-            "trials_per_seed": float(g["cost_trials"].mean()), "epochs_per_seed": float(g["cost_epochs"].mean()),
-            "seconds_per_seed": float(g["cost_seconds"].mean()),
-            "avg_rank": float(rk.mean()) if len(rk) else float("nan"),
-        })
+        rows.append(
+            {
+                "setting": setting,
+                "setting_label": g["setting_label"].iloc[0],
+                "method": m,
+                "seeds": n,
+                "test_mean": float(test.mean()),
+                "test_sd": sd,
+                "test_ci95": _t(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan"),
+                "val_mean": float(g["val_acc"].mean() * 100),
+                "trials_per_seed": float(g["cost_trials"].mean()),
+                "epochs_per_seed": float(g["cost_epochs"].mean()),
+                "seconds_per_seed": float(g["cost_seconds"].mean()),
+                "avg_rank": float(rk.mean()) if len(rk) else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 

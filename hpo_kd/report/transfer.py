@@ -3,6 +3,7 @@ with the same seed, against B's own val-selected temperature. Regret = test accu
 selected τ minus test accuracy at A's τ, on B (points; > 0: A's temperature is worse), paired by
 seed. The cells into one target B are one Holm family ("transfer cells | B").
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
@@ -14,8 +15,12 @@ from . import stats
 from .selection import best_by_val, fmt_tau, labels, ok
 
 # The verdict on a regret (own minus transferred), in the words of a transfer.
-WORDS = {"better": "does not transfer", "worse": "beats B's own selection", "equivalent": "transfers",
-         "inconclusive": "inconclusive"}
+WORDS = {
+    "better": "does not transfer",
+    "worse": "beats B's own selection",
+    "equivalent": "transfers",
+    "inconclusive": "inconclusive",
+}
 
 
 def cells(trials: pd.DataFrame, source: str, target: str) -> Tuple[List[Dict], List[Tuple[int, float, float]]]:
@@ -35,19 +40,29 @@ def cells(trials: pd.DataFrame, source: str, target: str) -> Tuple[List[Dict], L
             continue
         a, b = best_by_val(g), best_by_val(own)
         tt, ts = a["tau_t_config"], a["tau_s_config"]
-        hit = on_target[(on_target["seed"] == seed) & np.isclose(on_target["tau_t_config"], tt)
-                        & np.isclose(on_target["tau_s_config"], ts)]
+        hit = on_target[
+            (on_target["seed"] == seed)
+            & np.isclose(on_target["tau_t_config"], tt)
+            & np.isclose(on_target["tau_s_config"], ts)
+        ]
         if hit.empty:
             missing.append((int(seed), float(tt), float(ts)))
             continue
         transferred = float(hit.sort_values("trial_id")["test_acc"].iloc[0] * 100)
-        rows.append({
-            "seed": int(seed), "tau_t": float(tt), "tau_s": float(ts), "transferred": transferred,
-            "own_tau_t": float(b["tau_t_config"]), "own_tau_s": float(b["tau_s_config"]),
-            "own": float(b["test_acc"] * 100), "regret": float(b["test_acc"] * 100) - transferred,
-            "range": float((own["test_acc"].max() - own["test_acc"].min()) * 100),
-            "nokd": float(nokd.loc[seed] * 100) if seed in nokd.index else float("nan"),
-        })
+        rows.append(
+            {
+                "seed": int(seed),
+                "tau_t": float(tt),
+                "tau_s": float(ts),
+                "transferred": transferred,
+                "own_tau_t": float(b["tau_t_config"]),
+                "own_tau_s": float(b["tau_s_config"]),
+                "own": float(b["test_acc"] * 100),
+                "regret": float(b["test_acc"] * 100) - transferred,
+                "range": float((own["test_acc"].max() - own["test_acc"].min()) * 100),
+                "nokd": float(nokd.loc[seed] * 100) if seed in nokd.index else float("nan"),
+            }
+        )
     return rows, missing
 
 
@@ -76,15 +91,24 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
             to_nokd = [r_["transferred"] - r_["nokd"] for r_ in rows if r_["nokd"] == r_["nokd"]]
             vs_nokd, vs_nokd_eq = stats.paired(to_nokd), stats.tost(to_nokd, margin)
             r.update(
-                source=lab[a], target=lab[b], source_id=a, target_id=b, missing=len(missing),
+                source=lab[a],
+                target=lab[b],
+                source_id=a,
+                target_id=b,
+                missing=len(missing),
                 family=stats.family("transfer", lab[b]),
                 taus=fmt_tau([x["tau_t"] for x in rows], [x["tau_s"] for x in rows]),
                 own_taus=fmt_tau([x["own_tau_t"] for x in rows], [x["own_tau_s"] for x in rows]),
                 regret_of_range=float(norm.mean()) if len(norm) else float("nan"),
-                same_tau=int(sum(np.isclose(x["tau_t"], x["own_tau_t"]) and np.isclose(x["tau_s"], x["own_tau_s"])
-                                 for x in rows)),
-                vs_nokd_n=vs_nokd["n"], vs_nokd_mean=vs_nokd["mean"], vs_nokd_lo=vs_nokd["lo"],
-                vs_nokd_hi=vs_nokd["hi"], vs_nokd_p=vs_nokd["p"], vs_nokd_p_tost=vs_nokd_eq["p_tost"],
+                same_tau=int(
+                    sum(np.isclose(x["tau_t"], x["own_tau_t"]) and np.isclose(x["tau_s"], x["own_tau_s"]) for x in rows)
+                ),
+                vs_nokd_n=vs_nokd["n"],
+                vs_nokd_mean=vs_nokd["mean"],
+                vs_nokd_lo=vs_nokd["lo"],
+                vs_nokd_hi=vs_nokd["hi"],
+                vs_nokd_p=vs_nokd["p"],
+                vs_nokd_p_tost=vs_nokd_eq["p_tost"],
             )
             out.append(r)
     return out
@@ -99,8 +123,10 @@ def _note(r) -> str:
         return f"A's τ is worse on B than B's no-KD student ({ci}; uncorrected)"
     if r["vs_nokd_p_tost"] < stats.ALPHA:
         p = r["vs_nokd_p_tost"]
-        return (f"A's τ acts as no KD on B (within ±margin of B's no-KD student, TOST p "
-                f"{'< 0.001' if p < 0.001 else format(p, '.3f')}; uncorrected)")
+        return (
+            f"A's τ acts as no KD on B (within ±margin of B's no-KD student, TOST p "
+            f"{'< 0.001' if p < 0.001 else format(p, '.3f')}; uncorrected)"
+        )
     return ""
 
 

@@ -1,4 +1,5 @@
 """A trial's options: what each allows (Option, SCHEMA) and their values (TrialConfig)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,7 +11,6 @@ from .. import data as data_mod
 from .. import methods as methods_mod
 from .. import models as models_mod
 from ..errors import UserError, check_range
-
 
 OPTIMIZERS = ("sgd", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
@@ -50,8 +50,9 @@ class Option:
                 raise UserError(f"{key} = {value!r} is not allowed; allowed: {self.allowed()}")
             return value
         if self.type is list:  # a list of integers, increasing, each in range
-            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int)
-                                                           for v in value):
+            if not isinstance(value, (list, tuple)) or any(
+                isinstance(v, bool) or not isinstance(v, int) for v in value
+            ):
                 raise UserError(f"{key} = {value!r}: expected a list of integers; allowed: {self.allowed()}")
             if list(value) != sorted(set(value)):
                 raise UserError(f"{key} = {value!r}: expected increasing integers; allowed: {self.allowed()}")
@@ -60,8 +61,10 @@ class Option:
             return value
         wanted = (int,) if self.type is int else (int, float)
         if isinstance(value, bool) or not isinstance(value, wanted):
-            raise UserError(f"{key} = {value!r}: expected {'an integer' if self.type is int else 'a number'}; "
-                            f"allowed: {self.allowed()}")
+            raise UserError(
+                f"{key} = {value!r}: expected {'an integer' if self.type is int else 'a number'}; "
+                f"allowed: {self.allowed()}"
+            )
         try:
             return check_range(key, value, self.lo, self.hi, self.lo_open, self.hi_open)
         except UserError:
@@ -89,10 +92,12 @@ class TrialConfig:
     method: str = "fixed"
     method_options: Dict[str, Any] = field(default_factory=dict)
     # None: the method's own start (e.g. 4 for fixed, the authors' for CTKD)
-    tau_t: Optional[float] = option(None, float, lo=0, lo_open=True,
-                                    help="teacher temperature (start of a learned one); default: the method's own")
-    tau_s: Optional[float] = option(None, float, lo=0, lo_open=True,
-                                    help="student temperature; default: the method's own")
+    tau_t: Optional[float] = option(
+        None, float, lo=0, lo_open=True, help="teacher temperature (start of a learned one); default: the method's own"
+    )
+    tau_s: Optional[float] = option(
+        None, float, lo=0, lo_open=True, help="student temperature; default: the method's own"
+    )
     alpha: float = option(0.9, float, lo=0, hi=1, help="weight of the KD term", study=True)
     optimizer: str = option("sgd", str, choices=OPTIMIZERS, study=True)
     lr: Optional[float] = option(None, float, lo=0, lo_open=True, help="default: per data set", study=True)
@@ -102,35 +107,56 @@ class TrialConfig:
     epochs: Optional[int] = option(None, int, lo=1, help="default: per data set", study=True)
     batch_size: Optional[int] = option(None, int, lo=1, help="default: per data set", study=True)
     teacher_epochs: Optional[int] = option(None, int, lo=1, help="default: the student's epochs", study=True)
-    teacher_lr: Optional[float] = option(None, float, lo=0, lo_open=True, help="default: the student's lr",
-                                         study=True)
-    teacher_optimizer: Optional[str] = option(None, str, choices=OPTIMIZERS, help="default: the student's",
-                                              study=True)
-    teacher_batch_size: Optional[int] = option(None, int, lo=1, help="default: the student's batch size",
-                                               study=True)
-    lr_schedule: str = option("cosine", str, choices=LR_SCHEDULES, help="cosine to zero, or multistep (x lr_decay "
-                                                                        "at each of lr_milestones)", study=True)
-    lr_milestones: Optional[List[int]] = option(None, list, lo=1, help="epochs where multistep decays (default: "
-                                                "62.5, 75 and 87.5 % of the epochs, e.g. 150, 180, 210 of 240)",
-                                                study=True)
+    teacher_lr: Optional[float] = option(None, float, lo=0, lo_open=True, help="default: the student's lr", study=True)
+    teacher_optimizer: Optional[str] = option(None, str, choices=OPTIMIZERS, help="default: the student's", study=True)
+    teacher_batch_size: Optional[int] = option(None, int, lo=1, help="default: the student's batch size", study=True)
+    lr_schedule: str = option(
+        "cosine",
+        str,
+        choices=LR_SCHEDULES,
+        help="cosine to zero, or multistep (x lr_decay at each of lr_milestones)",
+        study=True,
+    )
+    lr_milestones: Optional[List[int]] = option(
+        None,
+        list,
+        lo=1,
+        help="epochs where multistep decays (default: 62.5, 75 and 87.5 % of the epochs, e.g. 150, 180, 210 of 240)",
+        study=True,
+    )
     lr_decay: float = option(0.1, float, lo=0, hi=1, lo_open=True, help="multistep's factor", study=True)
     seed: int = option(0, int, lo=0, help="the student's seed")
     teacher_seed: int = option(0, int, lo=0)
     device: str = option("auto", str, choices=DEVICES)
-    precision: str = option("fp32", str, choices=PRECISIONS, help="bf16: the forward passes under bf16 autocast "
-                            "(CPU or CUDA); the KD loss, temperatures and MKD's meta step stay fp32", study=True)
-    eval_bn: str = option("running", str, choices=EVAL_BN, help="the student's BatchNorm statistics when it is "
-                          "evaluated: running (PyTorch's running averages, dominated by the last ~10 training "
-                          "batches, augmented ones included) or recompute (averaged over the un-augmented train "
-                          "split before each evaluation, as precise BN does; training is unchanged)", study=True)
+    precision: str = option(
+        "fp32",
+        str,
+        choices=PRECISIONS,
+        help="bf16: the forward passes under bf16 autocast "
+        "(CPU or CUDA); the KD loss, temperatures and MKD's meta step stay fp32",
+        study=True,
+    )
+    eval_bn: str = option(
+        "running",
+        str,
+        choices=EVAL_BN,
+        help="the student's BatchNorm statistics when it is "
+        "evaluated: running (PyTorch's running averages, dominated by the last ~10 training "
+        "batches, augmented ones included) or recompute (averaged over the un-augmented train "
+        "split before each evaluation, as precise BN does; training is unchanged)",
+        study=True,
+    )
     threads: Optional[int] = option(None, int, lo=1, help="torch threads (default: torch's)")
     cache_dir: Optional[str] = None
 
     def resolved(self) -> "TrialConfig":
         """A copy with every default filled in from the data set's defaults, validated."""
         d = data_mod.train_defaults(self.dataset)  # an unknown name raises with the list of names
-        c = dataclasses.replace(self, method_options=dict(self.method_options),
-                                data_options=data_mod.check_options(self.dataset, self.data_options))
+        c = dataclasses.replace(
+            self,
+            method_options=dict(self.method_options),
+            data_options=data_mod.check_options(self.dataset, self.data_options),
+        )
         for k in ("teacher", "student", "epochs", "batch_size", "lr"):
             if getattr(c, k) is None:
                 setattr(c, k, d[k])
@@ -157,7 +183,8 @@ class TrialConfig:
                     models_mod.MODELS.get(name, ["or any timm model name (see timm.list_models())"])
 
 
-SCHEMA: Dict[str, Option] = {f.name: f.metadata["option"] for f in dataclasses.fields(TrialConfig)
-                              if "option" in f.metadata}
+SCHEMA: Dict[str, Option] = {
+    f.name: f.metadata["option"] for f in dataclasses.fields(TrialConfig) if "option" in f.metadata
+}
 STUDY_TRAIN_KEYS = tuple(k for k, o in SCHEMA.items() if o.study)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrialConfig)}

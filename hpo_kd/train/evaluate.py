@@ -1,4 +1,5 @@
 """A model's predictions and accuracy, and its BatchNorm statistics recomputed for an evaluation."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,7 @@ def predict(model, x: torch.Tensor, prepare, batch_size: int = 1024, precision: 
     dev = next(model.parameters()).device  # the split may live elsewhere (e.g. on the CPU)
     chunks = [slice(i, i + batch_size) for i in range(0, len(x), batch_size)]
     with autocast(dev, precision):
-        out = [model(as_input(prepare(xb.to(dev, non_blocking=True)))).float()
-               for xb in data_mod.take(x, chunks, dev)]
+        out = [model(as_input(prepare(xb.to(dev, non_blocking=True)))).float() for xb in data_mod.take(x, chunks, dev)]
     model.train(was)
     return torch.cat(out)
 
@@ -39,8 +39,7 @@ def recomputed_bn(model, x: torch.Tensor, prepare, precision: str = "fp32", chun
     order (one seeded permutation), without gradients. (torch.optim.swa_utils.update_bn does the
     recomputation for a finished model: it puts the whole model in train mode, weights every batch
     alike and keeps the new statistics; here they are temporary, between training epochs.)"""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-           and m.track_running_stats]
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not bns:
         yield model
         return

@@ -1,5 +1,6 @@
 """The teacher's logits, remembered per process: of the un-augmented training split, and of
 each augmented training batch."""
+
 from __future__ import annotations
 
 import collections
@@ -8,7 +9,6 @@ from typing import List, Optional, Tuple
 import torch
 
 from .evaluate import predict
-
 
 # Teacher logits of un-augmented training data, per process: a reused Ray actor runs many trials
 # with the same teacher and data, and the logits are a pure function of (teacher file, data).
@@ -78,8 +78,10 @@ class _AugmentedTeacher:
         """Keep a complete recording for the next trials of this process."""
         if self.record is not None and complete:
             _AUG_LOGITS[self.key] = self.record
-            while len(_AUG_LOGITS) > 1 and sum(len(r) * r[0][1].numel() * 4 for r in _AUG_LOGITS.values()
-                                               if r) > _AUG_LOGITS_BYTES:
+            while (
+                len(_AUG_LOGITS) > 1
+                and sum(len(r) * r[0][1].numel() * 4 for r in _AUG_LOGITS.values() if r) > _AUG_LOGITS_BYTES
+            ):
                 _AUG_LOGITS.popitem(last=False)
         elif self.key in _AUG_LOGITS:
             _AUG_LOGITS.move_to_end(self.key)
@@ -93,7 +95,11 @@ def teacher_outputs(teacher, bundle, x_tr: torch.Tensor, c, steps_per_epoch: int
     augment, n = bundle.augmenter, len(bundle.splits["train"][1])
     if augment.level == "none" and n * bundle.num_classes * 4 <= _AUG_LOGITS_BYTES:
         return teacher_logits(teacher, x_tr, bundle.prepare, key, c.precision), None
-    aug_key = None if key is None else (
-        f"{key}|{augment.level}|seed={c.seed}|batch={c.batch_size}|epochs={c.epochs}|{c.precision}")
-    return None, _AugmentedTeacher(teacher, aug_key, c.epochs * steps_per_epoch, bundle.num_classes,
-                                   c.batch_size, device)
+    aug_key = (
+        None
+        if key is None
+        else (f"{key}|{augment.level}|seed={c.seed}|batch={c.batch_size}|epochs={c.epochs}|{c.precision}")
+    )
+    return None, _AugmentedTeacher(
+        teacher, aug_key, c.epochs * steps_per_epoch, bundle.num_classes, c.batch_size, device
+    )

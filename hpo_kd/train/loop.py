@@ -1,4 +1,5 @@
 """The training loop: students (members) trained in lockstep on the same batches."""
+
 from __future__ import annotations
 
 import contextlib
@@ -47,20 +48,37 @@ class Member:
     seen: int = 0
 
 
-def fit(model, bundle, method, teacher, c: TrialConfig, device, report,
-        logits_key: Optional[str] = None, every_epoch: bool = True) -> Dict[str, Any]:
+def fit(
+    model,
+    bundle,
+    method,
+    teacher,
+    c: TrialConfig,
+    device,
+    report,
+    logits_key: Optional[str] = None,
+    every_epoch: bool = True,
+) -> Dict[str, Any]:
     """Train `model` on `bundle` with `method` (KD from `teacher` if the method uses it).
     `logits_key` names the teacher and data, so that the teacher's logits are computed once per
     process. `every_epoch=False`: val and test accuracy after the last epoch only (a teacher keeps
     its last weights and records only their accuracy; evaluating leaves training unchanged)."""
-    return fit_members([Member(model, method, report)], bundle, teacher, c, device, logits_key,
-                       every_epoch, group=False)[0]
+    return fit_members(
+        [Member(model, method, report)], bundle, teacher, c, device, logits_key, every_epoch, group=False
+    )[0]
 
 
-def fit_members(members: List[Member], bundle, teacher, c: TrialConfig, device,
-                logits_key: Optional[str] = None, every_epoch: bool = True, group: bool = False,
-                fused: bool = True
-                ) -> List[Dict[str, Any]]:
+def fit_members(
+    members: List[Member],
+    bundle,
+    teacher,
+    c: TrialConfig,
+    device,
+    logits_key: Optional[str] = None,
+    every_epoch: bool = True,
+    group: bool = False,
+    fused: bool = True,
+) -> List[Dict[str, Any]]:
     """Train every member on the same batches (same seed, same augmentation draws, same teacher
     outputs) in lockstep, the step's shared work (batch, augmentation, teacher, learning rate)
     done once. `group=True`: the members' forward and backward run as one `GroupedStudents`
@@ -109,8 +127,18 @@ class _Lockstep:
     augmentation, the teacher's logits, one optimizer and schedule), the members still training
     (`active`) and, in a group, their `GroupedStudents` model (`grouped`)."""
 
-    def __init__(self, members: List[Member], bundle, teacher, c: TrialConfig, device,
-                 logits_key: Optional[str], every_epoch: bool, group: bool, fused: bool = True):
+    def __init__(
+        self,
+        members: List[Member],
+        bundle,
+        teacher,
+        c: TrialConfig,
+        device,
+        logits_key: Optional[str],
+        every_epoch: bool,
+        group: bool,
+        fused: bool = True,
+    ):
         image = len(bundle.input_shape) == 3
         for m in members:
             m.model = gpu_ready(m.model, device, image).train()
@@ -124,21 +152,24 @@ class _Lockstep:
         self.gen = torch.Generator().manual_seed(c.seed)
         self.cached_logits, self.aug_teacher = None, None
         if any(m.use_kd for m in members):
-            self.cached_logits, self.aug_teacher = teacher_outputs(teacher, bundle, self.x_tr, c,
-                                                                   self.steps_per_epoch, logits_key, device)
+            self.cached_logits, self.aug_teacher = teacher_outputs(
+                teacher, bundle, self.x_tr, c, self.steps_per_epoch, logits_key, device
+            )
         self.optimizer, self.scheduler = self._optimizer()
         meta_batches = functools.partial(_meta_batches, bundle, c, device)
         for m in members:
-            m.method.setup(methods_mod.TrialContext(
-                model=m.model,
-                epochs=c.epochs,
-                steps_per_epoch=self.steps_per_epoch,
-                alpha=m.alpha,
-                device=device,
-                meta_batches=meta_batches,
-                lr=self.lr,
-                precision=c.precision,
-            ))
+            m.method.setup(
+                methods_mod.TrialContext(
+                    model=m.model,
+                    epochs=c.epochs,
+                    steps_per_epoch=self.steps_per_epoch,
+                    alpha=m.alpha,
+                    device=device,
+                    meta_batches=meta_batches,
+                    lr=self.lr,
+                    precision=c.precision,
+                )
+            )
         self.active = list(members)
         self.grouped = None
         self._regroup()
@@ -149,11 +180,18 @@ class _Lockstep:
         """One optimizer over every member's parameters (its update is per tensor, so each member's
         parameters move exactly as under an optimizer of their own) and its per-step schedule."""
         c, per_epoch = self.c, self.steps_per_epoch
-        optimizer = make_optimizer(c, [m.model for m in self.members],
-                                   [p for m in self.members for p in m.method.parameters()])
+        optimizer = make_optimizer(
+            c, [m.model for m in self.members], [p for m in self.members for p in m.method.parameters()]
+        )
         total = c.epochs * per_epoch
-        scheduler = make_scheduler(optimizer, total, min(c.warmup_epochs * per_epoch, total - 1), c.lr_schedule,
-                                   tuple(s * per_epoch for s in milestones(c)), c.lr_decay)
+        scheduler = make_scheduler(
+            optimizer,
+            total,
+            min(c.warmup_epochs * per_epoch, total - 1),
+            c.lr_schedule,
+            tuple(s * per_epoch for s in milestones(c)),
+            c.lr_decay,
+        )
         return optimizer, scheduler
 
     def lr(self) -> float:
@@ -241,8 +279,16 @@ class _Lockstep:
         zt_m = z_t if m.use_kd else None
         losses = kd_loss(z_s, zt_m, target, tau_t, tau_s, m.alpha)  # alpha = 0: CE only
         return methods_mod.Step(
-            epoch=epoch, step=self.steps, x=x, target=target, student_logits=z_s,
-            teacher_logits=zt_m, losses=losses, tau_t=tau_t, tau_s=tau_s, lr=self.lr(),
+            epoch=epoch,
+            step=self.steps,
+            x=x,
+            target=target,
+            student_logits=z_s,
+            teacher_logits=zt_m,
+            losses=losses,
+            tau_t=tau_t,
+            tau_s=tau_s,
+            lr=self.lr(),
         )
 
     def _stop_diverged(self, epoch: int, infos, values) -> List[tuple]:
@@ -297,10 +343,15 @@ class _Lockstep:
         c = self.c
         if not (self.every_epoch or epoch == c.epochs):
             return None, None
-        with (recomputed_bn(m.model, self.x_tr, self.prepare, c.precision) if c.eval_bn == "recompute"
-              else contextlib.nullcontext()):
-            return (accuracy(m.model, self.bundle.splits["val"], self.prepare, c.precision),
-                    accuracy(m.model, self.bundle.splits["test"], self.prepare, c.precision))
+        with (
+            recomputed_bn(m.model, self.x_tr, self.prepare, c.precision)
+            if c.eval_bn == "recompute"
+            else contextlib.nullcontext()
+        ):
+            return (
+                accuracy(m.model, self.bundle.splits["val"], self.prepare, c.precision),
+                accuracy(m.model, self.bundle.splits["test"], self.prepare, c.precision),
+            )
 
     def finish(self) -> List[Dict[str, Any]]:
         """Every member's result."""
@@ -316,7 +367,7 @@ def _loss_values(infos) -> List[Dict[str, float]]:
     NaN check needs the value anyway; per-term tensor sums cost ~30 us a step)."""
     flat = torch.stack([v.detach() for info in infos for v in info.losses.values()]).tolist()
     k = len(infos[0].losses)
-    return [dict(zip(info.losses, flat[i * k:(i + 1) * k])) for i, info in enumerate(infos)]
+    return [dict(zip(info.losses, flat[i * k : (i + 1) * k])) for i, info in enumerate(infos)]
 
 
 def _result(m: Member, device) -> Dict[str, Any]:

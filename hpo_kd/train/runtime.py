@@ -1,4 +1,5 @@
 """Where and how a trial computes: its device, seeds, precision and memory layout."""
+
 from __future__ import annotations
 
 import contextlib
@@ -55,8 +56,10 @@ def on_device(bundle, device: torch.device):
     if device.type != "cuda":
         return bundle
     torch.backends.cudnn.benchmark = True
-    bundle.splits = {k: (x.pin_memory().to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x,
-                         y.to(device)) for k, (x, y) in bundle.splits.items()}
+    bundle.splits = {
+        k: (x.pin_memory().to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x, y.to(device))
+        for k, (x, y) in bundle.splits.items()
+    }
     return bundle
 
 
@@ -65,6 +68,10 @@ def load_data(c):
     device = pick_device(c.device)
     if c.threads:
         torch.set_num_threads(c.threads)
-    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
-                                     root=c.root, **c.data_options), device)
+    bundle = on_device(
+        data_mod.load(
+            c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root, **c.data_options
+        ),
+        device,
+    )
     return device, bundle

@@ -1,4 +1,5 @@
 """Teachers: what determines one (its cache key), how it is trained, and getting it from the cache."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,13 +26,28 @@ def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
 
         return teacher_cache.key(bundle.key, c.teacher, checkpoint=file_hash(c.teacher_checkpoint))
     t = teacher_config(c)
-    schedule = {} if t.lr_schedule == "cosine" else {  # absent for cosine: older keys stay valid
-        "lr_schedule": t.lr_schedule, "lr_milestones": milestones(t), "lr_decay": t.lr_decay}
+    schedule = (
+        {}
+        if t.lr_schedule == "cosine"
+        else {  # absent for cosine: older keys stay valid
+            "lr_schedule": t.lr_schedule,
+            "lr_milestones": milestones(t),
+            "lr_decay": t.lr_decay,
+        }
+    )
     if t.precision != "fp32":  # likewise
         schedule["precision"] = t.precision
     return teacher_cache.key(
-        bundle.key, t.teacher, epochs=t.epochs, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
-        weight_decay=t.weight_decay, warmup_epochs=t.warmup_epochs, batch_size=t.batch_size, seed=t.seed,
+        bundle.key,
+        t.teacher,
+        epochs=t.epochs,
+        optimizer=t.optimizer,
+        lr=t.lr,
+        momentum=t.momentum,
+        weight_decay=t.weight_decay,
+        warmup_epochs=t.warmup_epochs,
+        batch_size=t.batch_size,
+        seed=t.seed,
         **schedule,
     )
 
@@ -40,10 +56,18 @@ def teacher_config(c: TrialConfig) -> TrialConfig:
     """How the teacher of `c` is trained: cross-entropy only, with the teacher's epochs, seed,
     optimizer and lr (the student's where the teacher has none of its own)."""
     return dataclasses.replace(
-        c, method="nokd", method_options={}, tau_t=None, tau_s=None, epochs=c.teacher_epochs, seed=c.teacher_seed,
+        c,
+        method="nokd",
+        method_options={},
+        tau_t=None,
+        tau_s=None,
+        epochs=c.teacher_epochs,
+        seed=c.teacher_seed,
         eval_bn="running",  # a teacher is used, and evaluated, with its running statistics
-        lr=c.teacher_lr or c.lr, optimizer=c.teacher_optimizer or c.optimizer,
-        batch_size=c.teacher_batch_size or c.batch_size)
+        lr=c.teacher_lr or c.lr,
+        optimizer=c.teacher_optimizer or c.optimizer,
+        batch_size=c.teacher_batch_size or c.batch_size,
+    )
 
 
 def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lambda m: None):
@@ -64,9 +88,13 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
         src = load_weights(model, c.teacher_checkpoint)
         log(f"teacher {c.teacher} from {c.teacher_checkpoint} ({src['keys']} tensors, sha256 {src['sha256']})")
         model.to(device)
-        return {"val_acc": accuracy(model, bundle.splits["val"], bundle.prepare, c.precision),
-                "test_acc": accuracy(model, bundle.splits["test"], bundle.prepare, c.precision),
-                "seconds": time.perf_counter() - t0, "epochs_run": 0, "checkpoint": src["path"]}
+        return {
+            "val_acc": accuracy(model, bundle.splits["val"], bundle.prepare, c.precision),
+            "test_acc": accuracy(model, bundle.splits["test"], bundle.prepare, c.precision),
+            "seconds": time.perf_counter() - t0,
+            "epochs_run": 0,
+            "checkpoint": src["path"],
+        }
 
     def train() -> Dict[str, Any]:
         if c.teacher_checkpoint:

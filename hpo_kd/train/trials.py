@@ -1,4 +1,5 @@
 """Trials: one (`run_trial`), or several that differ only in their temperature method (`run_trials`)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,14 +11,13 @@ import torch
 from .. import data as data_mod
 from .. import methods as methods_mod
 from .. import models as models_mod
-from ..models.grouped import why_not_groupable
 from ..errors import UserError
 from ..files import digest
+from ..models.grouped import why_not_groupable
 from .config import TrialConfig
 from .loop import Member, fit, fit_members
 from .runtime import as_input, gpu_ready, load_data, seed_everything
 from .teacher import get_teacher
-
 
 # What the students of one group may differ in: their temperature method and its options. Everything
 # else (data, split, seed, teacher, student, recipe) they share, and with it every batch.
@@ -95,19 +95,23 @@ def run_trials(
         if reason is None:
             inexact = _check_group(students, bundle, c0, device)
             if inexact:
-                log(f"warning: fused kernels are not bitwise exact here ({inexact}): {len(together)} students of "
-                    "one seed train together on their own modules")
+                log(
+                    f"warning: fused kernels are not bitwise exact here ({inexact}): {len(together)} students of "
+                    "one seed train together on their own modules"
+                )
             members = [Member(s, methods[i], reports[i]) for s, i in zip(students, together)]
             kernels = "own" if inexact else "fused"
-            for i, r in zip(together, fit_members(members, bundle, teacher, c0, device, logits_key, group=True,
-                                                  fused=not inexact)):
+            for i, r in zip(
+                together, fit_members(members, bundle, teacher, c0, device, logits_key, group=True, fused=not inexact)
+            ):
                 results[i] = dict(r, grouped=len(together), group_kernels=kernels)
         else:
             log(f"{len(together)} students of one seed train one by one ({reason})")
     for i, m in enumerate(methods):
         if results[i] is None:
-            results[i] = dict(fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1,
-                              group_kernels=None)
+            results[i] = dict(
+                fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1, group_kernels=None
+            )
     for r, m in zip(results, methods):
         _add_teacher(r, tinfo if m.uses_kd else None)  # a student without KD has no teacher, in a group too
         r["student_params"] = counted[0]

@@ -16,6 +16,7 @@ on timing or on the other trials sharing the slots.
 Finished trials are skipped on a re-run; an interrupted Optuna search continues from its
 finished trials (they are handed to the sampler as evaluated points).
 """
+
 from .progress import Progress
 from .runner import Runner
 

@@ -1,5 +1,6 @@
 """The driver's Tune callback that writes every finished trial to the store. It imports Ray Tune:
 only the runner imports it, once Ray is starting."""
+
 from __future__ import annotations
 
 import sys
@@ -44,25 +45,41 @@ class StoreCallback(tune.Callback):
         if status is None:
             # No final report: a scheduler (ASHA) ended the trial. It is `stopped` early unless
             # it had already run every planned epoch.
-            status = last.get("status") if last.get("final") else (
-                "ok" if curve and len(curve) >= _planned_epochs(spec) else "stopped")
+            status = (
+                last.get("status")
+                if last.get("final")
+                else ("ok" if curve and len(curve) >= _planned_epochs(spec) else "stopped")
+            )
         row = _row(self.study, spec, trial.config, last, status, error or _nan_to_none(last.get("error")))
         # The order in which a search proposed its trials, after the trials an interrupted
         # search had already finished (for the other trials: their place in this run).
         row["trial_index"] = spec.get("index", 0)
         if from_curve:
             best = max(curve, key=lambda r: r["val_acc"])
-            row.update(epochs_run=len(curve), val_acc=curve[-1]["val_acc"], test_acc=curve[-1]["test_acc"],
-                       best_val_acc=best["val_acc"], test_at_best_val=best["test_acc"],
-                       best_epoch=best["epoch"], tau_t=curve[-1].get("tau_t"), tau_s=curve[-1].get("tau_s"),
-                       seconds=sum(r.get("epoch_seconds", 0) for r in curve))
+            row.update(
+                epochs_run=len(curve),
+                val_acc=curve[-1]["val_acc"],
+                test_acc=curve[-1]["test_acc"],
+                best_val_acc=best["val_acc"],
+                test_at_best_val=best["test_acc"],
+                best_epoch=best["epoch"],
+                tau_t=curve[-1].get("tau_t"),
+                tau_s=curve[-1].get("tau_s"),
+                seconds=sum(r.get("epoch_seconds", 0) for r in curve),
+            )
         self.store.add(row, curve)
-        self.progress.timings.append({
-            "start": self.started.pop(trial.trial_id, None), "end": time.time(),
-            "pid": _nan_to_none(last.get("pid")), "entered": _nan_to_none(last.get("started_at")),
-            "import_s": _nan_to_none(last.get("import_s")), "run_s": _nan_to_none(last.get("run_s")),
-            "seconds": row.get("seconds"), "kind": spec["kind"],
-        })
+        self.progress.timings.append(
+            {
+                "start": self.started.pop(trial.trial_id, None),
+                "end": time.time(),
+                "pid": _nan_to_none(last.get("pid")),
+                "entered": _nan_to_none(last.get("started_at")),
+                "import_s": _nan_to_none(last.get("import_s")),
+                "run_s": _nan_to_none(last.get("run_s")),
+                "seconds": row.get("seconds"),
+                "kind": spec["kind"],
+            }
+        )
         self.progress.finished(row)
         _stop_if_interrupted()  # the row above is stored
 
@@ -71,29 +88,49 @@ class StoreCallback(tune.Callback):
         last = dict(trial.last_result or {})
         finals = last.get("members") if last.get("final") else None
         if not isinstance(finals, list) or len(finals) != len(spec["members"]):
-            finals = [{"status": "failed", "error": error or _nan_to_none(last.get("error"))
-                       or "group trial ended without a result"} for _ in spec["members"]]
+            finals = [
+                {
+                    "status": "failed",
+                    "error": error or _nan_to_none(last.get("error")) or "group trial ended without a result",
+                }
+                for _ in spec["members"]
+            ]
         started = self.started.pop(trial.trial_id, None)
         for member, final in zip(spec["members"], finals):
-            final = dict(final, node=last.get("node"), started_at=last.get("started_at"),
-                         gpu_ids=last.get("gpu_ids"))
-            row = _row(self.study, member, {"spec": member}, final, status or final.get("status"),
-                       error or _nan_to_none(final.get("error")))
+            final = dict(final, node=last.get("node"), started_at=last.get("started_at"), gpu_ids=last.get("gpu_ids"))
+            row = _row(
+                self.study,
+                member,
+                {"spec": member},
+                final,
+                status or final.get("status"),
+                error or _nan_to_none(final.get("error")),
+            )
             row["trial_index"] = member.get("index", 0)
             curve = final.get("curve") if isinstance(final.get("curve"), list) else []
             self.store.add(row, curve)
             self.progress.finished(row)
         if last.get("group_kernels") == "own" and not self.own_modules_said:
             self.own_modules_said = True
-            print(f"warning: fused kernels are not bitwise exact on node {last.get('node')}: grouped students "
-                  "train on their own modules there (the same results, less saving; the store's "
-                  "group_kernels column)", file=sys.stderr, flush=True)
-        self.progress.timings.append({
-            "start": started, "end": time.time(),
-            "pid": _nan_to_none(last.get("pid")), "entered": _nan_to_none(last.get("started_at")),
-            "import_s": _nan_to_none(last.get("import_s")), "run_s": _nan_to_none(last.get("run_s")),
-            "seconds": sum(_nan_to_none(f.get("seconds")) or 0.0 for f in finals), "kind": "group",
-        })
+            print(
+                f"warning: fused kernels are not bitwise exact on node {last.get('node')}: grouped students "
+                "train on their own modules there (the same results, less saving; the store's "
+                "group_kernels column)",
+                file=sys.stderr,
+                flush=True,
+            )
+        self.progress.timings.append(
+            {
+                "start": started,
+                "end": time.time(),
+                "pid": _nan_to_none(last.get("pid")),
+                "entered": _nan_to_none(last.get("started_at")),
+                "import_s": _nan_to_none(last.get("import_s")),
+                "run_s": _nan_to_none(last.get("run_s")),
+                "seconds": sum(_nan_to_none(f.get("seconds")) or 0.0 for f in finals),
+                "kind": "group",
+            }
+        )
         _stop_if_interrupted()  # the rows above are stored
 
     def on_trial_complete(self, iteration, trials, trial, **info):

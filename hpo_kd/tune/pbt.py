@@ -49,6 +49,7 @@ Resume: a search with all its members in the store is never run again; an unfini
 study was interrupted mid-search) is run again whole, its partial rows replaced (a population's
 state is not in the store, and the members depend on each other).
 """
+
 from __future__ import annotations
 
 import io
@@ -65,6 +66,7 @@ FACTORS = (1.2, 0.8)
 
 
 # ---------------------------------------------------------------------- pure parts (no Ray)
+
 
 def interval_of(search: Dict[str, Any], epochs: int) -> int:
     """Epochs between perturbations: the table's `interval`, by default a quarter of the epochs."""
@@ -99,10 +101,16 @@ def state(run, member, epoch: int) -> Dict[str, Any]:
     import numpy as np
 
     return {
-        "model": member.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(), "method": member.method.state_dict(),
-        "gen": run.gen.get_state(), "numpy": np.random.get_state(), "steps": run.steps,
-        "epoch": epoch, "history": list(member.history), "best": dict(member.best),
+        "model": member.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "method": member.method.state_dict(),
+        "gen": run.gen.get_state(),
+        "numpy": np.random.get_state(),
+        "steps": run.steps,
+        "epoch": epoch,
+        "history": list(member.history),
+        "best": dict(member.best),
         "seconds": member.seconds,
     }
 
@@ -141,6 +149,7 @@ def load_bytes(b: bytes) -> Dict[str, Any]:
 
 # ---------------------------------------------------------------------- the trainer, in segments
 
+
 def setup(cfg: Dict[str, Any]):
     """(run, member, config, device) of one PBT member, as `hpo_kd.train.run_trials` sets a
     trial up (data, teacher, seeded student), before its first epoch."""
@@ -158,14 +167,19 @@ def setup(cfg: Dict[str, Any]):
     device = pick_device(c.device)
     if c.threads:
         torch.set_num_threads(c.threads)
-    bundle = on_device(data_mod.load(c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment,
-                                     root=c.root, **c.data_options), device)
+    bundle = on_device(
+        data_mod.load(
+            c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root, **c.data_options
+        ),
+        device,
+    )
     method = make_method(c)
-    teacher, tinfo = (get_teacher(c, bundle, device, lambda m: None) if method.uses_kd else (None, None))
+    teacher, tinfo = get_teacher(c, bundle, device, lambda m: None) if method.uses_kd else (None, None)
     logits_key = f"{tinfo['path']}|{digest(bundle.key)}|{device}" if tinfo else None
     seed_everything(c.seed)
-    model = gpu_ready(models_mod.create(c.student, bundle.input_shape, bundle.num_classes), device,
-                      len(bundle.input_shape) == 3)
+    model = gpu_ready(
+        models_mod.create(c.student, bundle.input_shape, bundle.num_classes), device, len(bundle.input_shape) == 3
+    )
     member = Member(model, method)
     run = _Lockstep([member], bundle, teacher, c, device, logits_key, True, False)
     return run, member, c, device, tinfo
@@ -226,19 +240,32 @@ def pbt_fn(config: Dict[str, Any]) -> None:
     train_epochs(run, member, start, c.epochs, on_epoch)
     result = run.finish()[0]
     final = {k: result.get(k) for k in SCALARS}
-    final.update(tau_t=result["tau_t"], tau_s=result["tau_s"], grouped=1,
-                 teacher_val_acc=tinfo["val_acc"] if tinfo else None,
-                 teacher_test_acc=tinfo["test_acc"] if tinfo else None)
+    final.update(
+        tau_t=result["tau_t"],
+        tau_s=result["tau_s"],
+        grouped=1,
+        teacher_val_acc=tinfo["val_acc"] if tinfo else None,
+        teacher_test_acc=tinfo["test_acc"] if tinfo else None,
+    )
     final["seconds"] = sum(r.get("epoch_seconds", 0) for r in member.history)
     out = {k: clean(v) for k, v in final.items()}
-    out.update(final=True, epoch=len(member.history), started_at=started, pid=os.getpid(), import_s=import_s,
-               curve=[curve_row(r) for r in member.history], node="", gpu_ids="[]")
+    out.update(
+        final=True,
+        epoch=len(member.history),
+        started_at=started,
+        pid=os.getpid(),
+        import_s=import_s,
+        curve=[curve_row(r) for r in member.history],
+        node="",
+        gpu_ids="[]",
+    )
     if out.get("val_acc") != out.get("val_acc"):  # diverged: PBT needs its metric in every report
         out["val_acc"] = -1.0
     tune.report(out)
 
 
 # ---------------------------------------------------------------------- the driver side
+
 
 def scheduler(search: Dict[str, Any], epochs: int):
     """Tune's PopulationBasedTraining for one search."""
@@ -255,16 +282,20 @@ def scheduler(search: Dict[str, Any], epochs: int):
         return config
 
     return PopulationBasedTraining(
-        time_attr=TIME_ATTR, metric="val_acc", mode="max",
+        time_attr=TIME_ATTR,
+        metric="val_acc",
+        mode="max",
         perturbation_interval=interval_of(search, epochs),
-        hyperparam_mutations={"tau": resample}, quantile_fraction=search["quantile"],
-        resample_probability=search["resample_probability"], perturbation_factors=FACTORS,
-        custom_explore_fn=clamped, synch=True,
+        hyperparam_mutations={"tau": resample},
+        quantile_fraction=search["quantile"],
+        resample_probability=search["resample_probability"],
+        perturbation_factors=FACTORS,
+        custom_explore_fn=clamped,
+        synch=True,
     )
 
 
-def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, progress, tune_env,
-               quiet) -> None:
+def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, progress, tune_env, quiet) -> None:
     """Run PBT search `t` (one setting and seed) in a Tuner of its own; its members' rows go to
     the store (a partial earlier run's rows are replaced)."""
     from ray import tune
@@ -284,11 +315,13 @@ def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, pro
             tune.with_resources(pbt_fn, resources),
             param_space={"spec": spec, "tau": tune.grid_search(taus)},
             # No max_concurrent_trials: the whole population must exist from the start (see above).
-            tune_config=tune.TuneConfig(scheduler=scheduler(t.search, epochs), num_samples=1,
-                                        reuse_actors=False),
+            tune_config=tune.TuneConfig(scheduler=scheduler(t.search, epochs), num_samples=1, reuse_actors=False),
             run_config=tune.RunConfig(
-                name=f"pbt-{t.id[:12]}-{int(time.time() * 1000)}", storage_path=storage, verbose=0,
-                stop={TIME_ATTR: epochs}, callbacks=[callback],
+                name=f"pbt-{t.id[:12]}-{int(time.time() * 1000)}",
+                storage_path=storage,
+                verbose=0,
+                stop={TIME_ATTR: epochs},
+                callbacks=[callback],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             ),

@@ -1,4 +1,5 @@
 """A run's progress on the terminal (Progress) and where its time went (_timing)."""
+
 from __future__ import annotations
 
 import sys
@@ -39,8 +40,12 @@ class Progress:
     def know_teachers(self, rows) -> None:
         """Teachers finished by an earlier run (a resumed study does not train them again)."""
         for r in rows:
-            if r.get("method") == "teacher" and r.get("status") == "ok" and r.get("val_acc") == r.get("val_acc") \
-                    and r.get("val_acc") is not None:
+            if (
+                r.get("method") == "teacher"
+                and r.get("status") == "ok"
+                and r.get("val_acc") == r.get("val_acc")
+                and r.get("val_acc") is not None
+            ):
                 self.teacher_val.setdefault(r["setting"], []).append(r["val_acc"])
 
     def weak_teacher(self, row: Dict[str, Any]) -> Optional[str]:
@@ -51,9 +56,11 @@ class Progress:
         if not vals or row["val_acc"] <= sum(vals) / len(vals):
             return None
         self.warned.add(row["setting"])
-        return (f"warning: on {row['setting_label']} the teacher's val accuracy ({100 * sum(vals) / len(vals):.2f} %, "
-                f"mean of {len(vals)}) is below the no-KD student's ({100 * row['val_acc']:.2f} %, seed "
-                f"{row['seed']}): distillation from this teacher is not expected to help")
+        return (
+            f"warning: on {row['setting_label']} the teacher's val accuracy ({100 * sum(vals) / len(vals):.2f} %, "
+            f"mean of {len(vals)}) is below the no-KD student's ({100 * row['val_acc']:.2f} %, seed "
+            f"{row['seed']}): distillation from this teacher is not expected to help"
+        )
 
     @staticmethod
     def _taus(row: Dict[str, Any]) -> str:
@@ -72,9 +79,11 @@ class Progress:
         failed = f", {self.failed} failed" if self.failed else ""
         best = "; ".join(
             f"{label} {r['method']} seed={r['seed']}{self._taus(r)} val={r['val_acc']:.4f} test={r['test_acc']:.4f}"
-            for label, r in sorted(self.best.items()))
-        return (f"[{self.done}/{self.total}] {pct:.0f}%{failed}, elapsed {_duration(elapsed)}, ETA {eta}"
-                + (f" | best by val: {best}" if best else ""))
+            for label, r in sorted(self.best.items())
+        )
+        return f"[{self.done}/{self.total}] {pct:.0f}%{failed}, elapsed {_duration(elapsed)}, ETA {eta}" + (
+            f" | best by val: {best}" if best else ""
+        )
 
     def finished(self, row: Dict[str, Any]) -> None:
         self.know_teachers([row])
@@ -84,13 +93,18 @@ class Progress:
         if row["method"] != "teacher" and row["status"] != "failed" and val is not None and val == val:
             best = self.best.get(row["setting_label"])
             if best is None or val > best["val_acc"]:
-                self.best[row["setting_label"]] = {k: row.get(k) for k in (
-                    "method", "seed", "val_acc", "test_acc", "tau_t_config", "tau_s_config", "tau_t", "tau_s")}
+                self.best[row["setting_label"]] = {
+                    k: row.get(k)
+                    for k in ("method", "seed", "val_acc", "test_acc", "tau_t_config", "tau_s_config", "tau_t", "tau_s")
+                }
         if row["status"] == "failed":
             self.failed += 1
             err = f": {row['error'][:200]}" if row.get("error") else ""
-            print(f"trial failed: {row['setting_label']} {row['method']} seed={row['seed']}{self._taus(row)}{err}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"trial failed: {row['setting_label']} {row['method']} seed={row['seed']}{self._taus(row)}{err}",
+                file=sys.stderr,
+                flush=True,
+            )
         weak = self.weak_teacher(row)
         if weak:
             print(weak, file=sys.stderr, flush=True)
@@ -107,7 +121,8 @@ def _timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str
     in the trial (data, teacher, model), and the driver's gap between two trials on one actor."""
     t = sorted((x for x in progress.timings if x["start"] is not None), key=lambda x: x["start"])
     out: Dict[str, Any] = {
-        "slots": slots, "trials": len(progress.timings),
+        "slots": slots,
+        "trials": len(progress.timings),
         "wall_s": marks["ray_stopped"] - marks["run"],
         "ray_start_s": marks["ray_started"] - marks["run"],
         "ray_stop_s": marks["ray_stopped"] - marks["tune_ended"],
@@ -119,8 +134,9 @@ def _timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str
     n = max(len(t), 1)
     out["actors"] = len({x["pid"] for x in t if x["pid"] is not None})
     out["import_s_per_trial"] = sum(x["import_s"] or 0.0 for x in t) / n
-    out["setup_s_per_trial"] = sum(max((x["run_s"] or 0.0) - (x["seconds"] or 0.0), 0.0)
-                                   for x in t if x["kind"] != "teacher") / n
+    out["setup_s_per_trial"] = (
+        sum(max((x["run_s"] or 0.0) - (x["seconds"] or 0.0), 0.0) for x in t if x["kind"] != "teacher") / n
+    )
     out["fit_s_per_trial"] = sum(x["seconds"] or 0.0 for x in t) / n
     gaps, last_end = [], {}
     for x in t:

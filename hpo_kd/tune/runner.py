@@ -1,4 +1,5 @@
 """Runner: runs a study's pending trials through one Ray Tune Tuner (see hpo_kd.tune)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,13 @@ def _import_tune() -> None:
 class Runner:
     """Runs a study on a Ray cluster: embedded local Ray by default, or one given by address."""
 
-    def __init__(self, study: Study, runs_dir: str = "runs", address: Optional[str] = None,
-                 log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)):
+    def __init__(
+        self,
+        study: Study,
+        runs_dir: str = "runs",
+        address: Optional[str] = None,
+        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+    ):
         self.study = study
         self.folder = os.path.abspath(os.path.join(runs_dir, study.name))
         self.store = Store(self.folder, create=False)  # reading only, until something runs
@@ -86,6 +92,7 @@ class Runner:
         os.makedirs(self.folder, exist_ok=True)
         with open(self.study.path, "rb") as f:
             text = f.read()
+
         def write(tmp):
             with open(tmp, "wb") as f:
                 f.write(text)
@@ -113,8 +120,12 @@ class Runner:
         self.kernel_pins = reproducible.worker_env(self.study.resources.get("reproducible", False))
         if self.address:
             try:
-                ray.init(address=self.address, runtime_env={"env_vars": self._worker_env()}, log_to_driver=False,
-                         logging_level="WARNING")
+                ray.init(
+                    address=self.address,
+                    runtime_env={"env_vars": self._worker_env()},
+                    log_to_driver=False,
+                    logging_level="WARNING",
+                )
             except ConnectionError as e:
                 raise UserError(
                     f"could not connect to the Ray cluster at {self.address!r} ({e}). If the cluster "
@@ -126,8 +137,13 @@ class Runner:
             # Its workers inherit the environment its processes start with: no runtime_env, whose
             # set-up would delay the start of every worker.
             with _environ(self._worker_env()):
-                ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False, logging_level="WARNING")
+                ray.init(
+                    address="local",
+                    num_cpus=os.cpu_count(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="WARNING",
+                )
         self._started_ray = True
 
     def _worker_env(self) -> Dict[str, str]:
@@ -159,11 +175,15 @@ class Runner:
         """The study's GPUs per trial (0 on a cluster without GPUs, with a warning); a trial asking
         for more than the cluster has would wait forever: a UserError instead."""
         if cpus > total.get("CPU", 0):
-            raise UserError(f"{self.study.path}: resources.cpus_per_trial = {cpus} but the Ray cluster "
-                            f"has {total.get('CPU', 0):g} CPU(s)")
+            raise UserError(
+                f"{self.study.path}: resources.cpus_per_trial = {cpus} but the Ray cluster "
+                f"has {total.get('CPU', 0):g} CPU(s)"
+            )
         if gpus > max(total.get("GPU", 0), 1):
-            raise UserError(f"{self.study.path}: resources.gpus_per_trial = {gpus} but the Ray cluster "
-                            f"has {total.get('GPU', 0):g} GPU(s)")
+            raise UserError(
+                f"{self.study.path}: resources.gpus_per_trial = {gpus} but the Ray cluster "
+                f"has {total.get('GPU', 0):g} GPU(s)"
+            )
         if gpus > 0 and total.get("GPU", 0) < min(gpus, 1):
             warnings.warn(
                 f"resources.gpus_per_trial = {gpus} but the Ray cluster has no GPU; running on CPU",
@@ -209,8 +229,10 @@ class Runner:
         todo = self.pending(plan)
         n_trials = self.remaining(todo)
         planned = sum(t.budget for t in plan)
-        self.log(f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
-                 f"{n_trials} to run; results in {self.folder}")
+        self.log(
+            f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
+            f"{n_trials} to run; results in {self.folder}"
+        )
         self._sync_optuna([t for t in plan if t.kind == "search" and t.id not in {u.id for u in todo}])
         if not todo:
             return {"ran": 0, "planned": planned}
@@ -251,8 +273,16 @@ class Runner:
         for t in finished:
             sync(t, storage, everything[everything["unit_id"] == t.id].to_dict("records"))
 
-    def _tune(self, todo: List[Trial], resources, slots: int, device: str, threads: int,
-              progress: Progress, marks: Dict[str, float]) -> None:
+    def _tune(
+        self,
+        todo: List[Trial],
+        resources,
+        slots: int,
+        device: str,
+        threads: int,
+        progress: Progress,
+        marks: Dict[str, float],
+    ) -> None:
         """One Tuner for every pending trial of this run, then one per PBT search (hpo_kd.tune.pbt:
         PBT refuses the main Tuner's search algorithm)."""
         pbts = [t for t in todo if t.kind == "search" and t.method == "pbt"]  # Tuners of their own
@@ -265,12 +295,22 @@ class Runner:
 
             marks.setdefault("tune_started", time.time())
             for t in pbts:
-                run_search(t, _spec(t, self.folder, device, threads), resources, slots, self.store, self.study,
-                           progress, lambda: _environ(TUNE_ENV), _quiet)
+                run_search(
+                    t,
+                    _spec(t, self.folder, device, threads),
+                    resources,
+                    slots,
+                    self.store,
+                    self.study,
+                    progress,
+                    lambda: _environ(TUNE_ENV),
+                    _quiet,
+                )
                 _stop_if_interrupted()
 
-    def _main_tuner(self, todo, fixed, searches, ashas, resources, slots: int, progress: Progress,
-                    marks: Dict[str, float]) -> None:
+    def _main_tuner(
+        self, todo, fixed, searches, ashas, resources, slots: int, progress: Progress, marks: Dict[str, float]
+    ) -> None:
         from ray import tune
 
         from .callback import StoreCallback
@@ -284,8 +324,10 @@ class Runner:
                     tune.with_resources(trial_fn, resources),
                     param_space={},
                     tune_config=tune.TuneConfig(
-                        search_alg=searcher, scheduler=PerSearchScheduler(ashas) if ashas else None,
-                        num_samples=len(fixed) + sum(x.left for x in searches), max_concurrent_trials=slots,
+                        search_alg=searcher,
+                        scheduler=PerSearchScheduler(ashas) if ashas else None,
+                        num_samples=len(fixed) + sum(x.left for x in searches),
+                        max_concurrent_trials=slots,
                         reuse_actors=True,
                     ),
                     run_config=tune.RunConfig(
@@ -311,16 +353,24 @@ class Runner:
 
         cache_dir = self.folder  # teachers go to <study folder>/teachers/
         units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
-        fixed = _grouped([dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
-                         self.study.resources.get("students_per_trial", 1))
+        fixed = _grouped(
+            [dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
+            self.study.resources.get("students_per_trial", 1),
+        )
         searches, ashas = [], {}
         storage = open_storage(self.folder) if any(t.kind == "search" for t in todo) else None
         everything = self.store.trials()
         for t in todo:
             if t.kind == "search":
                 rows = everything[everything["unit_id"] == t.id].to_dict("records") if len(everything) else []
-                s = optuna_search(t, _spec(t, cache_dir, device, threads), self.store.unit_rows(t.id), slots,
-                                  storage=storage, rows=rows)
+                s = optuna_search(
+                    t,
+                    _spec(t, cache_dir, device, threads),
+                    self.store.unit_rows(t.id),
+                    slots,
+                    storage=storage,
+                    rows=rows,
+                )
                 searches.append(s)
                 if t.search["asha"]:
                     ashas[t.id] = asha(t, s.spec)

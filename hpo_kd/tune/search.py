@@ -25,6 +25,7 @@ trials in the same order as the in-memory replay did, so a study proposes what i
 except where a search trial ended with a NaN val accuracy (diverged): it is FAIL in the storage, as
 a live tell of NaN always was, where the old replay told the sampler 0.0.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
@@ -257,7 +258,7 @@ def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool)
         return all(abs(x - y) <= 1e-12 * max(abs(x), abs(y), 1.0) for x, y in zip(a, b))
 
     did = {"told": 0, "failed": 0, "added": 0, "rebuilt": 0}
-    rows = sorted(rows, key=lambda r: (r.get("trial_index") if r.get("trial_index") == r.get("trial_index") else 0))
+    rows = sorted(rows, key=lambda r: r.get("trial_index") if r.get("trial_index") == r.get("trial_index") else 0)
     left = list(rows)  # store rows not matched yet
     trials = study.get_trials(deepcopy=False)
     running = []
@@ -265,8 +266,15 @@ def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool)
         if tr.state in (TrialState.RUNNING, TrialState.WAITING):
             running.append(tr)
             continue
-        match = next((r for r in left if close(_key(tr.params), _key(params(r)))
-                      and _state(r) == (TrialState.FAIL if tr.state == TrialState.FAIL else TrialState.COMPLETE)), None)
+        match = next(
+            (
+                r
+                for r in left
+                if close(_key(tr.params), _key(params(r)))
+                and _state(r) == (TrialState.FAIL if tr.state == TrialState.FAIL else TrialState.COMPLETE)
+            ),
+            None,
+        )
         if match is not None:
             left.remove(match)
         elif tr.state != TrialState.FAIL:
@@ -295,9 +303,15 @@ def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool)
             did["failed"] += 1
     for r in left:
         state = _state(r)
-        study.add_trial(optuna.trial.create_trial(
-            state=state, value=_value(r) if state == TrialState.COMPLETE else None, params=params(r),
-            distributions=distributions, user_attrs={"trial_id": r["trial_id"]}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=_value(r) if state == TrialState.COMPLETE else None,
+                params=params(r),
+                distributions=distributions,
+                user_attrs={"trial_id": r["trial_id"]},
+            )
+        )
         did["added"] += 1
     return did
 
@@ -319,10 +333,10 @@ def sync(t: Trial, storage, rows: List[Dict[str, Any]], sampler=None) -> str:
     (every one, failed ones too): its name."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(storage, t)
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler or _sampler(t),
-                                direction="maximize", load_if_exists=True)
-    for k, v in (("unit_id", t.id), ("method", t.config.get("method")), ("setting", t.setting.label),
-                 ("seed", t.seed)):
+    study = optuna.create_study(
+        storage=storage, study_name=name, sampler=sampler or _sampler(t), direction="maximize", load_if_exists=True
+    )
+    for k, v in (("unit_id", t.id), ("method", t.config.get("method")), ("setting", t.setting.label), ("seed", t.seed)):
         if study.user_attrs.get(k) != v:
             study.set_user_attr(k, v)
     _reconcile(study, rows, OptunaSearch.convert_search_space(_space(t)), t.search["separate"])
@@ -338,7 +352,9 @@ def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None
     o = t.search
     space = _space(t)
     if o["separate"]:
-        points = [{"tau_t": a, "tau_s": b} for a, b in zip(prev["tau_t_config"], prev["tau_s_config"])] if len(prev) else []
+        points = (
+            [{"tau_t": a, "tau_s": b} for a, b in zip(prev["tau_t_config"], prev["tau_s_config"])] if len(prev) else []
+        )
     else:
         points = [{"tau": a} for a in prev["tau_t_config"]] if len(prev) else []
     rewards = [v if v == v else 0.0 for v in prev["val_acc"].astype(float)] if len(prev) else None
@@ -358,7 +374,12 @@ def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None
 def asha(t: Trial, spec: Dict[str, Any]) -> ASHAScheduler:
     """The ASHA scheduler of search unit `t`: its rungs compare that search's trials only."""
     o = t.search
-    return ASHAScheduler(time_attr="epoch", metric="val_acc", mode="max",
-                         # +1: reaching max_t stops a trial before its final report
-                         max_t=_planned_epochs(spec) + 1,
-                         grace_period=o["grace_period"], reduction_factor=o["reduction_factor"])
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric="val_acc",
+        mode="max",
+        # +1: reaching max_t stops a trial before its final report
+        max_t=_planned_epochs(spec) + 1,
+        grace_period=o["grace_period"],
+        reduction_factor=o["reduction_factor"],
+    )

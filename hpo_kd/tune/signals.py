@@ -1,10 +1,10 @@
 """Ctrl-C during a run: the study stops at once, or at the next finished trial."""
+
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-
 
 # Ctrl-C during a run, remembered. The handler raises KeyboardInterrupt as Python's own does, and
 # also sets this flag, so that if the exception is swallowed inside the driver's libraries the

@@ -1,5 +1,6 @@
 """The units of a run without Ray: a trial's spec, students grouped into one Tune trial, the
 teacher a unit waits for, and the store row of a finished trial."""
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,27 @@ def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
         trial_id = _search_trial_id(spec, config)
     s = spec["setting"]
     row = {
-        "trial_id": trial_id, "unit_id": spec["unit_id"], "study": study.name,
-        "setting": s["id"], "setting_label": s["label"], "dataset": s["dataset"], "augment": s["augment"],
-        "fraction": s["fraction"], "teacher": s["teacher"], "student": s["student"] if spec["kind"] != "teacher" else None,
-        "method": spec["method"], "seed": spec["seed"],
-        "tau_t_config": c.get("tau_t"), "tau_s_config": c.get("tau_s"),
-        "options": spec.get("search") or c.get("method_options", {}), "status": status, "error": error,
-        "epochs": c.get("epochs"), "node": _nan_to_none(last.get("node")),
-        "started_at": _nan_to_none(last.get("started_at")), "gpu_ids": _nan_to_none(last.get("gpu_ids")),
+        "trial_id": trial_id,
+        "unit_id": spec["unit_id"],
+        "study": study.name,
+        "setting": s["id"],
+        "setting_label": s["label"],
+        "dataset": s["dataset"],
+        "augment": s["augment"],
+        "fraction": s["fraction"],
+        "teacher": s["teacher"],
+        "student": s["student"] if spec["kind"] != "teacher" else None,
+        "method": spec["method"],
+        "seed": spec["seed"],
+        "tau_t_config": c.get("tau_t"),
+        "tau_s_config": c.get("tau_s"),
+        "options": spec.get("search") or c.get("method_options", {}),
+        "status": status,
+        "error": error,
+        "epochs": c.get("epochs"),
+        "node": _nan_to_none(last.get("node")),
+        "started_at": _nan_to_none(last.get("started_at")),
+        "gpu_ids": _nan_to_none(last.get("gpu_ids")),
     }
     for k in RESULT_COLUMNS:
         if k not in ("status", "error"):
@@ -59,11 +73,25 @@ def _planned_epochs(spec) -> int:
 def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]:
     s = t.setting
     return {
-        "kind": t.kind, "method": t.method, "seed": t.seed, "config": t.config, "trial_id": t.id,
+        "kind": t.kind,
+        "method": t.method,
+        "seed": t.seed,
+        "config": t.config,
+        "trial_id": t.id,
         "search": t.search,
-        "unit_id": t.id, "cache_dir": cache_dir, "device": device, "threads": threads,
-        "setting": {"id": s.id, "label": s.label, "dataset": s.dataset, "augment": s.augment,
-                    "fraction": s.fraction, "teacher": s.teacher, "student": s.student},
+        "unit_id": t.id,
+        "cache_dir": cache_dir,
+        "device": device,
+        "threads": threads,
+        "setting": {
+            "id": s.id,
+            "label": s.label,
+            "dataset": s.dataset,
+            "augment": s.augment,
+            "fraction": s.fraction,
+            "teacher": s.teacher,
+            "student": s.student,
+        },
     }
 
 
@@ -97,7 +125,7 @@ def _grouped(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]
     chunks = {}
     for members in buckets.values():
         for i in range(0, len(members), per_trial):
-            chunk = members[i:i + per_trial]
+            chunk = members[i : i + per_trial]
             if len(chunk) > 1:
                 chunks[chunk[0]["unit_id"]] = chunk
     in_chunk = {m["unit_id"] for chunk in chunks.values() for m in chunk}
