@@ -253,7 +253,7 @@ def cmd_transfer(a) -> int:
         f"{tr['mean']:.2f} % vs {labels[tgt]}'s own τ={rep.fmt_tau([x['own_tau_t'] for x in rows])}: "
         f"{own['mean']:.2f} %; regret {r['mean']:+.2f} points, 95 % CI {ci}, p {r['p']:.3g} over {r['n']} seeds: "
         f"{rep.transfer_mod.WORDS[r['verdict']]} (margin ±{margin:g}; uncorrected: the report corrects "
-        "over all its comparisons)."
+        "within the family of transfer cells into the same setting)."
     )
     return 0
 
