@@ -9,7 +9,12 @@ Only training steps are timed: fit's per-epoch `samples_per_s` covers the step l
 val/test evaluation nor the trial setup); mean step time = batch size / samples_per_s.
 Runs are interleaved (each repeat runs every method once, in a rotated order), the first epoch of
 each run is dropped as warm-up, and each method's time is the median over its runs.
-Goals: exact <= 2.5, first-order <= 1.5, every-4 <= 1.3 times the fixed-tau step.
+Goals: exact <= 2.5, first-order <= 1.5, every-4 <= 1.3 times the fixed-tau step. LS-KD (a
+per-sample temperature from each sample's logits) is printed beside them, with no goal.
+
+`--searches`: also a PBT search's wall time against the grid's at the same population (5), as
+two tiny studies through Ray Tune (digits, 6 epochs, one seed), alternating, `--search-repeats`
+pairs: the time from `Runner.run` to its return, teacher trained beforehand in both.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ METHODS = {
     "MKD exact": ("mkd", {}),
     "MKD first-order": ("mkd", {"first_order": True}),
     "MKD every=4": ("mkd", {"every": 4}),
+    "LS-KD": ("lskd", {"tau_t": 2.0}),
 }
 GOALS = {"MKD exact": 2.5, "MKD first-order": 1.5, "MKD every=4": 1.3}
 
@@ -65,7 +71,11 @@ def main():
         "--threads", type=int, default=1, help="torch intra-op threads (1: steadier on a shared 2-core box)"
     )
     ap.add_argument("--profile", action="store_true", help="print a cProfile of every MKD variant")
+    ap.add_argument("--searches", action="store_true", help="also time a PBT search against the grid (Ray Tune)")
+    ap.add_argument("--search-repeats", type=int, default=2)
     a = ap.parse_args()
+    if a.searches:
+        searches(a.search_repeats)
     torch.set_num_threads(a.threads)
     bundle = data.load("digits", seed=0, augment="weak")
     torch.manual_seed(0)
@@ -131,6 +141,53 @@ def main():
             s = io.StringIO()
             pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(12)
             print(f"\ncProfile of fit with {label} (by own time):\n{s.getvalue()}")
+
+
+SEARCH_STUDY = """
+name = "{name}"
+seeds = [0]
+[train]
+epochs = 6
+teacher_epochs = 5
+[resources]
+cpus_per_trial = 1
+[[settings]]
+dataset = "digits"
+teacher = "cnn_small"
+student = "mlp"
+[methods.{table}]
+{options}
+"""
+
+
+def searches(repeats: int) -> None:
+    """Wall time of a PBT search (population 5) against the grid's (5 temperatures), side by side."""
+    import os
+
+    from hpo_kd.study import load_study
+    from hpo_kd.tune import Runner
+
+    kinds = {"grid": ("grid", "temperatures = [1, 2, 4, 8, 16]"), "pbt": ("pbt", "population = 5\ninterval = 2")}
+    times = {k: [] for k in kinds}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for kind in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+                table, options = kinds[kind]
+                path = os.path.join(tmp, f"{kind}{r}.toml")
+                with open(path, "w") as f:
+                    f.write(SEARCH_STUDY.format(name=f"{kind}{r}", table=table, options=options))
+                study = load_study(path)
+                runner = Runner(study, runs_dir=os.path.join(tmp, "runs"), log=lambda m: None)
+                runner.run([t for t in study.plan() if t.method == "teacher"])  # the teacher, untimed
+                t0 = time.perf_counter()
+                runner.run()
+                times[kind].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"search of 5 on digits (mlp, 6 epochs), {repeats} alternating pairs: grid {med['grid']:.1f} s "
+        f"{[round(x, 1) for x in times['grid']]}, PBT {med['pbt']:.1f} s {[round(x, 1) for x in times['pbt']]}: "
+        f"PBT / grid = {med['pbt'] / med['grid']:.2f}"
+    )
 
 
 if __name__ == "__main__":
