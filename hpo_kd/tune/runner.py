@@ -233,7 +233,9 @@ class Runner:
             f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
             f"{n_trials} to run; results in {self.folder}"
         )
-        self._sync_optuna([t for t in plan if t.kind == "search" and t.id not in {u.id for u in todo}])
+        self._sync_optuna(
+            [t for t in plan if t.kind == "search" and t.method == "optuna" and t.id not in {u.id for u in todo}]
+        )
         if not todo:
             return {"ran": 0, "planned": planned}
         self._save_study_copy()
