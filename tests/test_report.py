@@ -415,6 +415,38 @@ def test_learned_start_dependence(tmp_path):
     assert "final tau_s depends on the start" in findings and "final tau_t is independent" in findings
 
 
+def test_a_one_temperature_variant_starts_where_its_learned_temperature_starts_and_clamps_are_flagged(tmp_path):
+    """MKD learning tau_s from 0.5 and from 16 with tau_t held at 4: the start is tau_s's; the runs
+    that end at MKD's clamp (tau_max 20) are counted in the row."""
+    s = Store(str(tmp_path / "s"))
+    for i, (seed, start) in enumerate((sd, st) for sd in SEEDS for st in (0.5, 16.0)):
+        s.add(
+            {
+                "trial_id": f"m{i}",
+                "unit_id": f"m{i}",
+                "study": "synthetic",
+                "setting": A,
+                "setting_label": LABEL[A],
+                "method": f"mkd:{start:g}-tau_s",
+                "seed": seed,
+                "tau_t_config": 4.0,
+                "tau_s_config": start,
+                "options": {"learn": "tau_s"},
+                "status": "ok",
+                "val_acc": 0.9,
+                "test_acc": 0.9,
+                "tau_t": 4.0,
+                "tau_s": 20.0 if start == 16.0 else 2.0 * (1 + 0.01 * NOISE[seed]),
+                "epochs_run": 10,
+                "seconds": 1.0,
+            }
+        )
+    st = rep.analyse(s.trials(), s.curves())["starts"]
+    assert list(st["quantity"]) == ["tau_s"] and st["start_low"].iloc[0] == 0.5 and st["start_high"].iloc[0] == 16.0
+    assert st["at_clamp"].iloc[0] == len(SEEDS)
+    assert st["method"].iloc[0].endswith(f"{len(SEEDS)} of {2 * len(SEEDS)} runs end at a clamp")
+
+
 def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
     """The papers' measure (best test accuracy over epochs, mean over runs) of the same runs as
     `measured`: the best epoch is never the last, and a configuration that is not selected (MKD

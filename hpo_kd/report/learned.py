@@ -33,7 +33,8 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
         return rows
     t["base"] = t["method"].map(base)
     t["learn"] = [json.loads(o or "{}").get("learn", "both") if isinstance(o, str) else "both" for o in t["options"]]
-    t["start"] = t["tau_t_config"]
+    # where the learned temperature started (a variant learning tau_s holds tau_t at one value)
+    t["start"] = np.where(t["learn"] == "tau_s", t["tau_s_config"], t["tau_t_config"])
     for (setting, b, learn), g in t.groupby(["setting", "base", "learn"], sort=True):
         starts = sorted(g["start"].dropna().unique())
         if len(starts) < 2:
@@ -49,11 +50,14 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
             d = np.log2(high.loc[seeds, col].to_numpy(float)) - np.log2(low.loc[seeds, col].to_numpy(float))
             r = stats.measure(d, margin)
             label = g["setting_label"].iloc[0]
+            clamped = _at_clamp(pd.concat([low.loc[seeds], high.loc[seeds]]), col)
+            flag = f"; {clamped} of {2 * len(seeds)} runs end at a clamp" if clamped else ""
             r.update(
                 kind="start",
                 setting=setting,
                 setting_label=label,
-                method=f"{b} ({learn})",
+                method=f"{b} ({learn}){flag}",
+                at_clamp=clamped,
                 family=stats.family("start", label),
                 reference=f"start {starts[0]:g}",
                 quantity=col,
@@ -64,6 +68,17 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
             )
             rows.append(r)
     return rows
+
+
+def _at_clamp(runs: pd.DataFrame, col: str) -> int:
+    """How many of `runs` end with temperature `col` at a bound of its method's range (MKD's
+    tau_min / tau_max options, 0.5 and 20 by default): there the clamp, not the gradient, decided."""
+    n = 0
+    for _, r in runs.iterrows():
+        opts = json.loads(r["options"] or "{}") if isinstance(r["options"], str) else {}
+        lo, hi = opts.get("tau_min", 0.5), opts.get("tau_max", 20.0)
+        n += bool(np.isclose(r[col], lo, rtol=1e-4) or np.isclose(r[col], hi, rtol=1e-4))
+    return n
 
 
 def finish(rows: List[Dict]) -> pd.DataFrame:
