@@ -538,3 +538,46 @@ def test_heatmap_numbers_never_read_minus_zero():
     from hpo_kd.report.markdown import _ci
 
     assert _ci(-0.004, 0.3) == "[+0.00, +0.30]"
+
+
+def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_path):
+    """A selects tau 4 on seeds 0, 1, 4 and tau 1 on seeds 2, 3 (by val); B selects tau 1 on every
+    seed. A's floor, per seed, is its own test accuracy minus the mean test accuracy (on that seed)
+    at the tau each other seed selected."""
+    acc = {0: (76, 80), 1: (78, 81), 2: (79, 79), 3: (77, 80), 4: (80, 82)}  # test % at tau 1, tau 4
+    picks = {0: 4, 1: 4, 2: 1, 3: 1, 4: 4}
+    rows = []
+    for s, (t1, t4) in acc.items():
+        rows += [
+            (A, "grid", s, 1, 90 if picks[s] == 1 else 80, t1),
+            (A, "grid", s, 4, 90 if picks[s] == 4 else 80, t4),
+            (B, "grid", s, 1, 70, 60),
+            (B, "grid", s, 4, 60, 50),
+        ]
+    trials = _store(tmp_path / "runs" / "synthetic", rows).trials()
+    ctx = rep.analyse(trials, pd.DataFrame(), margin=0.5)
+
+    def at(s, tau):
+        return acc[s][0 if tau == 1 else 1]
+
+    expect = {j: at(j, picks[j]) - np.mean([at(j, picks[i]) for i in acc if i != j]) for j in acc}
+    assert expect[3] == pytest.approx(77 - (80 + 80 + 77 + 80) / 4)  # by hand: seeds 0, 1, 4 chose 4; 2 chose 1
+    assert rep.stability.floor(trials, A) == pytest.approx(expect)
+    st = ctx["stability"].set_index("setting")
+    assert st.loc[A, "taus"] == "4, 4, 1, 1, 4" and st.loc[A, "distinct"] == 2
+    assert st.loc[A, "mode"] == "4" and st.loc[A, "mode_share"] == pytest.approx(0.6)
+    assert st.loc[A, "floor"] == pytest.approx(np.mean(list(expect.values())))
+    assert st.loc[B, "distinct"] == 1 and st.loc[B, "floor"] == 0 and st.loc[B, "sd_log2_tau"] == 0
+    # B's tau 1 on A: regret per seed minus A's floor, paired by seed
+    tm = ctx["transfer"].set_index(["source_id", "target_id"])
+    ba = tm.loc[(B, A)]
+    assert ba["axis"] == "augmentation" and ba["floor"] == pytest.approx(np.mean(list(expect.values())))
+    beyond = [at(j, picks[j]) - at(j, 1) - expect[j] for j in acc]
+    assert ba["beyond_mean"] == pytest.approx(np.mean(beyond))
+    assert ba["family_size"] == 1 and ba["beyond_verdict"] in rep.stability.WORDS.values()
+    # the floor's family is its own: the regret's verdict is what it would be without it
+    assert tm.loc[(A, B), "beyond_mean"] == pytest.approx(tm.loc[(A, B), "mean"])  # B's floor is 0
+    assert rep.stability.axis(A, "mnist1d|none|0.1|cnn_mid>cnn_bn") == "training-set fraction"
+    assert rep.stability.axis(A, "mnist1d|none|1|cnn_mid>mlp") == "teacher–student pair"
+    assert rep.stability.axis(A, C) == "data"
+    assert rep.stability.axis(B, C) == "data + augmentation"

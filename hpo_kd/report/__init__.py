@@ -2,9 +2,9 @@
 
 One job per module: `selection` (the trial each method reports), `stats` (paired differences,
 TOST, Holm within declared families, verdicts, posteriors, power, ranks, Friedman, Wilcoxon–Holm),
-`transfer` (the transfer matrix), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store;
-the same store gives the same files (timings apart, in
-`timings.md` / `timings.csv`).
+`transfer` (the transfer matrix), `stability` (the selection within a setting, the floor, the
+axes), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store; the
+same store gives the same files (timings apart, in `timings.md` / `timings.csv`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 from .. import provenance
 from ..store import Store
 from . import learned as learned_mod
-from . import markdown, plots, stats
+from . import markdown, plots, stability, stats
 from . import published as published_mod
 from . import transfer as transfer_mod
 from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
@@ -89,7 +89,8 @@ def analyse(
     comps = stats.comparisons(sel, margin)
     trans = transfer_mod.matrix(trials, margin)
     starts = learned_mod.start_dependence(sel)
-    stats.apply_holm(comps + trans + starts)  # within each row's declared family, never over the report
+    # Holm within each row's declared family, never over the report
+    stats.apply_holm(comps + trans + starts + [r["_beyond"] for r in trans])
     # (a study without the grid and no-KD has no comparisons: an empty table with its columns)
     comp = (
         pd.DataFrame(comps)
@@ -144,6 +145,7 @@ def analyse(
         "summary": summ.reset_index(drop=True),
         "comparisons": comp,
         "transfer": transfer_mod.finish(trans),
+        "stability": stability.table(trials),
         "starts": learned_mod.finish(starts),
         "ranks": avg,
         "friedman": fr,
@@ -196,6 +198,8 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         csv(ctx["transfer"], "transfer.csv")
     if not ctx["starts"].empty:
         csv(ctx["starts"], "learned_start.csv")
+    if not ctx["stability"].empty:
+        csv(ctx["stability"], "selection.csv")
     if ctx["published"] is not None and not ctx["published"].empty:
         csv(ctx["published"], "published.csv")
     store.cost()[["setting_label", "method", "trials", "epochs"]].to_csv(os.path.join(out, "cost.csv"), index=False)

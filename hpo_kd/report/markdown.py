@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import methods as methods_mod
 from ..provenance import describe
+from . import stability
 
 
 def words(method: str) -> str:
@@ -124,6 +125,106 @@ def _extra(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _beyond(r) -> Dict:
+    """A transfer row's regret-beyond-the-floor statistics, under the names `_stat` reads."""
+    keys = ("mean", "lo", "hi", "p_holm", "p_tost_holm", "p_below", "p_inside", "p_above")
+    out = {k: r[f"beyond_{k}"] for k in keys}
+    out.update(verdict=r["beyond_verdict"], lo90=math.nan, hi90=math.nan, n=r["n"], family_size=r["family_size"])
+    return out
+
+
+def floor_findings(tm: pd.DataFrame) -> List[str]:
+    """One line per transfer cell whose regret beyond B's floor has a verdict."""
+    if tm.empty:
+        return []
+    dec = tm[tm["beyond_verdict"] != "inconclusive"]
+    return [
+        f"- Transfer {r['source']} → {r['target']} ({r['axis']}): regret beyond B's floor "
+        f"{r['beyond_verdict']} ({_stat(_beyond(r))})."
+        for _, r in dec.iterrows()
+    ]
+
+
+def selection_section(st: pd.DataFrame) -> List[str]:
+    """How much the grid's val-selected τ varies over the seeds of one setting, and the floor."""
+    if st.empty:
+        return []
+    return [
+        "## Selection within a setting",
+        "",
+        "The τ the grid selected on val, per seed; how many distinct values; the most frequent one and the "
+        "share of seeds that chose it; the sd of log2 τ_t over seeds. The **floor**: per seed, the mean "
+        "regret (own selected τ minus another seed's selected τ, test accuracy on this seed, points) over "
+        "the other seeds of the same setting, then its mean over seeds and 95 % t interval. A transfer "
+        "from another setting is measured against it: a cell's regret beyond the floor is its regret minus "
+        "the target's floor, paired by seed.",
+        "",
+        table(
+            st.assign(ci=[_ci(lo, hi) for lo, hi in zip(st["floor_lo"], st["floor_hi"])]),
+            [
+                ("setting_label", "setting", ""),
+                ("taus", "selected τ per seed", ""),
+                ("distinct", "distinct", "d"),
+                ("mode", "most frequent", ""),
+                ("mode_share", "its share", ".0%"),
+                ("sd_log2_tau", "sd log2 τ", ".2f"),
+                ("floor", "floor", "+.2f"),
+                ("ci", "95 % CI", ""),
+            ],
+        ),
+        "",
+    ]
+
+
+def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
+    """The transfer cells that move along one axis (one part of the setting differs)."""
+    cells = tm[tm["axis"].isin(axes)] if not tm.empty else tm
+    if cells.empty:
+        return []
+    cells = cells.assign(
+        _o=cells["axis"].map({a: i for i, a in enumerate(axes)}),
+        changed=[f"{n - s}/{n}" for n, s in zip(cells["n"], cells["same_tau"])],
+        ci=[_ci(lo, hi) for lo, hi in zip(cells["lo"], cells["hi"])],
+        bci=[_ci(lo, hi) for lo, hi in zip(cells["beyond_lo"], cells["beyond_hi"])],
+        bph=cells["beyond_p_holm"].map(_p),
+        bpost=[
+            "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
+            for a, b, c in zip(cells["beyond_p_below"], cells["beyond_p_inside"], cells["beyond_p_above"])
+        ],
+    ).sort_values(["_o", "target", "source"])
+    return [
+        "## Transfer along each axis",
+        "",
+        "The cells between two settings that differ in one thing only. `τ changed`: the seeds whose "
+        "selection on A differs from B's own. `regret` and its verdict as in the transfer table below. "
+        "`beyond the floor`: the regret minus B's floor (the regret of another seed's selection on B, "
+        "see *Selection within a setting*), paired by seed, with a two-sided paired t-test and TOST against "
+        f'±{margin:g} points, Holm-corrected within the cells into B (family "transfer beyond the floor | '
+        'B"): *costs more than the floor* (t-test), *at the floor* (TOST), *costs less than the floor*, or '
+        "*inconclusive*.",
+        "",
+        table(
+            cells,
+            [
+                ("axis", "axis", ""),
+                ("source", "A (source)", ""),
+                ("target", "B (target)", ""),
+                ("changed", "τ changed", ""),
+                ("mean", "regret", "+.2f"),
+                ("ci", "95 % CI", ""),
+                ("verdict", "verdict", ""),
+                ("floor", "B's floor", "+.2f"),
+                ("beyond_mean", "beyond the floor", "+.2f"),
+                ("bci", "95 % CI", ""),
+                ("bph", "Holm p", ""),
+                ("bpost", "P(< −m / ±m / > +m)", ""),
+                ("beyond_verdict", "verdict vs the floor", ""),
+            ],
+        ),
+        "",
+    ]
+
+
 def render(ctx: Dict) -> str:
     m = ctx["margin"]
     md = [f"# Study `{ctx['study']}`", ""]
@@ -144,21 +245,21 @@ def render(ctx: Dict) -> str:
     if ctx.get("smoke"):
         md += ["> **Smoke test, not evidence.** " + ctx["smoke"], ""]
     md += [
-        "How to read it. Selection on **val** accuracy (final epoch); every accuracy is the **test** accuracy of "
-        "the selected trial, in %. A comparison is the paired difference over seeds (method minus reference, "
-        "points), its 95 % t interval and a two-sided paired t-test, and an equivalence test (TOST: two one-sided "
-        f"paired t-tests against ±{m:g} points, the margin, at α = 0.05 each; its 90 % interval). Both p-values "
-        "are Holm-corrected within the comparison's **family**, declared in advance: one family per kind of "
-        "comparison (methods vs grid, methods vs no-KD, transfer cells, start dependence) and setting (for a "
-        "transfer cell: its target), whatever else this report holds. Verdict: *equivalent* when TOST's Holm "
-        "p < 0.05 (also when the t-test rejects too: a real difference smaller than the margin); else *better* / "
-        "*worse* when the t-test's Holm p < 0.05 (the sign of the mean says which); else *inconclusive* (always "
-        "with fewer than 3 seeds), with the seeds a paired t-test needs for 80 % "
-        "power at the observed effect, α corrected for the family (0.05 / its size). Beside each verdict, "
-        "P(< −m / ±m / > +m): the posterior probabilities that the mean difference is below −margin, inside "
-        "±margin, above +margin (Bayesian correlated t-test with ρ = 0, flat prior; no correction). Cost is in "
-        "epochs per seed (deterministic); trial-seconds are in `timings.md`, apart, because they depend on the "
-        "machine.",
+        "How to read it. Selection on **val** accuracy (final epoch); every accuracy is the **test** accuracy"
+        " of the selected trial, in %. A comparison is the paired difference over seeds (method minus "
+        "reference, points), its 95 % t interval and a two-sided paired t-test, and an equivalence test "
+        f"(TOST: two one-sided paired t-tests against ±{m:g} points, the margin, at α = 0.05 each; its 90 % "
+        "interval). Both p-values are Holm-corrected within the comparison's **family**, declared in advance:"
+        " one family per kind of comparison (methods vs grid, methods vs no-KD, transfer cells, transfer "
+        "beyond the floor, start dependence) and setting (for a transfer cell: its target), whatever else "
+        "this report holds. Verdict: *equivalent* when TOST's Holm p < 0.05 (also when the t-test rejects "
+        "too: a real difference smaller than the margin); else *better* / *worse* when the t-test's Holm p < "
+        "0.05 (the sign of the mean says which); else *inconclusive* (always with fewer than 3 seeds), with "
+        "the seeds a paired t-test needs for 80 % power at the observed effect, α corrected for the family "
+        "(0.05 / its size). Beside each verdict, P(< −m / ±m / > +m): the posterior probabilities that the "
+        "mean difference is below −margin, inside ±margin, above +margin (Bayesian correlated t-test with ρ ="
+        " 0, flat prior; no correction). Cost is in epochs per seed (deterministic); trial-seconds are in "
+        "`timings.md`, apart, because they depend on the machine.",
         "",
     ]
     # ---- findings
@@ -168,6 +269,8 @@ def render(ctx: Dict) -> str:
     n_decided = sum(
         int((df["verdict"] != "inconclusive").sum()) for df in (comp, ctx["transfer"], ctx["starts"]) if not df.empty
     )
+    if not ctx["transfer"].empty:
+        n_decided += int((ctx["transfer"]["beyond_verdict"] != "inconclusive").sum())
     if n_decided == 0:
         md += ["None: every comparison is inconclusive at this number of seeds.", ""]
     elif not decided.empty:
@@ -185,11 +288,14 @@ def render(ctx: Dict) -> str:
             )
         if not dec.empty:
             md.append("")
+        floor_lines = floor_findings(tm)
+        md += floor_lines + ([""] if floor_lines else [])
     st = ctx["starts"]
     if not st.empty:
         dec = st[st["verdict"] != "inconclusive"]
         md += [f"- {_start_finding(r)}" for _, r in dec.iterrows()] + ([""] if not dec.empty else [])
     n_inc = sum(int((df["verdict"] == "inconclusive").sum()) for df in (comp, tm, st) if not df.empty)
+    n_inc += int((tm["beyond_verdict"] == "inconclusive").sum()) if not tm.empty else 0
     md += [
         f"{n_inc} comparison(s) are inconclusive; they are listed per setting below. Ranks are exploratory "
         "and not among the findings (their own section).",
@@ -330,7 +436,9 @@ def render(ctx: Dict) -> str:
                 + _rank_pairs(ctx["ranks"], fr["pairs"]),
                 "",
             ]
-    # ---- transfer
+    # ---- selection within a setting, transfer per axis, the transfer matrix
+    md += selection_section(ctx.get("stability", pd.DataFrame()))
+    md += axes_section(tm, stability.per_axis(tm), m)
     if not tm.empty:
         md += [
             "## Transfer",

@@ -21,9 +21,9 @@ alike), for the paired differences d over seeds (method minus reference):
     power at the observed effect, at the family's worst-case Holm alpha (0.05 / family size).
 
 Families are declared, not "whatever this report holds": a comparison's family is its kind
-(methods vs grid, methods vs no-KD, transfer cells, start dependence) within one setting (for a
-transfer cell: its target setting). The same paired data in the same family give the same verdict
-whatever else a report contains.
+(methods vs grid, methods vs no-KD, transfer cells, transfer beyond the floor, start dependence)
+within one setting (for a transfer cell: its target setting). The same paired data in the same
+family give the same verdict whatever else a report contains.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ KINDS = {
     "grid": "methods vs grid",
     "nokd": "methods vs no-KD",
     "transfer": "transfer cells",
+    "floor": "transfer beyond the floor",
     "start": "start dependence",
 }
 

@@ -1,7 +1,8 @@
 """Transfer: the temperature the grid selected on setting A (by val, per seed), run on setting B
 with the same seed, against B's own val-selected temperature. Regret = test accuracy at B's own
 selected τ minus test accuracy at A's τ, on B (points; > 0: A's temperature is worse), paired by
-seed. The cells into one target B are one Holm family ("transfer cells | B").
+seed. The cells into one target B are one Holm family ("transfer cells | B"). Each cell also
+carries its axis and its regret beyond B's floor (`stability`), a family of its own per target.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import stability, stats
 from .selection import best_by_val, fmt_tau, labels, ok
 
 # The verdict on a regret (own minus transferred), in the words of a transfer.
@@ -75,9 +76,11 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
     (`stats.measure`: mean, sd, CI, p, TOST, posterior), the regret as a share of B's grid range
     (per seed: regret / (best - worst grid temperature on B), averaged; `regret_of_range`) and the
     transferred runs against B's no-KD student. Holm and verdicts are applied within each family
-    (`stats.apply_holm`), then `finish` words them."""
+    (`stats.apply_holm`), then `finish` words them. `_beyond` is the cell's regret minus B's
+    floor, a row for `apply_holm` in the family "transfer beyond the floor | B"."""
     lab = labels(trials)
     settings = sorted(trials.loc[trials["method"] == "grid", "setting"].unique())
+    floors = {s: stability.floor(trials, s) for s in settings}
     out = []
     for a in settings:
         for b in settings:
@@ -90,7 +93,11 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
             norm = np.where(rng > 0, regret / np.where(rng > 0, rng, 1), 0.0)
             to_nokd = [r_["transferred"] - r_["nokd"] for r_ in rows if r_["nokd"] == r_["nokd"]]
             vs_nokd, vs_nokd_eq = stats.paired(to_nokd), stats.tost(to_nokd, margin)
+            beyond = stability.beyond_floor({x["seed"]: x["regret"] for x in rows}, floors[b], margin)
+            beyond["family"] = stats.family("floor", lab[b])
             r.update(
+                axis=stability.axis(a, b),
+                _beyond=beyond,
                 source=lab[a],
                 target=lab[b],
                 source_id=a,
@@ -137,5 +144,9 @@ def finish(rows: List[Dict]) -> pd.DataFrame:
     if df.empty:
         return df
     df["verdict"] = df["verdict"].map(WORDS)
+    beyond = pd.DataFrame(list(df.pop("_beyond")))
+    for k in ("floor", "mean", "lo", "hi", "p_holm", "p_tost_holm", "p_below", "p_inside", "p_above"):
+        df[k if k == "floor" else f"beyond_{k}"] = beyond[k].values
+    df["beyond_verdict"] = beyond["verdict"].map(stability.WORDS).values
     df["note"] = [_note(r) for _, r in df.iterrows()]
     return df
