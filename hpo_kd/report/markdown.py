@@ -225,7 +225,8 @@ def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
     ]
 
 
-def render(ctx: Dict) -> str:
+def _header(ctx: Dict) -> List[str]:
+    """The title, what produced the report, the study's [train] options and how to read it."""
     m = ctx["margin"]
     md = [f"# Study `{ctx['study']}`", ""]
     md += ["**Produced by** `" + ctx["command"] + "`.", ""]
@@ -262,7 +263,13 @@ def render(ctx: Dict) -> str:
         "`timings.md`, apart, because they depend on the machine.",
         "",
     ]
-    # ---- findings
+    return md
+
+
+def _findings(ctx: Dict) -> List[str]:
+    """Every verdict that is not inconclusive, and how many are."""
+    md: List[str] = []
+    m = ctx["margin"]
     comp = ctx["comparisons"]
     decided = comp[comp["verdict"] != "inconclusive"]
     md += ["## Findings (every verdict that is not inconclusive)", ""]
@@ -301,7 +308,12 @@ def render(ctx: Dict) -> str:
         "and not among the findings (their own section).",
         "",
     ]
-    # ---- teachers and spread
+    return md
+
+
+def _teachers_and_spread(ctx: Dict) -> List[str]:
+    """The teachers' accuracy (with a warning for a teacher below its no-KD student) and the seed spread."""
+    md: List[str] = []
     t = ctx["teachers"]
     if not t.empty:
         md += [
@@ -344,7 +356,13 @@ def render(ctx: Dict) -> str:
             ),
             "",
         ]
-    # ---- per setting
+    return md
+
+
+def _per_setting(ctx: Dict) -> List[str]:
+    """Per setting: each method's selection and accuracy, then every comparison with its verdict."""
+    md: List[str] = []
+    comp = ctx["comparisons"]
     s_cols = [
         ("method", "method", ""),
         ("tau", "selected τ per seed (τ_t/τ_s)", ""),
@@ -380,7 +398,12 @@ def render(ctx: Dict) -> str:
         c["p"] = c["p"].map(_p)
         c = _extra(c)
         md += [f"## {g['setting_label'].iloc[0]} — `{s}`", "", table(g, s_cols), "", table(c, c_cols), ""]
-    # ---- published figures
+    return md
+
+
+def _published(ctx: Dict) -> List[str]:
+    """The published figures beside this study's, each measured the papers' way too."""
+    md: List[str] = []
     pub = ctx.get("published")
     if pub is not None and not pub.empty:
         md += [
@@ -415,7 +438,12 @@ def render(ctx: Dict) -> str:
             "",
         ]
         md += [f"- `{k}`: {v}" for k, v in sorted(ctx["sources"].items()) if k in set(pub["source"])] + [""]
-    # ---- ranks
+    return md
+
+
+def _ranks(ctx: Dict) -> List[str]:
+    """The exploratory ranks, Friedman and the Wilcoxon–Holm pairs."""
+    md: List[str] = []
     fr = ctx["friedman"]
     if not ctx["ranks"].empty:
         md += [
@@ -436,7 +464,13 @@ def render(ctx: Dict) -> str:
                 + _rank_pairs(ctx["ranks"], fr["pairs"]),
                 "",
             ]
-    # ---- selection within a setting, transfer per axis, the transfer matrix
+    return md
+
+
+def _transfer(ctx: Dict) -> List[str]:
+    """The selection within a setting, the transfer cells per axis and the whole transfer matrix."""
+    md: List[str] = []
+    m, comp, tm = ctx["margin"], ctx["comparisons"], ctx["transfer"]
     md += selection_section(ctx.get("stability", pd.DataFrame()))
     md += axes_section(tm, stability.per_axis(tm), m)
     if not tm.empty:
@@ -495,6 +529,13 @@ def render(ctx: Dict) -> str:
                 ),
                 "",
             ]
+    return md
+
+
+def _starts(ctx: Dict) -> List[str]:
+    """Start dependence of the learned temperatures."""
+    md: List[str] = []
+    st = ctx["starts"]
     if not st.empty:
         md += [
             "## Learned temperatures: does the end depend on the start?",
@@ -527,6 +568,12 @@ def render(ctx: Dict) -> str:
             ),
             "",
         ]
+    return md
+
+
+def _plots(ctx: Dict) -> List[str]:
+    """The plots, each with its caption."""
+    md: List[str] = []
     md += ["## Plots", ""]
     captions = {
         "accuracy_cost.png": "test accuracy vs cost (epochs per seed), mean ± 95 % CI, Pareto front",
@@ -542,7 +589,13 @@ def render(ctx: Dict) -> str:
     for name in ctx["plots"]:
         md += [f"![{captions.get(name, name)}]({name})", ""]
     md += ["Timings (trial-seconds, machine-dependent): [`timings.md`](timings.md).", ""]
-    return "\n".join(md)
+    return md
+
+
+def render(ctx: Dict) -> str:
+    """The report, section by section."""
+    sections = (_header, _findings, _teachers_and_spread, _per_setting, _published, _ranks, _transfer, _starts, _plots)
+    return "\n".join(line for section in sections for line in section(ctx))
 
 
 def timings(ctx: Dict) -> str:
