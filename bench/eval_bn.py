@@ -1,4 +1,4 @@
-"""What `eval_bn` changes: the transfer study's no-KD students under strong augmentation, each
+"""What `eval_bn` changes: the MNIST-1D studies' no-KD students under strong augmentation, each
 trained once per seed and evaluated both ways (running BatchNorm statistics, and statistics
 recomputed on the clean train split), with the cost of the recomputation.
 

@@ -1,10 +1,10 @@
 """What training a seed's students together saves, and that it changes no result.
 
-    .venv/bin/python bench/grouped_students.py [--study studies/transfer.toml] [--seed 0]
+    .venv/bin/python bench/grouped_students.py [--study studies/compare.toml] [--seed 0]
                                                [--epochs 5] [--repeats 3] [--cache-dir DIR]
 
-The transfer study trains, per setting and seed, six students that see the same batches: the
-grid's five temperatures and no-KD. `hpo_kd.train.run_trials` trains them as one
+The comparison study trains, per setting and seed, students that see the same batches; among them
+the grid's five temperatures and no-KD, the six this script times. `hpo_kd.train.run_trials` trains them as one
 `GroupedStudents` model (hpo_kd/models/grouped.py), which is what a study's Ray Tune trial does
 with up to `students_per_trial` of them. This script runs those six trials of one seed, for each
 MNIST-1D setting of the study (its configs, `--epochs` epochs), three ways in one process,
@@ -13,7 +13,7 @@ they are exact on this machine, which the line names); and one `run_trials` call
 on their own modules (what a machine whose fused kernels are not exact gets). It prints the median
 wall seconds of each way over `--repeats` rounds, the ratios, and whether every result (accuracies,
 best epoch, every per-epoch number but the timings) is the same all three ways. Teachers
-are read from (or trained into) `--cache-dir`: `runs/transfer` when `make transfer` has trained
+are read from (or trained into) `--cache-dir`: `runs/compare` when `make compare` has trained
 them there, else `.cache/hpo_kd`. Single-threaded, as a study's trials are.
 """
 
@@ -44,12 +44,12 @@ def _key(r):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--study", default="studies/transfer.toml")
+    ap.add_argument("--study", default="studies/compare.toml")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
-        "--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd"
+        "--cache-dir", default="runs/compare" if os.path.isdir("runs/compare/teachers") else ".cache/hpo_kd"
     )
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -1,9 +1,10 @@
-"""What the cheaper ways to train the transfer study's students would cost its evidence.
+"""What the cheaper ways to train the MNIST-1D students of the comparison and transfer studies (the
+same [train]) would cost their evidence.
 
-    .venv/bin/python bench/study_cuts.py [--study studies/transfer.toml] [--seeds 0,...,7]
+    .venv/bin/python bench/study_cuts.py [--study studies/compare.toml] [--seeds 0,...,7]
                                          [--workers 2] [--cache-dir DIR]
 
-`make transfer` spends its time in trials whose steps are framework overhead (README), so only
+`make compare` and `make transfer` spend their time in trials whose steps are framework overhead (README), so only
 fewer steps make it much cheaper. This script measures two ways to take fewer steps against the
 study's own training, on the study's MNIST-1D setting with and without strong augmentation:
 
@@ -15,7 +16,7 @@ For each, the no-KD student and the fixed-temperature student at the grid's temp
 best mean val accuracy in the shipped report (tau 4 without augmentation, tau 1 with strong),
 for every seed of the study, each seed with its own split and teacher as in the study (the trial
 configs come from the study file). Teachers are read from (or trained into) `--cache-dir`: by
-default `runs/transfer` when a `make transfer` run has trained them there, else `.cache/hpo_kd`
+default `runs/compare` when a `make compare` run has trained them there, else `.cache/hpo_kd`
 (a study's folder is left alone).
 
 Printed per cell: mean test accuracy and its sd over seeds (the study's spread, goal <= 1.0), the
@@ -42,7 +43,7 @@ WAYS = {
     "16 epochs": {"epochs": 16},
     "batch 128": {"batch_size": 128, "lr": 0.2},
 }
-TAU = {"none": 4.0, "strong": 1.0}  # the grid's best mean val accuracy in reports/transfer
+TAU = {"none": 4.0, "strong": 1.0}  # the grid's best mean val accuracy in the study this was first measured on
 
 
 def _run(cfg):
@@ -55,11 +56,11 @@ def _run(cfg):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--study", default="studies/transfer.toml")
+    ap.add_argument("--study", default="studies/compare.toml")
     ap.add_argument("--seeds", default=None, help="comma-separated (default: the study's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
-        "--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd"
+        "--cache-dir", default="runs/compare" if os.path.isdir("runs/compare/teachers") else ".cache/hpo_kd"
     )
     a = ap.parse_args()
     study = load_study(a.study)

@@ -181,6 +181,14 @@ def test_shipped_studies_are_valid():
     assert len(t.seeds) >= 8 and t.seed_varies == "teacher"
     assert len({s.dataset for s in t.settings}) >= 2
     assert {"none", "strong"} <= {s.augment for s in t.settings}
+    # the transfer study's axes around its base setting: data, augmentation, fraction, pair
+    axes = ("dataset", "augment", "fraction", "student")
+    base = next(s for s in t.settings if tuple(getattr(s, k) for k in axes) == ("mnist1d", "none", 1, "cnn_bn"))
+    moved = {tuple(k for k in axes if getattr(s, k) != getattr(base, k)) for s in t.settings if s != base}
+    assert moved == {("dataset",), ("augment",), ("fraction",), ("student",)}
+    assert set(t.methods) == {"grid", "nokd"}
+    c = load_study("studies/compare.toml")
+    assert set(c.methods) >= {"grid", "optuna", "mkd", "dts", "ctkd", "lskd", "nokd"} and len(c.seeds) == 8
     for st in (q, t):  # test splits of at least 4,000 samples where the data set allows it
         for s in st.settings:
             if s.dataset.startswith("mnist1d"):
