@@ -128,6 +128,9 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
             xs, ys = zip(*pts)
             ax.step(xs, ys, where="post", color="k", alpha=0.35, linewidth=1, label="Pareto front (mean)")
         ax.set_xscale("log")
+        ticks = sorted(g["epochs_per_seed"].round(6).unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # the costs themselves, not powers of ten
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("cost: epochs per seed (log scale)\nequal costs: spread sideways around the dotted line")
         ax.margins(y=0.25)
         ax.set_ylabel("test accuracy (%), mean ± 95 % CI")
