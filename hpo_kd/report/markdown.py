@@ -584,7 +584,7 @@ def _plots(ctx: Dict) -> List[str]:
         "temperature.png": "test accuracy vs temperature; triangles: the τ selected on val",
         "trajectories.png": "learned temperature trajectories",
         "optuna.png": "Optuna's optimisation history",
-        "transfer.png": "transfer regret heatmap",
+        "transfer.png": "transfer regret heatmap; on the diagonal, each setting's floor",
     }
     for name in ctx["plots"]:
         md += [f"![{captions.get(name, name)}]({name})", ""]

@@ -328,11 +328,11 @@ def _num(x: float) -> str:
     return f"{round(float(x), 1) + 0.0:.1f}"
 
 
-def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
+def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str, floors: pd.DataFrame | None = None) -> bool:
     """Mean regret of A's temperature on B (points). The colour scale is symmetric and set by the
     75th percentile of |regret| (at least 2 x margin), so one outlier does not wash out the rest;
-    cells beyond it take the end colour and show their value. The diagonal (zero by definition)
-    is left out."""
+    cells beyond it take the end colour and show their value. The diagonal is not coloured; it
+    prints B's floor (`floors`: the stability table) when given."""
     if tm.empty:
         return False
     plt = _plt()
@@ -362,24 +362,20 @@ def transfer_heatmap(tm: pd.DataFrame, margin: float, path: str) -> bool:
         txt = f"{_num(r['mean'])}{ci}\n{r['verdict']}"
         dark = r["verdict"] != "inconclusive" and abs(r["mean"]) > 0.6 * vmax
         ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if dark else "black")
-    for i in range(len(srcs)):
-        ax.text(i, i, "(own)", ha="center", va="center", fontsize=7, color="0.4")
+    fl = {} if floors is None or floors.empty else floors.set_index("setting_label")
+    for i, s in enumerate(srcs):
+        txt = "(own)"
+        if len(fl) and s in fl.index:
+            f = fl.loc[s]
+            ci = f"\n[{_num(f['floor_lo'])}, {_num(f['floor_hi'])}]" if np.isfinite(f["floor_lo"]) else ""
+            txt = f"floor {_num(f['floor'])}{ci}"
+        ax.text(i, i, txt, ha="center", va="center", fontsize=7, color="0.4")
     ax.set_xticks(range(len(srcs)), srcs, rotation=20, ha="right")
     ax.set_yticks(range(len(srcs)), srcs)
-    from matplotlib.patches import Patch
-
-    ax.legend(
-        handles=[
-            Patch(facecolor="0.9", edgecolor="0.7", hatch="///", label="inconclusive (no colour)"),
-            Patch(facecolor="white", edgecolor="0.7", label="(own): A = B"),
-        ],
-        loc="upper right",
-        bbox_to_anchor=(1.0, -0.3),
-        fontsize=7,
-        frameon=False,
-        ncol=2,
+    ax.set_xlabel(
+        "target setting B (where the temperature is used)\n"
+        "grey, hatched: inconclusive (no colour); diagonal: B's floor, the regret of another seed's τ on B"
     )
-    ax.set_xlabel("target setting B (where the temperature is used)")
     ax.set_ylabel("source setting A (where τ was selected on val)")
     ax.set_title(
         "Transfer regret: accuracy at B's own selected τ minus at A's τ, on B (test points;\n"
@@ -568,6 +564,6 @@ def all_plots(ctx: Dict, out: str) -> List[str]:
         drawn.pop()
     if not optuna_history(ctx["trials"], p("optuna.png")):
         drawn.pop()
-    if not transfer_heatmap(ctx["transfer"], ctx["margin"], p("transfer.png")):
+    if not transfer_heatmap(ctx["transfer"], ctx["margin"], p("transfer.png"), ctx.get("stability")):
         drawn.pop()
     return drawn
