@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock lint format test test-fast quickstart compare transfer mkd mkd-strong bench gpu-check clean
+.PHONY: install lock lint format test test-fast quickstart compare transfer compare-replicate transfer-replicate mkd mkd-strong bench gpu-check clean
 
 # The versions a report header names are the versions a newcomer installs: constraints.txt pins
 # every package; `make lock` re-resolves them from pyproject.toml (to upgrade), then re-run the tests.
@@ -46,6 +46,17 @@ compare: $(STAMP)
 transfer: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml
 	$(BIN)/hpo-kd report runs/transfer
+
+# The same studies on a second draw of seeds (8-15), and which findings replicate
+compare-replicate: $(STAMP)
+	$(BIN)/hpo-kd run studies/compare.toml --seeds 8-15 --name compare_b
+	$(BIN)/hpo-kd report runs/compare_b
+	$(BIN)/hpo-kd replication runs/compare runs/compare_b
+
+transfer-replicate: $(STAMP)
+	$(BIN)/hpo-kd run studies/transfer.toml --seeds 8-15 --name transfer_b
+	$(BIN)/hpo-kd report runs/transfer_b
+	$(BIN)/hpo-kd replication runs/transfer runs/transfer_b
 
 mkd: $(STAMP)
 	$(BIN)/hpo-kd run studies/mkd.toml

@@ -156,10 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a) -> int:
-    from .study import load_study, plan_counts
+    from .study import load_study, overridden, parse_seeds, plan_counts
     from .tune import Runner
 
     study = load_study(a.study)
+    if a.seeds is not None or a.name is not None:
+        study = overridden(study, seeds=parse_seeds(a.seeds) if a.seeds is not None else None, name=a.name)
     if a.dry_run:
         plan = study.plan()
         counts = plan_counts(plan)
@@ -197,6 +199,13 @@ def _add_run(sub):
         "--address", default=None, help="an existing Ray cluster (default: $RAY_ADDRESS, else an embedded local Ray)"
     )
     r.add_argument(
+        "--seeds",
+        default=None,
+        metavar="SEEDS",
+        help="run on these seeds instead of the file's (e.g. 8-15: a second draw); with --name, in a store of its own",
+    )
+    r.add_argument("--name", default=None, help="the study's name instead of the file's: results in RUNS_DIR/NAME/")
+    r.add_argument(
         "--dry-run",
         action="store_true",
         help="print the trial plan (and, for a GPU study, an estimate of GPU-hours) and exit",
@@ -222,7 +231,7 @@ def cmd_report(a) -> int:
 def cmd_transfer(a) -> int:
     from . import report as rep
     from .store import Store
-    from .study import load_study
+    from .study import load_stored
     from .tune import Runner
 
     store = Store.open_existing(a.study)
@@ -234,7 +243,7 @@ def cmd_transfer(a) -> int:
         study_file = os.path.join(a.study, "study.toml")
         if not os.path.isfile(study_file):
             raise UserError(f"{study_file!r} is missing: cannot re-create the {len(missing)} missing transfer trial(s)")
-        study = load_study(study_file)
+        study = load_stored(a.study)
         plan = study.transfer_trials(tgt, missing)
         Runner(study, runs_dir=os.path.dirname(os.path.abspath(a.study)), address=a.address).run(plan)
         store = Store.open_existing(a.study)
@@ -291,7 +300,25 @@ def _add_tensorboard(sub):
     r.set_defaults(func=cmd_tensorboard)
 
 
-_extra_commands = [_add_run, _add_report, _add_tensorboard]
+def cmd_replication(a) -> int:
+    from .report.replication import write
+
+    print(write(a.first, a.second, out_root=a.out))
+    return 0
+
+
+def _add_replication(sub):
+    r = sub.add_parser(
+        "replication",
+        help="a study's verdicts on a second draw of seeds: which findings replicate (reports/<second>/replication.md)",
+    )
+    r.add_argument("first", help="runs/<study>")
+    r.add_argument("second", help="runs/<the same study on other seeds> (hpo-kd run STUDY --seeds ... --name ...)")
+    r.add_argument("--out", default="reports", help="reports root (default: reports)")
+    r.set_defaults(func=cmd_replication)
+
+
+_extra_commands = [_add_run, _add_report, _add_tensorboard, _add_replication]
 
 
 def main(argv=None) -> int:

@@ -168,6 +168,7 @@ class Study:
     split_seed: int = 0
     seed_varies: str = "student"  # what a seed varies: student | split (+ student) | teacher (+ split)
     report: Dict[str, Any] = field(default_factory=dict)
+    overrides: Dict[str, Any] = field(default_factory=dict)  # what `hpo-kd run --seeds/--name` changed
 
     # ------------------------------------------------------------------ the trial plan
     def base_config(self, s: Setting, seed: int) -> Dict[str, Any]:
@@ -640,6 +641,41 @@ def load_study(path: str) -> Study:
         split_seed=_num(path, "split_seed", raw.get("split_seed", 0), 0, None, integer=True),
     )
     _check_trials(study)
+    return study
+
+
+OVERRIDES = "overrides.json"  # beside a store's copy of its study file
+
+
+def parse_seeds(text: str) -> List[int]:
+    """`8-15` or `8,9,10` (or both, `0-3,8`) as a list of distinct non-negative integers."""
+    out: List[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        lo, _, hi = part.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()) or (hi and int(hi) < int(lo)):
+            raise StudyError(f"--seeds: {text!r} is not allowed; allowed: integers and ranges, e.g. 8-15 or 0,2,4")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    if len(set(out)) != len(out):
+        raise StudyError(f"--seeds: {text!r} repeats a seed")
+    return out
+
+
+def overridden(study: Study, seeds: Optional[List[int]] = None, name: Optional[str] = None) -> Study:
+    """The same study on other seeds (a second draw) or under another name: its results go to
+    runs/<name>/, and the store keeps what was overridden beside its copy of the study file."""
+    changes = {k: v for k, v in (("seeds", seeds), ("name", name)) if v is not None}
+    if "name" in changes and (not name or any(c in name for c in "/\\ ")):
+        raise StudyError(f"--name: {name!r} must be a non-empty word without slashes or spaces")
+    return dataclasses.replace(study, **changes, overrides={**study.overrides, **changes})
+
+
+def load_stored(folder: str) -> Study:
+    """The study of a store: its copy of the study file with the overrides it ran under."""
+    study = load_study(os.path.join(folder, "study.toml"))
+    path = os.path.join(folder, OVERRIDES)
+    if os.path.isfile(path):
+        with open(path) as f:
+            study = overridden(study, **json.load(f))
     return study
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hpo_kd import errors as rep_errors
 from hpo_kd import report as rep
 from hpo_kd.cli import main
 from hpo_kd.report import plots
@@ -48,7 +49,7 @@ def _rows():
     return out
 
 
-def _store(folder, rows=None, seconds=1.0) -> Store:
+def _store(folder, rows=None, seconds=1.0, study="synthetic") -> Store:
     s = Store(str(folder))
     for i, (setting, method, seed, tau, val, test) in enumerate(rows or _rows()):
         fixed = method == "grid"
@@ -56,7 +57,7 @@ def _store(folder, rows=None, seconds=1.0) -> Store:
             {
                 "trial_id": f"t{i:03d}",
                 "unit_id": f"t{i:03d}",
-                "study": "synthetic",
+                "study": study,
                 "setting": setting,
                 "setting_label": LABEL[setting],
                 "dataset": setting.split("|")[0],
@@ -581,3 +582,54 @@ def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_pat
     assert rep.stability.axis(A, "mnist1d|none|1|cnn_mid>mlp") == "teacher–student pair"
     assert rep.stability.axis(A, C) == "data"
     assert rep.stability.axis(B, C) == "data + augmentation"
+
+
+def test_replication_says_which_findings_a_second_draw_repeats(tmp_path, capsys):
+    """Draw 2 (seeds 8-15): the same as draw 1 but for MKD on A, now the grid's equal within noise
+    of a wide spread: A's 'MKD better than the grid' is not repeated, the rest replicate."""
+    first = tmp_path / "runs" / "synthetic"
+    _store(first)
+    rows = []
+    for setting, method, seed, tau, val, test in _rows():
+        if setting == A and method == "mkd":
+            test = 80 + NOISE[seed] + WILD[seed]
+        rows.append((setting, method, seed + 8, tau, val, test))
+    second = tmp_path / "runs" / "synthetic_b"
+    _store(second, rows, study="synthetic_b")
+    out = tmp_path / "reports"
+    assert main(["replication", str(first), str(second), "--out", str(out)]) == 0
+    t = pd.read_csv(out / "synthetic_b" / "replication.csv").set_index(["kind", "where", "what"])
+    assert t.loc[("methods vs grid", LABEL[A], "mkd − grid"), "outcome"] == "not repeated (inconclusive)"
+    assert t.loc[("methods vs no-KD", LABEL[A], "grid − nokd"), "outcome"] == "replicates"
+    assert t.loc[("methods vs no-KD", LABEL[B], "grid − nokd"), "verdict_b"] == "equivalent"
+    cell = t.loc[("transfer cells", LABEL[B], f"{LABEL[A]} → {LABEL[B]}")]
+    assert cell["outcome"] == "replicates" and cell["verdict_a"] == "does not transfer"
+    assert set(t["outcome"]) <= {"replicates", "not repeated (inconclusive)", "inconclusive twice"}
+    text = (out / "synthetic_b" / "replication.md").read_text()
+    assert "# Replication of `synthetic` by `synthetic_b`" in text and "seeds 8, 9, 10" in text
+    findings = int((t["verdict_a"] != "inconclusive").sum())
+    assert f"The first draw's findings: {findings}; replicate: {findings - 1}; not repeated: 1; overturned: 0." in text
+    # the same seeds in both stores are not a second draw: exit 2, nothing written
+    assert main(["replication", str(first), str(first), "--out", str(tmp_path / "r2")]) == 2
+    assert "share seeds" in capsys.readouterr().err and not (tmp_path / "r2").exists()
+
+
+def test_run_seeds_and_name_override_a_study_and_its_store_keeps_them(tmp_path, capsys):
+    from hpo_kd.study import load_stored, load_study, overridden, parse_seeds
+
+    assert parse_seeds("8-11") == [8, 9, 10, 11] and parse_seeds("0-1,5") == [0, 1, 5]
+    for bad in ("8-x", "5-3", "1,1", ""):
+        with pytest.raises(rep_errors.UserError, match="--seeds"):
+            parse_seeds(bad)
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\nseeds = [0, 1]\n[[settings]]\ndataset = "digits"\n[methods.nokd]\n')
+    study = overridden(load_study(str(path)), seeds=[8, 9], name="s_b")
+    assert (study.name, study.seeds, study.overrides) == ("s_b", [8, 9], {"seeds": [8, 9], "name": "s_b"})
+    from hpo_kd.tune import Runner
+
+    runner = Runner(study, runs_dir=str(tmp_path / "runs"))
+    runner._save_study_copy()
+    again = load_stored(str(tmp_path / "runs" / "s_b"))
+    assert (again.name, again.seeds) == ("s_b", [8, 9])
+    assert main(["run", str(path), "--seeds", "8-x", "--dry-run"]) == 2
+    assert "--seeds: '8-x' is not allowed" in capsys.readouterr().err

@@ -54,9 +54,9 @@ def _study_options(store_dir: str) -> Dict:
     }
     path = os.path.join(store_dir, "study.toml")
     if os.path.isfile(path):
-        from ..study import load_study
+        from ..study import load_stored
 
-        s = load_study(path)
+        s = load_stored(store_dir)
         out.update(
             margin=s.report["margin"],
             max_spread=s.report["max_spread"],
@@ -158,6 +158,12 @@ def analyse(
     }
 
 
+def load_store(store_dir: str):
+    """(trials, curves) of a study's store."""
+    store = Store.open_existing(store_dir)
+    return store.trials(), store.curves()
+
+
 def write_report(store_dir: str, out_root: str = "reports") -> str:
     store = Store.open_existing(store_dir)
     trials, curves = store.trials(), store.curves()
@@ -220,6 +226,7 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
 
 __all__ = [
     "analyse",
+    "load_store",
     "write_report",
     "select",
     "resolve_setting",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Dict, List, Tuple
 
 import pandas as pd
 
 from .. import methods as methods_mod
+from .. import provenance
 from ..provenance import describe
 from . import stability
 
@@ -622,3 +624,45 @@ def timings(ctx: Dict) -> str:
             "",
         ]
     )
+
+
+def replication(t: pd.DataFrame, counts: Dict[str, int], draws, margin: float) -> str:
+    """reports/<B>/replication.md: every finding of either draw with what the other draw says."""
+    md = [f"# Replication of `{draws[0][1]['study'].iloc[0]}` by `{draws[1][1]['study'].iloc[0]}`", ""]
+    md += [f"**Produced by** `hpo-kd replication {os.path.relpath(draws[0][0])} {os.path.relpath(draws[1][0])}`.", ""]
+    md.append("- Report: " + provenance.code_version())
+    for store, trials, _ in draws:
+        seeds = ", ".join(str(int(s)) for s in sorted(trials.loc[trials["status"] == "ok", "seed"].unique()))
+        runs = "; ".join(describe(e) for e in provenance.load(store) or []) or "no provenance recorded"
+        md.append(f"- `{trials['study'].iloc[0]}`: seeds {seeds}; {runs}")
+    md += [
+        "",
+        "The same study on two disjoint draws of seeds; every verdict computed on each draw alone, as its "
+        f"report computes it (Holm within its family, margin ±{margin:g} points). A finding (a verdict that "
+        "is not inconclusive) *replicates* when the other draw gives the same verdict, is *not repeated* "
+        "when the other draw is inconclusive, and is *overturned* when it gives another finding.",
+        "",
+        f"The first draw's findings: {counts['findings of the first draw']}; replicate: {counts['replicates']}; "
+        f"not repeated: {counts['not repeated (inconclusive)']}; overturned: {counts['overturned']}. "
+        f"Findings of the second draw only: {counts['new in the second draw']}. "
+        f"Inconclusive in both: {counts['inconclusive twice']}.",
+        "",
+    ]
+    shown = t[t["outcome"] != "inconclusive twice"].copy()
+    shown["first"] = [_draw(r, "_a") for _, r in shown.iterrows()]
+    shown["second"] = [_draw(r, "_b") for _, r in shown.iterrows()]
+    order = {k: i for i, k in enumerate(["replicates", "overturned", "not repeated (inconclusive)"])}
+    shown = shown.sort_values(
+        ["outcome", "kind", "where"], key=lambda c: c.map(order).fillna(9) if c.name == "outcome" else c
+    )
+    cols = [("outcome", "outcome", ""), ("kind", "family", ""), ("where", "setting", ""), ("what", "comparison", "")]
+    md.append(table(shown, cols + [("first", "first draw", ""), ("second", "second draw", "")]))
+    md.append("")
+    return "\n".join(md)
+
+
+def _draw(r, suffix: str) -> str:
+    v = r["verdict" + suffix]
+    if not isinstance(v, str):
+        return "–"
+    return f"{v}: {r['mean' + suffix]:+.2f} {_ci(r['lo' + suffix], r['hi' + suffix])}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -98,6 +99,14 @@ class Runner:
                 f.write(text)
 
         atomic_write(os.path.join(self.folder, "study.toml"), write)
+        if self.study.overrides:
+            from ..study import OVERRIDES
+
+            def write_overrides(tmp):
+                with open(tmp, "w") as f:
+                    json.dump(self.study.overrides, f, indent=1)
+
+            atomic_write(os.path.join(self.folder, OVERRIDES), write_overrides)
 
     # ------------------------------------------------------------------ Ray lifecycle
     def _start_ray(self):
