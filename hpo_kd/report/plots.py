@@ -46,9 +46,18 @@ def _plt():
     return plt
 
 
-def _panels(plt, n: int, height: float = 3.8):
-    """One row of n panels, one per setting."""
-    return plt.subplots(1, n, figsize=(4.6 * n, height), squeeze=False)
+COLUMNS = 3  # panels per row: more settings wrap onto further rows
+
+
+def _panels(plt, n: int, height: float = 3.8, width: float = 4.6, **kw):
+    """n panels, one per setting, at most COLUMNS to a row; (figure, the n axes in order)."""
+    cols = min(n, COLUMNS)
+    rows = math.ceil(n / cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, **kw)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
 
 
 def _save(plt, fig, path: str) -> None:
@@ -85,7 +94,7 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
     plt = _plt()
     settings = sorted(summary["setting"].unique())
     fig, axes = _panels(plt, len(settings), 4.6)
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes, settings):
         g = summary[summary["setting"] == s]
         same = g.groupby(g["epochs_per_seed"].round(6))["method"].transform("count")
         rank = g.groupby(g["epochs_per_seed"].round(6)).cumcount()
@@ -162,7 +171,7 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
     plt = _plt()
     lab = labels(trials)
     fig, axes = _panels(plt, len(settings), 4.2)
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes, settings):
         grid = grid_curve(trials, s)
         ref = {
             seed: ((g["test_acc"].max() * 100), (g["test_acc"].max() - g["test_acc"].min()) * 100)
@@ -220,20 +229,18 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
 
 def forest(rows: pd.DataFrame, margin: float, path: str) -> bool:
     """Per setting: each comparison's paired difference (mean, 95 % CI) with the ±margin band and
-    its verdict; the panels share their x-limits, so that widths compare across settings."""
+    its verdict; the panels share their x-limits (set alike), so that widths compare across settings."""
     if rows.empty:
         return False
     plt = _plt()
     settings = sorted(rows["setting"].unique())
     n_max = max(len(rows[rows["setting"] == s]) for s in settings)
-    fig, axes = plt.subplots(
-        1, len(settings), figsize=(5.2 * len(settings), 0.42 * n_max + 2.2), squeeze=False, sharex=True
-    )
+    fig, axes = _panels(plt, len(settings), 0.42 * n_max + 2.2, 5.2)
     finite = np.concatenate(
         [rows["lo"][np.isfinite(rows["lo"])], rows["hi"][np.isfinite(rows["hi"])], [-margin, margin]]
     )
     span = max(abs(finite.min()), abs(finite.max())) * 1.1
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes, settings):
         g = rows[rows["setting"] == s].reset_index(drop=True)
         y = n_max - 1 - np.arange(len(g))  # from the top, the same row height in every panel
         ax.set_ylim(-0.6, n_max - 0.4)
@@ -272,8 +279,8 @@ def posterior(rows: pd.DataFrame, margin: float, path: str, title: str = "") -> 
     plt = _plt()
     settings = sorted(rows["setting"].unique())
     n_max = max(len(rows[rows["setting"] == s]) for s in settings)
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.6 * len(settings), 0.36 * n_max + 2.2), squeeze=False)
-    for ax, s in zip(axes[0], settings):
+    fig, axes = _panels(plt, len(settings), 0.36 * n_max + 2.2, 5.6)
+    for ax, s in zip(axes, settings):
         g = rows[rows["setting"] == s].reset_index(drop=True)
         y = n_max - 1 - np.arange(len(g))  # from the top, the same row height in every panel
         ax.set_ylim(-0.6, n_max - 0.4)
@@ -392,7 +399,7 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
     plt = _plt()
     settings = sorted(sel["setting"].unique())
     fig, axes = _panels(plt, len(settings), 4.2)
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes, settings):
         g = grid_curve(trials, s)
         ss = sel[sel["setting"] == s]
         if not g.empty:
@@ -464,7 +471,7 @@ def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
         return False
     settings = sorted(c["setting"].unique())
     fig, axes = _panels(plt, len(settings))
-    for ax, s in zip(axes[0], settings):
+    for ax, s in zip(axes, settings):
         g = c[c["setting"] == s]
         for m in learned(g["method"]):
             h = g[g["method"] == m]
