@@ -633,3 +633,39 @@ def test_run_seeds_and_name_override_a_study_and_its_store_keeps_them(tmp_path, 
     assert (again.name, again.seeds) == ("s_b", [8, 9])
     assert main(["run", str(path), "--seeds", "8-x", "--dry-run"]) == 2
     assert "--seeds: '8-x' is not allowed" in capsys.readouterr().err
+
+
+def test_trajectories_show_the_tau_schedule_of_pbts_selected_member(tmp_path, monkeypatch):
+    """Three PBT members of one seed: the plot's PBT line is the schedule of the member with the
+    best val accuracy (member 1), not a mean over the population."""
+    s = Store(str(tmp_path / "runs" / "synthetic"))
+    schedules = {0: [2.0, 2.4, 2.4], 1: [8.0, 6.4, 7.68], 2: [1.0, 1.2, 0.96]}
+    for i, taus in schedules.items():
+        s.add(
+            {
+                "trial_id": f"p{i}",
+                "unit_id": "p",
+                "study": "synthetic",
+                "setting": A,
+                "setting_label": LABEL[A],
+                "method": "pbt",
+                "seed": 0,
+                "trial_index": float(i),
+                "tau_t_config": taus[-1],
+                "tau_s_config": taus[-1],
+                "tau_t": taus[-1],
+                "tau_s": taus[-1],
+                "status": "ok",
+                "val_acc": 0.9 if i == 1 else 0.8,
+                "test_acc": 0.85,
+                "epochs_run": 3,
+                "seconds": 1.0,
+                "finished_at": float(i),
+            },
+            [{"epoch": e + 1, "tau_t": t, "tau_s": t, "val_acc": 0.5} for e, t in enumerate(taus)],
+        )
+    drawn = {}
+    monkeypatch.setattr(plots, "_finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
+    assert plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
+    lines = {ln.get_label(): list(ln.get_ydata()) for ln in drawn["axes"][0].get_lines()}
+    assert lines["pbt τ of the selected member (mean)"] == schedules[1]

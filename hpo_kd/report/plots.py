@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import methods as methods_mod
 from . import stats
-from .selection import base, grid_curve, labels, learned, method_order, ok
+from .selection import base, grid_curve, labels, learned, method_order, ok, select
 
 
 def color(m: str):
@@ -462,7 +462,11 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
 
 
 def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
-    t = ok(trials[trials["method"].isin(learned(trials["method"]))])
+    """Per setting: the temperature over epochs of every learned method (mean, min–max band over
+    seeds) and the τ schedule of PBT's selected member."""
+    sel = select(trials)
+    chosen = sel.loc[sel["method"].map(base) == "pbt", "trial_id"] if not sel.empty else []
+    t = ok(trials[trials["method"].isin(learned(trials["method"])) | trials["trial_id"].isin(chosen)])
     if t.empty or curves.empty:
         return False
     plt = _plt()
@@ -473,16 +477,18 @@ def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
     fig, axes = _panels(plt, len(settings))
     for ax, s in zip(axes, settings):
         g = c[c["setting"] == s]
-        for m in learned(g["method"]):
+        for m in method_order(g["method"]):
             h = g[g["method"] == m]
             cols = [("tau_t", "τ_t", "-"), ("tau_s", "τ_s", "--")] if base(m) == "mkd" else [("tau_t", "T", "-")]
+            if base(m) == "pbt":
+                cols = [("tau_t", "τ of the selected member", ":")]
             for col, name, ls in cols:
                 agg = h.groupby("epoch")[col].agg(["mean", "min", "max"]).reset_index()
                 ax.plot(agg["epoch"], agg["mean"], color=color(m), linestyle=ls, label=f"{m} {name} (mean)")
                 ax.fill_between(agg["epoch"], agg["min"], agg["max"], color=color(m), alpha=0.15)
         ax.set_xlabel("epoch")
         ax.set_ylabel("temperature")
-        ax.set_title(f"{g['setting_label'].iloc[0]}: learned temperatures\n(line: mean, band: min–max over seeds)")
+        ax.set_title(f"{g['setting_label'].iloc[0]}: temperatures over epochs\n(line: mean, band: min–max over seeds)")
         ax.grid(alpha=0.3)
     _finish(plt, fig, axes, path)
     return True
