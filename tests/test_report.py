@@ -215,7 +215,13 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
         '[[settings]]\ndataset = "mnist1d"\n[methods.grid]\ntemperatures = [1, 4]\n'
     )
     out = tmp_path / "reports"
+    # a plot of an earlier report that this store has no data for goes; a replication stays
+    (out / "synthetic").mkdir(parents=True)
+    (out / "synthetic" / "optuna.png").write_bytes(b"stale")
+    (out / "synthetic" / "replication.md").write_text("kept")
     assert main(["report", str(folder), "--out", str(out)]) == 0
+    assert not (out / "synthetic" / "optuna.png").exists()
+    assert (out / "synthetic" / "replication.md").read_text() == "kept"
     files = sorted(os.listdir(out / "synthetic"))
     for f in (
         "report.md",

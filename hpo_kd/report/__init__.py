@@ -158,6 +158,31 @@ def analyse(
     }
 
 
+# Every file `write_report` may write into reports/<study>/.
+OUTPUTS = {
+    "report.md",
+    "timings.md",
+    "timings.csv",
+    "cost.csv",
+    "comparison.csv",
+    "verdicts.csv",
+    "selected.csv",
+    "transfer.csv",
+    "learned_start.csv",
+    "selection.csv",
+    "published.csv",
+    "accuracy_cost.png",
+    "regret_budget.png",
+    "forest.png",
+    "posterior.png",
+    "cd_diagram.png",
+    "temperature.png",
+    "trajectories.png",
+    "optuna.png",
+    "transfer.png",
+}
+
+
 def load_store(store_dir: str):
     """(trials, curves) of a study's store."""
     store = Store.open_existing(store_dir)
@@ -192,7 +217,10 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
     )
     ctx["plots"] = plots.all_plots(ctx, out)
 
+    written = set(ctx["plots"]) | {"cost.csv", "timings.csv", "report.md", "timings.md"}
+
     def csv(df, name):
+        written.add(name)
         df.drop(columns=[c for c in MACHINE_COLUMNS if c in df.columns]).round(4).to_csv(
             os.path.join(out, name), index=False
         )
@@ -217,8 +245,9 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
         with open(path + ".tmp", "w") as f:
             f.write(text)
         os.replace(path + ".tmp", path)
-    # Files an older version wrote that this one no longer does would mislead: remove them.
-    for stale in ("anytime.png",):
+    # A file a report may write that this one did not (no data for it, or an older version's)
+    # would describe other trials: remove it. Other files (replication.md) are left alone.
+    for stale in (OUTPUTS | {"anytime.png"}) - written:
         if os.path.exists(os.path.join(out, stale)):
             os.remove(os.path.join(out, stale))
     return os.path.join(out, "report.md")
