@@ -675,3 +675,27 @@ def test_trajectories_show_the_tau_schedule_of_pbts_selected_member(tmp_path, mo
     assert plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
     lines = {ln.get_label(): list(ln.get_ydata()) for ln in drawn["axes"][0].get_lines()}
     assert lines["pbt τ of the selected member (mean)"] == schedules[1]
+
+
+def test_cd_diagram_is_the_same_file_in_every_process(tmp_path):
+    """scikit-posthocs draws a bar through a set of names, whose order is the process's hash
+    order; the diagram must not depend on it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, pandas as pd\n"
+        "from hpo_kd.report import plots\n"
+        "m = ['grid', 'optuna', 'dts', 'nokd', 'ctkd']\n"
+        "avg = pd.DataFrame({'method': m, 'avg_rank': [1.5, 2.0, 3.0, 3.5, 4.0]})\n"
+        "pairs = pd.DataFrame(1.0, index=m, columns=m)\n"
+        "pairs.loc['grid', 'ctkd'] = pairs.loc['ctkd', 'grid'] = 0.01\n"
+        "plots.cd_diagram(avg, pairs, 24, sys.argv[1])\n"
+    )
+    files = []
+    for seed in ("1", "2", "3"):
+        path = tmp_path / f"cd{seed}.png"
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
+        files.append(path.read_bytes())
+    assert files[0] == files[1] == files[2]
