@@ -674,7 +674,43 @@ def test_trajectories_show_the_tau_schedule_of_pbts_selected_member(tmp_path, mo
     monkeypatch.setattr(plots, "_finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
     assert plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
     lines = {ln.get_label(): list(ln.get_ydata()) for ln in drawn["axes"][0].get_lines()}
-    assert lines["pbt τ of the selected member (mean)"] == schedules[1]
+    assert lines["pbt τ of the selected member: mean (thin: each seed)"] == schedules[1]
+
+
+def test_trajectories_draw_what_mkd_learns_and_mark_a_run_that_ends_at_the_clamp(tmp_path, monkeypatch):
+    """One panel per (setting, method); a variant that learns tau_s alone draws tau_s only (tau_t
+    is held), and its run that ends at tau_max = 20 is marked."""
+    s = Store(str(tmp_path / "runs" / "synthetic"))
+    for seed, taus in enumerate([[4.0, 9.0, 20.0], [4.0, 6.0, 7.0]]):
+        s.add(
+            {
+                "trial_id": f"m{seed}",
+                "unit_id": f"m{seed}",
+                "study": "synthetic",
+                "setting": A,
+                "setting_label": LABEL[A],
+                "method": "mkd:4-tau_s",
+                "options": {"learn": "tau_s"},
+                "seed": seed,
+                "tau_t": 4.0,
+                "tau_s": taus[-1],
+                "status": "ok",
+                "val_acc": 0.8,
+                "test_acc": 0.8,
+                "epochs_run": 3,
+                "seconds": 1.0,
+                "finished_at": float(seed),
+            },
+            [{"epoch": e + 1, "tau_t": 4.0, "tau_s": t, "val_acc": 0.5} for e, t in enumerate(taus)],
+        )
+    drawn = {}
+    monkeypatch.setattr(plots, "_finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
+    assert plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
+    (ax,) = drawn["axes"]
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert "MKD τ_s: mean (thin: each seed)" in labels and not any("τ_t" in x for x in labels)
+    assert labels.count("ends at the clamp") == 1
+    assert "tau_t = 4 held" in ax.get_title()
 
 
 def test_cd_diagram_is_the_same_file_in_every_process(tmp_path):

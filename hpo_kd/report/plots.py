@@ -467,34 +467,63 @@ def temperature(sel: pd.DataFrame, trials: pd.DataFrame, path: str) -> None:
     _finish(plt, fig, axes, path)
 
 
+TAU_COLORS = {"tau_t": "C0", "tau_s": "C1"}
+
+
+def _moved(m: str, options: Dict) -> List[tuple]:
+    """(curve column, name) of the temperatures method m moves over epochs."""
+    if base(m) == "pbt":
+        return [("tau_t", "τ of the selected member")]
+    if base(m) == "lskd":
+        return [("tau_t", "mean per-sample τ_t")]
+    if base(m) != "mkd":
+        return [("tau_t", "T")]
+    learn = options.get("learn", "both")
+    return [(col, "τ_" + col[-1]) for col in ("tau_t", "tau_s") if learn in ("both", col)]
+
+
 def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
-    """Per setting: the temperature over epochs of every learned method (mean, min–max band over
-    seeds) and the τ schedule of PBT's selected member."""
+    """One panel per (setting, method): every seed's temperature over epochs (thin) and their mean
+    (thick), for each learned method and for PBT's selected member; MKD's clamp range dotted, a
+    run that ends at a clamp marked ×. The panels share the y-axis."""
     sel = select(trials)
     chosen = sel.loc[sel["method"].map(base) == "pbt", "trial_id"] if not sel.empty else []
     t = ok(trials[trials["method"].isin(learned(trials["method"])) | trials["trial_id"].isin(chosen)])
     if t.empty or curves.empty:
         return False
-    plt = _plt()
     c = curves.merge(t[["trial_id", "setting", "setting_label", "method", "seed"]], on="trial_id")
     if c.empty:  # e.g. only the teacher (which has no curve) among the "learned" rows
         return False
-    settings = sorted(c["setting"].unique())
-    fig, axes = _panels(plt, len(settings))
-    for ax, s in zip(axes, settings):
-        g = c[c["setting"] == s]
-        for m in method_order(g["method"]):
-            h = g[g["method"] == m]
-            cols = [("tau_t", "τ_t", "-"), ("tau_s", "τ_s", "--")] if base(m) == "mkd" else [("tau_t", "T", "-")]
-            if base(m) == "pbt":
-                cols = [("tau_t", "τ of the selected member", ":")]
-            for col, name, ls in cols:
-                agg = h.groupby("epoch")[col].agg(["mean", "min", "max"]).reset_index()
-                ax.plot(agg["epoch"], agg["mean"], color=color(m), linestyle=ls, label=f"{m} {name} (mean)")
-                ax.fill_between(agg["epoch"], agg["min"], agg["max"], color=color(m), alpha=0.15)
+    plt = _plt()
+    keys = [(s, m) for s in sorted(c["setting"].unique()) for m in method_order(c[c["setting"] == s]["method"])]
+    fig, axes = _panels(plt, len(keys), 3.0, 4.2)
+    top = float(np.nanmax(c[["tau_t", "tau_s"]].to_numpy(dtype=float))) * 1.08
+    for ax, (s, m) in zip(axes, keys):
+        g = c[(c["setting"] == s) & (c["method"] == m)]
+        raw = t.loc[t["method"] == m, "options"].dropna() if "options" in t else pd.Series(dtype=str)
+        options = json.loads(raw.iloc[0]) if len(raw) and isinstance(raw.iloc[0], str) else {}
+        lo, hi = options.get("tau_min", 0.5), options.get("tau_max", 20.0)
+        for col, name in _moved(m, options):
+            colr = TAU_COLORS[col] if base(m) == "mkd" else color(m)
+            for _, run in g.groupby("seed"):
+                run = run.sort_values("epoch")
+                ax.plot(run["epoch"], run[col], color=colr, linewidth=0.7, alpha=0.45)
+                end = float(run[col].iloc[-1])
+                if base(m) == "mkd" and (np.isclose(end, lo, rtol=1e-4) or np.isclose(end, hi, rtol=1e-4)):
+                    ax.plot([run["epoch"].iloc[-1]], [end], "x", color="k", markersize=7, label="ends at the clamp")
+            mean = g.groupby("epoch")[col].mean()
+            who = f"MKD {name}" if base(m) == "mkd" else f"{base(m)} {name}"
+            ax.plot(mean.index, mean.values, color=colr, linewidth=2, label=f"{who}: mean (thin: each seed)")
+        if base(m) == "mkd":
+            for v in (lo, hi):
+                ax.axhline(v, color="0.4", linestyle=":", linewidth=1, label="MKD's clamp range")
+            learn = options.get("learn", "both")
+            held = [f"{k} = {options.get(k, 4):g} held" for k in ("tau_t", "tau_s") if learn not in ("both", k)]
+            m = m + (f" ({held[0]})" if held else "")
+        ax.set_ylim(0, top)
         ax.set_xlabel("epoch")
         ax.set_ylabel("temperature")
-        ax.set_title(f"{g['setting_label'].iloc[0]}: temperatures over epochs\n(line: mean, band: min–max over seeds)")
+        ax.set_title(f"{g['setting_label'].iloc[0]}: {m}", fontsize=9)
         ax.grid(alpha=0.3)
     _finish(plt, fig, axes, path)
     return True
