@@ -38,7 +38,7 @@ METHODS = {
     "MKD exact": ("mkd", {}),
     "MKD first-order": ("mkd", {"first_order": True}),
     "MKD every=4": ("mkd", {"every": 4}),
-    "LS-KD": ("lskd", {"tau_t": 2.0}),
+    "LS-KD": ("lskd", {"tau_t": 2.0, "tau_s": 2.0}),
 }
 GOALS = {"MKD exact": 2.5, "MKD first-order": 1.5, "MKD every=4": 1.3}
 
@@ -47,7 +47,7 @@ def run(bundle, teacher, c, label, seed):
     name, options = METHODS[label]
     torch.manual_seed(seed)
     student = models.create(c.student, bundle.input_shape, bundle.num_classes)
-    method = methods.create(name, tau_t=c.tau_t, tau_s=c.tau_s, **options)
+    method = methods.create(name, **{"tau_t": c.tau_t, "tau_s": c.tau_s, **options})
     out = fit(student, bundle, method, teacher, c, torch.device("cpu"), None)
     assert out["status"] == "ok", out["error"]
     return [BATCH / row["samples_per_s"] for row in out["history"]]  # seconds per step
