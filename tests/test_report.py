@@ -637,6 +637,12 @@ def test_run_seeds_and_name_override_a_study_and_its_store_keeps_them(tmp_path, 
     runner._save_study_copy()
     again = load_stored(str(tmp_path / "runs" / "s_b"))
     assert (again.name, again.seeds) == ("s_b", [8, 9])
+    # a later run of a store on the file's seeds: the earlier overrides no longer hold
+    Runner(overridden(load_study(str(path)), name="s_b"), runs_dir=str(tmp_path / "runs"))._save_study_copy()
+    assert load_stored(str(tmp_path / "runs" / "s_b")).seeds == [0, 1]
+    Runner(overridden(load_study(str(path)), seeds=[5]), runs_dir=str(tmp_path / "runs"))._save_study_copy()
+    Runner(load_study(str(path)), runs_dir=str(tmp_path / "runs"))._save_study_copy()
+    assert load_stored(str(tmp_path / "runs" / "s")).seeds == [0, 1]
     assert main(["run", str(path), "--seeds", "8-x", "--dry-run"]) == 2
     assert "--seeds: '8-x' is not allowed" in capsys.readouterr().err
 

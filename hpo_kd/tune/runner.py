@@ -99,14 +99,18 @@ class Runner:
                 f.write(text)
 
         atomic_write(os.path.join(self.folder, "study.toml"), write)
+        from ..study import OVERRIDES
+
+        path = os.path.join(self.folder, OVERRIDES)
+        if not self.study.overrides and os.path.exists(path):
+            os.remove(path)  # this run is the file as it is: an earlier run's overrides no longer hold
         if self.study.overrides:
-            from ..study import OVERRIDES
 
             def write_overrides(tmp):
                 with open(tmp, "w") as f:
                     json.dump(self.study.overrides, f, indent=1)
 
-            atomic_write(os.path.join(self.folder, OVERRIDES), write_overrides)
+            atomic_write(path, write_overrides)
 
     # ------------------------------------------------------------------ Ray lifecycle
     def _start_ray(self):
