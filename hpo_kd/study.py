@@ -608,7 +608,7 @@ def load_study(path: str) -> Study:
     _keys(path, "", raw, TOP_KEYS)
     name = raw.get("name", os.path.splitext(os.path.basename(path))[0])
     _typed(path, "name", name, str, "a string")
-    if not name or any(c in name for c in "/\\ "):
+    if not _is_word(name):
         _err(path, "name", f"{name!r} must be a non-empty word without slashes or spaces")
     if "settings" not in raw:
         _err(path, "settings", "missing; add at least one [[settings]] table")
@@ -647,6 +647,11 @@ def load_study(path: str) -> Study:
 OVERRIDES = "overrides.json"  # beside a store's copy of its study file
 
 
+def _is_word(name: str) -> bool:
+    """A study name: it names the folder runs/<name>/."""
+    return bool(name) and not any(c in name for c in "/\\ ")
+
+
 def parse_seeds(text: str) -> List[int]:
     """`8-15` or `8,9,10` (or both, `0-3,8`) as a list of distinct non-negative integers."""
     out: List[int] = []
@@ -664,7 +669,7 @@ def overridden(study: Study, seeds: Optional[List[int]] = None, name: Optional[s
     """The same study on other seeds (a second draw) or under another name: its results go to
     runs/<name>/, and the store keeps what was overridden beside its copy of the study file."""
     changes = {k: v for k, v in (("seeds", seeds), ("name", name)) if v is not None}
-    if "name" in changes and (not name or any(c in name for c in "/\\ ")):
+    if "name" in changes and not _is_word(name):
         raise StudyError(f"--name: {name!r} must be a non-empty word without slashes or spaces")
     return dataclasses.replace(study, **changes, overrides={**study.overrides, **changes})
 

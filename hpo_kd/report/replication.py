@@ -16,6 +16,7 @@ from typing import Dict, List
 import pandas as pd
 
 from ..errors import UserError
+from ..files import atomic_write
 from .selection import ok
 
 KEY = ["kind", "where", "what"]
@@ -101,7 +102,10 @@ def write(store_a: str, store_b: str, out_root: str = "reports") -> str:
     t.round(4).to_csv(os.path.join(out, "replication.csv"), index=False)
     path = os.path.join(out, "replication.md")
     text = render(t, summary(t), draws, ca["margin"])
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+
+    def write_md(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    atomic_write(path, write_md)
     return path
