@@ -173,7 +173,7 @@ def test_dry_run_prints_counts(study_file, capsys, tmp_path):
 def test_shipped_studies_are_valid():
     q = load_study("studies/quickstart.toml")
     assert {s.dataset for s in q.settings} == {"digits", "mnist1d"}
-    assert set(q.methods) == {"grid", "optuna", "mkd", "dts", "ctkd", "lskd", "nokd"}
+    assert set(q.methods) == {"grid", "optuna", "pbt", "mkd", "dts", "ctkd", "lskd", "nokd"}
     assert q.methods["grid"]["pairs"] == [[t, t] for t in (1.0, 2.0, 4.0, 8.0, 16.0)]
     assert q.methods["optuna"]["trials"] == 8 and len(q.seeds) == 2
     assert q.report.get("smoke_test")  # the report says "Smoke test, not evidence" and why
@@ -188,7 +188,9 @@ def test_shipped_studies_are_valid():
     assert moved == {("dataset",), ("augment",), ("fraction",), ("student",)}
     assert set(t.methods) == {"grid", "nokd"}
     c = load_study("studies/compare.toml")
-    assert set(c.methods) >= {"grid", "optuna", "mkd", "dts", "ctkd", "lskd", "nokd"} and len(c.seeds) == 8
+    assert set(c.methods) >= {"grid", "optuna", "pbt", "mkd", "dts", "ctkd", "lskd", "nokd"} and len(c.seeds) == 8
+    # the searchers at the same budget: as many Optuna trials and PBT members as grid temperatures
+    assert len(c.methods["grid"]["pairs"]) == c.methods["optuna"]["trials"] == c.methods["pbt"]["population"]
     for st in (q, t):  # test splits of at least 4,000 samples where the data set allows it
         for s in st.settings:
             if s.dataset.startswith("mnist1d"):
