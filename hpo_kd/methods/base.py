@@ -1,17 +1,19 @@
 """The interface every temperature method implements.
 
-A method gives the temperatures for the next training step (`temperatures`), may take over the
-backward pass of a step (`backward`, MKD does), learns from the step that just ran (`observe`:
-teacher/student logits, labels, loss terms), adds scalars to the epoch log (`epoch_metrics`),
-and saves/loads its state (`state_dict`). Register a new method with `@register("name")` in its
-own file under `hpo_kd/methods/` (every module there is imported), or in a module of your own
-named by the environment variable `HPO_KD_PLUGINS` (comma-separated module names).
+A method gives the temperatures for the next training step (`temperatures`), may compute the
+step's loss terms itself (`loss`: by default Hinton's KD loss at those temperatures; TTM, WTTM and
+MLKD have their own), may take over the backward pass of a step (`backward`, MKD does), learns
+from the step that just ran (`observe`: teacher/student logits, labels, loss terms), adds scalars
+to the epoch log (`epoch_metrics`), and saves/loads its state (`state_dict`). Register a new
+method with `@register("name")` in its own file under `hpo_kd/methods/` (every module there is
+imported), or in a module of your own named by the environment variable `HPO_KD_PLUGINS`
+(comma-separated module names).
 
 What studies, reports and the CLI need to know about a method lives on its class: `kind`
-(`searched`: fixed temperatures that a searcher chooses; `learned`: the method moves its
-temperatures while training; `baseline`), `searchable` (a study's searchers, grid and Optuna, may
-choose its tau_t/tau_s: `method = NAME` in their table), `label`, `color`, `marker` and `order`
-(its place in tables and legends).
+(`searched`: fixed temperatures that a searcher chooses; `learned`: a method that runs on its own
+in a study, most of them moving their temperatures while training; `baseline`), `searchable` (a
+study's searchers, grid and Optuna, may choose its tau_t/tau_s: `method = NAME` in their table),
+`label`, `color`, `marker` and `order` (its place in tables and legends).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
+from ..kd import kd_loss
 from ..registry import Registry
 
 METHODS = Registry("temperature method")
@@ -105,6 +108,21 @@ class TemperatureMethod:
     # -- per step --------------------------------------------------------------------------
     def temperatures(self) -> Tuple[Any, Any]:
         return self.tau_t, self.tau_s
+
+    def loss(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: Optional[torch.Tensor],
+        target: torch.Tensor,
+        tau_t: Any,
+        tau_s: Any,
+        alpha: float,
+    ) -> Dict[str, torch.Tensor]:
+        """The step's loss terms at the temperatures `temperatures()` gave: `loss` (minimised), `kd`
+        (the KD term before alpha) and `ce`, in that order and no others (the students of a group
+        log their terms side by side). With alpha = 0 the loss is the cross-entropy alone and
+        `teacher_logits` may be None. Default: `hpo_kd.kd.kd_loss`."""
+        return kd_loss(student_logits, teacher_logits, target, tau_t, tau_s, alpha)
 
     def backward(self, step: Step) -> None:
         """Fill .grad of the student's parameters; the trainer then steps its optimizer."""

@@ -14,7 +14,6 @@ import torch
 
 from .. import data as data_mod
 from .. import methods as methods_mod
-from ..kd import kd_loss
 from .config import TrialConfig
 from .evaluate import accuracy, recomputed_bn
 from .logits import teacher_outputs
@@ -277,7 +276,7 @@ class _Lockstep:
         """Member `m`'s losses at its temperatures, as the step its method observes."""
         tau_t, tau_s = m.method.temperatures()
         zt_m = z_t if m.use_kd else None
-        losses = kd_loss(z_s, zt_m, target, tau_t, tau_s, m.alpha)  # alpha = 0: CE only
+        losses = m.method.loss(z_s, zt_m, target, tau_t, tau_s, m.alpha)  # alpha = 0: CE only
         return methods_mod.Step(
             epoch=epoch,
             step=self.steps,
