@@ -125,3 +125,36 @@ def test_mlkd_trial_runs(cache):
         assert math.isnan(row["tau_t"]) and math.isnan(row["tau_s"])
         assert math.isfinite(row["train_kd"]) and row["train_kd"] > 0
     assert r["method_state"] == {"temperatures": [2.0, 3.0, 4.0, 5.0, 6.0], "reduce": "sum"}
+
+
+def test_a_report_draws_no_trajectory_for_mlkd(tmp_path):
+    """MLKD logs no temperature (NaN): the trajectories plot leaves it out, and has nothing to draw
+    when it is the only method that runs on its own."""
+    from hpo_kd.report import plots
+    from hpo_kd.store import Store
+
+    s = Store(str(tmp_path / "runs" / "synthetic"))
+    nan = float("nan")
+    for seed in range(2):
+        s.add(
+            {
+                "trial_id": f"m{seed}",
+                "unit_id": f"m{seed}",
+                "study": "synthetic",
+                "setting": "digits|none|1|cnn_wide>mlp",
+                "setting_label": "digits(100%,none)",
+                "method": "mlkd",
+                "seed": seed,
+                "tau_t": nan,
+                "tau_s": nan,
+                "status": "ok",
+                "val_acc": 0.8,
+                "test_acc": 0.8,
+                "epochs_run": 2,
+                "seconds": 1.0,
+                "finished_at": float(seed),
+            },
+            [{"epoch": e + 1, "tau_t": nan, "tau_s": nan, "val_acc": 0.5} for e in range(2)],
+        )
+    assert not plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
+    assert not (tmp_path / "t.png").exists()

@@ -492,6 +492,8 @@ def trajectories(trials: pd.DataFrame, curves: pd.DataFrame, path: str) -> bool:
     if t.empty or curves.empty:
         return False
     c = curves.merge(t[["trial_id", "setting", "setting_label", "method", "seed"]], on="trial_id")
+    # a method without a single temperature (MLKD logs NaN) has no trajectory to draw
+    c = c[c[["tau_t", "tau_s"]].notna().any(axis=1)]
     if c.empty:  # e.g. only the teacher (which has no curve) among the "learned" rows
         return False
     plt = _plt()
