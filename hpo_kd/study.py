@@ -1,8 +1,9 @@
 """Study files (`studies/*.toml`): parse, validate before any compute, and expand into trials.
 
 A study crosses settings (data set x augmentation x fraction x teacher/student pair) with methods
-and seeds. Every trial gets a stable id (a hash of what determines it), so a re-run can skip the
-finished ones.
+and seeds. Every trial gets a stable id (a hash of what determines it, `hpo_kd.plan`), so a re-run
+can skip the finished ones. A searcher's table is read and expanded by its own class
+(`hpo_kd.searchers`): this module knows none of them by name.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import itertools
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 try:
     import tomllib
@@ -22,10 +23,12 @@ except ModuleNotFoundError:  # Python 3.10
 from . import data as data_mod
 from . import methods as methods_mod
 from . import models as models_mod
+from .checks import StudyError, as_list, fail, known_keys, number, typed
 from .errors import UserError
-from .files import digest
+from .plan import Setting, Trial
+from .searchers import SEARCHERS
 
-SEARCHES = ("grid", "optuna", "pbt")  # the searchers whose options this module parses (methods.SEARCHERS)
+__all__ = ["Setting", "Study", "StudyError", "Trial", "load_study", "load_stored", "overridden", "plan_counts"]
 
 
 def method_keys() -> List[str]:
@@ -33,127 +36,10 @@ def method_keys() -> List[str]:
     return methods_mod.study_methods()
 
 
-NUM = (int, float)
-
-
-class StudyError(UserError):
-    pass
-
-
 def base_method(name: str) -> str:
     """A method variant is named METHOD:NAME (e.g. "mkd:from16", MKD with other options); its
     temperature method is METHOD."""
     return name.split(":", 1)[0]
-
-
-def _err(path: str, key: str, msg: str):
-    raise StudyError(f"{path}: {key}: {msg}")
-
-
-def _typed(path, key, value, types, what):
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        _err(path, key, f"expected {what}, got {value!r}")
-    if not isinstance(value, types):
-        _err(path, key, f"expected {what}, got {value!r}")
-    return value
-
-
-def _num(path, key, value, lo=None, hi=None, lo_open=False, integer=False):
-    _typed(path, key, value, int if integer else NUM, "an integer" if integer else "a number")
-    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)
-    if bad:
-        left = "(" if lo_open else "["
-        _err(
-            path,
-            key,
-            f"{value!r} is out of range; allowed: {left}{lo if lo is not None else '-inf'}, "
-            f"{hi if hi is not None else 'inf'}]",
-        )
-    return value
-
-
-def _list(path, key, value, what):
-    if not isinstance(value, list):
-        value = [value]
-    if not value:
-        _err(path, key, f"must not be empty; expected {what}")
-    return value
-
-
-def _keys(path, prefix, table: Dict[str, Any], allowed):
-    for k in table:
-        if k not in allowed:
-            _err(path, f"{prefix}{k}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
-
-
-@dataclass(frozen=True)
-class Setting:
-    dataset: str
-    augment: str
-    fraction: float
-    teacher: str
-    student: str
-    root: Optional[str] = None
-    options: Tuple[Tuple[str, Any], ...] = ()  # data set options, sorted (key, value) pairs
-    name: Optional[str] = None  # the study file's name for the data (default: data set and options)
-    teacher_checkpoint: Optional[str] = None  # absolute path of a trained teacher's weights
-    checkpoint_hash: Optional[str] = None  # its content hash: part of the id
-    train: Tuple[Tuple[str, Any], ...] = ()  # this setting's [train] values (e.g. a student's lr), sorted
-    show_pair: bool = False  # the label names the pair (when other settings differ only by their pair)
-
-    def data_options(self) -> Tuple[Tuple[str, Any], ...]:
-        """The options that choose the data (not those that only say how it is read, such as
-        streaming an image folder: a study can switch them and keep its finished trials)."""
-        reading = data_mod.reading_options(self.dataset)
-        return tuple((k, v) for k, v in self.options if k not in reading)
-
-    @property
-    def id(self) -> str:
-        opts = "".join(f"|{k}={v}" for k, v in self.data_options())
-        ckpt = f"|teacher_checkpoint={self.checkpoint_hash}" if self.teacher_checkpoint else ""
-        own = "".join(f"|train.{k}={v}" for k, v in self.train)
-        return f"{self.dataset}|{self.augment}|{self.fraction:g}|{self.teacher}>{self.student}{opts}{ckpt}{own}"
-
-    @property
-    def label(self) -> str:
-        chosen = self.data_options()
-        opts = "[" + ",".join(f"{k}={v}" for k, v in chosen) + "]" if chosen else ""
-        pair = f",{self.teacher}>{self.student}" if self.show_pair else ""
-        return f"{self.name or self.dataset + opts}({self.fraction:.0%},{self.augment}{pair})"
-
-
-SEARCH_BUDGET_KEYS = ("trials", "startup_trials")
-
-
-@dataclass
-class Trial:
-    """One unit of work: a teacher, one fixed-config student, or one Optuna search."""
-
-    kind: str  # "teacher", "trial", "search"
-    method: str  # teacher, grid, optuna, pbt, mkd, dts, ctkd, nokd
-    setting: Setting
-    seed: int
-    config: Dict[str, Any]  # TrialConfig fields
-    budget: int = 1  # number of Ray Tune trials this unit runs
-    search: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        # A search's budget is not part of its id: raising `trials` extends the same search (its
-        # finished trials are kept and handed to the sampler), and so does a new startup_trials.
-        search = {k: v for k, v in self.search.items() if k not in SEARCH_BUDGET_KEYS}
-        # Nor is how the data is read (streaming, workers): the same seed gives the same results.
-        config = dict(self.config)
-        if "data_options" in config:
-            chosen = dict(self.setting.data_options())
-            config.pop("data_options")
-            if chosen:
-                config["data_options"] = chosen
-        blob = json.dumps(
-            {"kind": self.kind, "method": self.method, "config": config, "search": search},
-            sort_keys=True,
-        )
-        return digest(blob.encode())
 
 
 @dataclass
@@ -219,45 +105,15 @@ class Study:
             for seed in seeds or self.seeds:
                 base = self.base_config(s, seed)
                 for m, opts in self.methods.items():
-                    if m == "grid":
-                        for tt, ts in opts["pairs"]:
-                            out.append(
-                                Trial("trial", "grid", s, seed, dict(base, method=opts["method"], tau_t=tt, tau_s=ts))
-                            )
-                    elif m == "optuna":
-                        # the searched method is in the config (and so in the id), not in `search`
-                        search = {k: opts[k] for k in sorted(opts) if k != "method"}
-                        out.append(
-                            Trial(
-                                "search",
-                                "optuna",
-                                s,
-                                seed,
-                                dict(base, method=opts["method"]),
-                                budget=opts["trials"],
-                                search=search,
-                            )
-                        )
-                    elif m == "pbt":  # one population (one Tuner of its own: hpo_kd.tune.pbt)
-                        search = {k: opts[k] for k in sorted(opts) if k != "method"}
-                        out.append(
-                            Trial(
-                                "search",
-                                "pbt",
-                                s,
-                                seed,
-                                dict(base, method=opts["method"]),
-                                budget=opts["population"],
-                                search=search,
-                            )
-                        )
-                    else:
-                        o = dict(opts)
-                        cfg = dict(base, method=base_method(m), method_options=o)
-                        for k in ("tau_t", "tau_s"):
-                            if k in o:
-                                cfg[k] = o.pop(k)
-                        out.append(Trial("trial", m, s, seed, cfg))
+                    if m in SEARCHERS:  # a searcher expands its own table (hpo_kd.searchers)
+                        out.extend(SEARCHERS.get(m).expand(opts, s, seed, base))
+                        continue
+                    o = dict(opts)
+                    cfg = dict(base, method=base_method(m), method_options=o)
+                    for k in ("tau_t", "tau_s"):
+                        if k in o:
+                            cfg[k] = o.pop(k)
+                    out.append(Trial("trial", m, s, seed, cfg))
         return out
 
     def plan(self) -> List[Trial]:
@@ -306,101 +162,76 @@ PUBLISHED_FIGURES = ("teacher", "nokd", "kd")
 RESOURCE_KEYS = {"cpus_per_trial", "gpus_per_trial", "max_concurrent", "students_per_trial", "reproducible"}
 # Students of one setting and seed that train together in one Ray Tune trial, at most (1: each alone).
 STUDENTS_PER_TRIAL = 8
-GRID_KEYS = {"temperatures", "pairs", "method"}
-OPTUNA_KEYS = {
-    "trials",
-    "low",
-    "high",
-    "separate",
-    "seed",
-    "startup_trials",
-    "asha",
-    "grace_period",
-    "reduction_factor",
-    "method",
-}
-PBT_KEYS = {"population", "interval", "quantile", "resample_probability", "low", "high", "seed", "method"}
-
-
-def _searched_method(path, key, opts, searcher: str) -> str:
-    """The method whose temperatures a searcher's table searches: `method = NAME` (one whose class
-    is `searchable`), by default the searcher's own (`fixed`)."""
-    default = methods_mod.SEARCHERS.get(searcher).method
-    name = opts.get("method", default)
-    allowed = [n for n in methods_mod.names() if methods_mod.METHODS.get(n).searchable]
-    if not isinstance(name, str) or name not in allowed:
-        _err(path, key, f"{name!r} is not a method a searcher can search; allowed: {', '.join(allowed)}")
-    return name
 
 
 def _check_model(path, key, name):
-    _typed(path, key, name, str, "a model name")
+    typed(path, key, name, str, "a model name")
     if name in models_mod.MODELS:
         return name
     import timm
 
     if not timm.is_model(name):
-        _err(path, key, f"unknown model {name!r}; allowed: {', '.join(models_mod.names())} or any timm model name")
+        fail(path, key, f"unknown model {name!r}; allowed: {', '.join(models_mod.names())} or any timm model name")
     return name
 
 
 def _settings(path, raw) -> List[Setting]:
-    raw = _list(path, "settings", raw, "a list of [[settings]] tables")
+    raw = as_list(path, "settings", raw, "a list of [[settings]] tables")
     out = []
     for i, t in enumerate(raw):
         p = f"settings[{i}]."
         if not isinstance(t, dict):
-            _err(path, f"settings[{i}]", "expected a table")
-        _keys(path, p, t, SETTING_KEYS)
+            fail(path, f"settings[{i}]", "expected a table")
+        known_keys(path, p, t, SETTING_KEYS)
         if "dataset" not in t:
-            _err(path, p + "dataset", "missing; allowed: " + ", ".join(data_mod.names()))
-        datasets = _list(path, p + "dataset", t["dataset"], "data set names")
+            fail(path, p + "dataset", "missing; allowed: " + ", ".join(data_mod.names()))
+        datasets = as_list(path, p + "dataset", t["dataset"], "data set names")
         for d in datasets:
             if d not in data_mod.DATASETS:
-                _err(path, p + "dataset", f"unknown data set {d!r}; allowed: {', '.join(data_mod.names())}")
-        augments = _list(path, p + "augment", t.get("augment", "none"), "augmentation levels")
+                fail(path, p + "dataset", f"unknown data set {d!r}; allowed: {', '.join(data_mod.names())}")
+        augments = as_list(path, p + "augment", t.get("augment", "none"), "augmentation levels")
         for a in augments:
             if a not in data_mod.AUGMENTS:
-                _err(path, p + "augment", f"unknown augmentation {a!r}; allowed: {', '.join(data_mod.AUGMENTS)}")
-        fractions = _list(path, p + "fraction", t.get("fraction", 1.0), "numbers in (0, 1]")
+                fail(path, p + "augment", f"unknown augmentation {a!r}; allowed: {', '.join(data_mod.AUGMENTS)}")
+        fractions = as_list(path, p + "fraction", t.get("fraction", 1.0), "numbers in (0, 1]")
         for f in fractions:
-            _num(path, p + "fraction", f, 0, 1, lo_open=True)
+            number(path, p + "fraction", f, 0, 1, lo_open=True)
         if "pairs" in t:
             if "teacher" in t or "student" in t:
-                _err(path, p + "pairs", "give either pairs or teacher/student, not both")
-            pairs = _list(path, p + "pairs", t["pairs"], "[teacher, student] pairs")
+                fail(path, p + "pairs", "give either pairs or teacher/student, not both")
+            pairs = as_list(path, p + "pairs", t["pairs"], "[teacher, student] pairs")
             for j, pr in enumerate(pairs):
                 if not (isinstance(pr, list) and len(pr) == 2):
-                    _err(path, f"{p}pairs[{j}]", f"expected [teacher, student], got {pr!r}")
+                    fail(path, f"{p}pairs[{j}]", f"expected [teacher, student], got {pr!r}")
         else:
             pairs = [[t.get("teacher"), t.get("student")]]
         options = t.get("options", {})
         if not isinstance(options, dict):
-            _err(path, p + "options", "expected a table of data set options, e.g. {train_size = 8000}")
+            fail(path, p + "options", "expected a table of data set options, e.g. {train_size = 8000}")
         for d in datasets:
             try:
                 data_mod.check_options(d, options)
             except UserError as e:
-                _err(path, p + "options", str(e))
+                fail(path, p + "options", str(e))
         sname = t.get("name")
         if sname is not None:
-            _typed(path, p + "name", sname, str, 'a short name for the data, e.g. "mnist1d-12k"')
+            typed(path, p + "name", sname, str, 'a short name for the data, e.g. "mnist1d-12k"')
             if len(datasets) > 1:
-                _err(path, p + "name", "one name for several data sets; give each its own [[settings]]")
+                fail(path, p + "name", "one name for several data sets; give each its own [[settings]]")
         root = t.get("root")
         if root is not None:
-            _typed(path, p + "root", root, str, "a folder path")
+            typed(path, p + "root", root, str, "a folder path")
             root = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(root)))
         ckpt, ckpt_hash = t.get("teacher_checkpoint"), None
         if ckpt is not None:
             from .models.checkpoint import file_hash
 
-            _typed(path, p + "teacher_checkpoint", ckpt, str, "the path of a teacher's state_dict file")
+            typed(path, p + "teacher_checkpoint", ckpt, str, "the path of a teacher's state_dict file")
             if "pairs" in t:
-                _err(path, p + "teacher_checkpoint", 'goes with one teacher = "NAME", not with pairs')
+                fail(path, p + "teacher_checkpoint", 'goes with one teacher = "NAME", not with pairs')
             ckpt = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(ckpt)))
             if not os.path.isfile(ckpt):
-                _err(path, p + "teacher_checkpoint", f"file not found: {ckpt}")
+                fail(path, p + "teacher_checkpoint", f"file not found: {ckpt}")
             ckpt_hash = file_hash(ckpt)
         own = tuple(sorted(_train(path, t.get("train", {}), p + "train").items()))
         for d, a, f, (te, st) in itertools.product(datasets, augments, fractions, pairs):
@@ -408,7 +239,7 @@ def _settings(path, raw) -> List[Setting]:
             te = _check_model(path, p + "teacher", te or dflt["teacher"])
             st = _check_model(path, p + "student", st or dflt["student"])
             if data_mod.needs_root(d) and root is None:
-                _err(path, p + "root", f"data set {d!r} needs a local root folder")
+                fail(path, p + "root", f"data set {d!r} needs a local root folder")
             out.append(
                 Setting(d, a, float(f), te, st, root, tuple(sorted(options.items())), sname, ckpt, ckpt_hash, own)
             )
@@ -417,97 +248,38 @@ def _settings(path, raw) -> List[Setting]:
     for what, keys in (("setting", [s.id for s in out]), ("setting label", [s.label for s in out])):
         dup = {i for i in keys if keys.count(i) > 1}
         if dup:
-            _err(path, "settings", f"duplicate {what}(s): {', '.join(sorted(dup))}")
+            fail(path, "settings", f"duplicate {what}(s): {', '.join(sorted(dup))}")
     return out
 
 
 def _methods(path, raw) -> Dict[str, Dict[str, Any]]:
     if not isinstance(raw, dict) or not raw:
-        _err(path, "methods", "must be a non-empty table; allowed methods: " + ", ".join(method_keys()))
+        fail(path, "methods", "must be a non-empty table; allowed methods: " + ", ".join(method_keys()))
     out = {}
     for m, opts in raw.items():
         p = f"methods.{m}"
         keys = method_keys()
-        if base_method(m) not in keys or (m != base_method(m) and base_method(m) in SEARCHES):
-            own = [k for k in keys if k not in SEARCHES]
-            _err(
+        if base_method(m) not in keys or (m != base_method(m) and base_method(m) in SEARCHERS):
+            own = [k for k in keys if k not in SEARCHERS]
+            fail(
                 path,
                 p,
                 f"unknown method; allowed: {', '.join(keys)}, or a variant "
                 f'"METHOD:NAME" of {", ".join(own)} (e.g. [methods."mkd:from16"])',
             )
         if not isinstance(opts, dict):
-            _err(path, p, "expected a table of options (may be empty)")
+            fail(path, p, "expected a table of options (may be empty)")
         opts = dict(opts)
-        if m == "grid":
-            _keys(path, p + ".", opts, GRID_KEYS)
-            if ("temperatures" in opts) == ("pairs" in opts):
-                _err(path, p, "give exactly one of temperatures = [...] or pairs = [[tau_t, tau_s], ...]")
-            if "temperatures" in opts:
-                temps = _list(path, p + ".temperatures", opts["temperatures"], "positive numbers")
-                pairs = [[t, t] for t in temps]
-            else:
-                pairs = _list(path, p + ".pairs", opts["pairs"], "[tau_t, tau_s] pairs")
-            for j, pr in enumerate(pairs):
-                if not (isinstance(pr, list) and len(pr) == 2):
-                    _err(path, f"{p}.pairs[{j}]", f"expected [tau_t, tau_s], got {pr!r}")
-                for v in pr:
-                    _num(path, p + ".temperatures", v, 0, None, lo_open=True)
-            out[m] = {
-                "pairs": [[float(a), float(b)] for a, b in pairs],
-                "method": _searched_method(path, p + ".method", opts, m),
-            }
-        elif m == "optuna":
-            _keys(path, p + ".", opts, OPTUNA_KEYS)
-            trials = _num(path, p + ".trials", opts.get("trials", 8), 1, None, integer=True)
-            # Optuna's default (10 random trials before TPE) would make a small budget pure random
-            # search: by default half the budget (at least 2, at most 10) is random.
-            startup = opts.get("startup_trials", min(10, max(2, trials // 2)))
-            o = {
-                "trials": trials,
-                "startup_trials": _num(path, p + ".startup_trials", startup, 1, None, integer=True),
-                "low": float(_num(path, p + ".low", opts.get("low", 1.0), 0, None, lo_open=True)),
-                "high": float(_num(path, p + ".high", opts.get("high", 16.0), 0, None, lo_open=True)),
-                "separate": _typed(path, p + ".separate", opts.get("separate", False), bool, "true or false"),
-                "seed": _num(path, p + ".seed", opts.get("seed", 0), 0, None, integer=True),
-                "asha": _typed(path, p + ".asha", opts.get("asha", False), bool, "true or false"),
-                "grace_period": _num(path, p + ".grace_period", opts.get("grace_period", 2), 1, None, integer=True),
-                "reduction_factor": _num(
-                    path, p + ".reduction_factor", opts.get("reduction_factor", 2), 2, None, integer=True
-                ),
-                "method": _searched_method(path, p + ".method", opts, m),
-            }
-            if o["low"] >= o["high"]:
-                _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
-            out[m] = o
-        elif m == "pbt":
-            _keys(path, p + ".", opts, PBT_KEYS)
-            o = {
-                "population": _num(path, p + ".population", opts.get("population", 5), 2, None, integer=True),
-                "quantile": float(_num(path, p + ".quantile", opts.get("quantile", 0.25), 0, 0.5, lo_open=True)),
-                "resample_probability": float(
-                    _num(path, p + ".resample_probability", opts.get("resample_probability", 0.25), 0, 1)
-                ),
-                "low": float(_num(path, p + ".low", opts.get("low", 1.0), 0, None, lo_open=True)),
-                "high": float(_num(path, p + ".high", opts.get("high", 16.0), 0, None, lo_open=True)),
-                "seed": _num(path, p + ".seed", opts.get("seed", 0), 0, None, integer=True),
-                "method": _searched_method(path, p + ".method", opts, m),
-            }
-            if "interval" in opts:  # else a quarter of the trial's epochs (hpo_kd.tune.pbt)
-                o["interval"] = _num(path, p + ".interval", opts["interval"], 1, None, integer=True)
-            if o["low"] >= o["high"]:
-                _err(path, p + ".low", f"low = {o['low']} must be below high = {o['high']}")
-            if o["method"] != "fixed":
-                _err(path, p + ".method", "PBT searches the `fixed` method's temperature only")
-            out[m] = o
-        else:
-            allowed = methods_mod.options_of(base_method(m))
-            _keys(path, p + ".", opts, set(allowed))
-            try:
-                methods_mod.create(base_method(m), **opts)
-            except UserError as e:
-                _err(path, p, str(e))
-            out[m] = opts
+        if m in SEARCHERS:  # a searcher reads its own table (hpo_kd.searchers)
+            out[m] = SEARCHERS.get(m).read(path, p, opts)
+            continue
+        allowed = methods_mod.options_of(base_method(m))
+        known_keys(path, p + ".", opts, set(allowed))
+        try:
+            methods_mod.create(base_method(m), **opts)
+        except UserError as e:
+            fail(path, p, str(e))
+        out[m] = opts
     return out
 
 
@@ -517,8 +289,8 @@ def _train(path, raw, where: str = "train") -> Dict[str, Any]:
     from .train import SCHEMA, STUDY_TRAIN_KEYS
 
     if not isinstance(raw, dict):
-        _err(path, where, "expected a table")
-    _keys(path, where + ".", raw, set(STUDY_TRAIN_KEYS))
+        fail(path, where, "expected a table")
+    known_keys(path, where + ".", raw, set(STUDY_TRAIN_KEYS))
     for k, v in raw.items():
         try:
             SCHEMA[k].check(f"{where}.{k}", v)
@@ -529,55 +301,55 @@ def _train(path, raw, where: str = "train") -> Dict[str, Any]:
 
 def _resources(path, raw) -> Dict[str, float]:
     if not isinstance(raw, dict):
-        _err(path, "resources", "expected a table")
-    _keys(path, "resources.", raw, RESOURCE_KEYS)
+        fail(path, "resources", "expected a table")
+    known_keys(path, "resources.", raw, RESOURCE_KEYS)
     r = {
-        "cpus_per_trial": _num(path, "resources.cpus_per_trial", raw.get("cpus_per_trial", 1), 0, None, lo_open=True),
-        "gpus_per_trial": _num(path, "resources.gpus_per_trial", raw.get("gpus_per_trial", 0), 0, None),
+        "cpus_per_trial": number(path, "resources.cpus_per_trial", raw.get("cpus_per_trial", 1), 0, None, lo_open=True),
+        "gpus_per_trial": number(path, "resources.gpus_per_trial", raw.get("gpus_per_trial", 0), 0, None),
     }
     if "max_concurrent" in raw:
-        r["max_concurrent"] = _num(path, "resources.max_concurrent", raw["max_concurrent"], 1, None, integer=True)
-    r["students_per_trial"] = _num(
+        r["max_concurrent"] = number(path, "resources.max_concurrent", raw["max_concurrent"], 1, None, integer=True)
+    r["students_per_trial"] = number(
         path, "resources.students_per_trial", raw.get("students_per_trial", STUDENTS_PER_TRIAL), 1, None, integer=True
     )
     r["reproducible"] = raw.get("reproducible", False)
     if not isinstance(r["reproducible"], bool):
-        _err(path, "resources.reproducible", f"{r['reproducible']!r} is not allowed; allowed: true or false")
+        fail(path, "resources.reproducible", f"{r['reproducible']!r} is not allowed; allowed: true or false")
     g = r["gpus_per_trial"]
     if g > 1 and g != int(g):
-        _err(path, "resources.gpus_per_trial", f"{g} is neither a fraction of one GPU nor a whole number")
+        fail(path, "resources.gpus_per_trial", f"{g} is neither a fraction of one GPU nor a whole number")
     return r
 
 
 def _report(path, raw) -> Dict[str, Any]:
     if not isinstance(raw, dict):
-        _err(path, "report", "expected a table")
-    _keys(path, "report.", raw, REPORT_KEYS)
+        fail(path, "report", "expected a table")
+    known_keys(path, "report.", raw, REPORT_KEYS)
     out = {
-        "margin": float(_num(path, "report.margin", raw.get("margin", 0.5), 0, None, lo_open=True)),
-        "max_spread": float(_num(path, "report.max_spread", raw.get("max_spread", 1.0), 0, None, lo_open=True)),
+        "margin": float(number(path, "report.margin", raw.get("margin", 0.5), 0, None, lo_open=True)),
+        "max_spread": float(number(path, "report.max_spread", raw.get("max_spread", 1.0), 0, None, lo_open=True)),
     }
     if "smoke_test" in raw:
-        out["smoke_test"] = _typed(path, "report.smoke_test", raw["smoke_test"], str, "a sentence")
+        out["smoke_test"] = typed(path, "report.smoke_test", raw["smoke_test"], str, "a sentence")
     sources = raw.get("sources", {})
     if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
-        _err(path, "report.sources", 'expected a table of source names and citations, e.g. crd = "Tian et al. ..."')
+        fail(path, "report.sources", 'expected a table of source names and citations, e.g. crd = "Tian et al. ..."')
     published = []
     entries = (
-        _list(path, "report.published", raw["published"], "[[report.published]] tables") if "published" in raw else []
+        as_list(path, "report.published", raw["published"], "[[report.published]] tables") if "published" in raw else []
     )
     for i, t in enumerate(entries):
         p = f"report.published[{i}]."
         if not isinstance(t, dict):
-            _err(path, f"report.published[{i}]", "expected a table")
-        _keys(path, p, t, PUBLISHED_KEYS)
+            fail(path, f"report.published[{i}]", "expected a table")
+        known_keys(path, p, t, PUBLISHED_KEYS)
         for k in PUBLISHED_KEYS:
             if k not in t:
-                _err(path, p + k, "missing; a published figure names " + ", ".join(sorted(PUBLISHED_KEYS)))
+                fail(path, p + k, "missing; a published figure names " + ", ".join(sorted(PUBLISHED_KEYS)))
         for k in ("dataset", "teacher", "student", "source"):
-            _typed(path, p + k, t[k], str, "a name")
+            typed(path, p + k, t[k], str, "a name")
         if t["source"] not in sources:
-            _err(
+            fail(
                 path,
                 p + "source",
                 f"{t['source']!r} is not in [report.sources]; allowed: " + (", ".join(sorted(sources)) or "none given"),
@@ -585,11 +357,11 @@ def _report(path, raw) -> Dict[str, Any]:
         figs = t["figures"]
         allowed = set(PUBLISHED_FIGURES) | set(methods_mod.METHODS.names())
         if not isinstance(figs, dict) or not figs:
-            _err(path, p + "figures", "expected a table such as {teacher = 72.34, nokd = 69.06, kd = 70.66}")
+            fail(path, p + "figures", "expected a table such as {teacher = 72.34, nokd = 69.06, kd = 70.66}")
         for k, v in figs.items():
             if k not in allowed:
-                _err(path, p + "figures." + k, f"unknown figure; allowed: {', '.join(sorted(allowed))}")
-            _num(path, p + "figures." + k, v, 0, 100)
+                fail(path, p + "figures." + k, f"unknown figure; allowed: {', '.join(sorted(allowed))}")
+            number(path, p + "figures." + k, v, 0, 100)
         published.append({k: t[k] for k in ("dataset", "teacher", "student", "source")} | {"figures": dict(figs)})
     if published:
         out["sources"], out["published"] = dict(sources), published
@@ -605,23 +377,23 @@ def load_study(path: str) -> Study:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"{path}: not valid TOML: {e}") from None
-    _keys(path, "", raw, TOP_KEYS)
+    known_keys(path, "", raw, TOP_KEYS)
     name = raw.get("name", os.path.splitext(os.path.basename(path))[0])
-    _typed(path, "name", name, str, "a string")
+    typed(path, "name", name, str, "a string")
     if not _is_word(name):
-        _err(path, "name", f"{name!r} must be a non-empty word without slashes or spaces")
+        fail(path, "name", f"{name!r} must be a non-empty word without slashes or spaces")
     if "settings" not in raw:
-        _err(path, "settings", "missing; add at least one [[settings]] table")
+        fail(path, "settings", "missing; add at least one [[settings]] table")
     if "methods" not in raw:
-        _err(path, "methods", "missing; allowed methods: " + ", ".join(method_keys()))
-    seeds = _list(path, "seeds", raw.get("seeds", [0]), "a list of integers")
+        fail(path, "methods", "missing; allowed methods: " + ", ".join(method_keys()))
+    seeds = as_list(path, "seeds", raw.get("seeds", [0]), "a list of integers")
     for s in seeds:
-        _num(path, "seeds", s, 0, None, integer=True)
+        number(path, "seeds", s, 0, None, integer=True)
     if len(set(seeds)) != len(seeds):
-        _err(path, "seeds", f"duplicate seeds in {seeds}")
+        fail(path, "seeds", f"duplicate seeds in {seeds}")
     seed_varies = raw.get("seed_varies", "student")
     if seed_varies not in SEED_VARIES:
-        _err(
+        fail(
             path,
             "seed_varies",
             f"{seed_varies!r} is not allowed; allowed: {', '.join(SEED_VARIES)} "
@@ -638,7 +410,7 @@ def load_study(path: str) -> Study:
         methods=_methods(path, raw["methods"]),
         train=_train(path, raw.get("train", {})),
         resources=_resources(path, raw.get("resources", {})),
-        split_seed=_num(path, "split_seed", raw.get("split_seed", 0), 0, None, integer=True),
+        split_seed=number(path, "split_seed", raw.get("split_seed", 0), 0, None, integer=True),
     )
     _check_trials(study)
     return study

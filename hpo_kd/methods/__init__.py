@@ -14,8 +14,8 @@ import pkgutil
 from typing import Any, Dict, List
 
 from ..errors import UserError
+from ..searchers import SEARCHERS, Searcher
 from .base import METHODS, Step, TemperatureMethod, TrialContext, register
-from .searchers import SEARCHERS, Searcher
 
 PLUGINS_ENV = "HPO_KD_PLUGINS"
 

@@ -13,6 +13,13 @@ def _learned(method: str) -> bool:
     return methods.info(method)["kind"] == "learned"
 
 
+def _fixed_tau(method: str) -> bool:
+    """A trial at one configured τ: a transfer run, or a searcher's trial (not PBT's: its τ changes)."""
+    from ..searchers import SEARCHERS
+
+    return method == "transfer" or (method in SEARCHERS and SEARCHERS.get(method).fixed_tau)
+
+
 def _duration(seconds: float) -> str:
     s = int(round(max(seconds, 0.0)))
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
@@ -64,7 +71,7 @@ class Progress:
 
     @staticmethod
     def _taus(row: Dict[str, Any]) -> str:
-        if row["method"] in ("grid", "optuna", "transfer") and row.get("tau_t_config") is not None:
+        if _fixed_tau(row["method"]) and row.get("tau_t_config") is not None:
             return f" tau_t={row['tau_t_config']:.3g} tau_s={row['tau_s_config']:.3g}"
         if row["method"] != "teacher" and _learned(row["method"]) and row.get("tau_t") is not None:
             return f" -> tau_t={row['tau_t']:.3g} tau_s={row['tau_s']:.3g}"

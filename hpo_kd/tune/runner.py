@@ -17,6 +17,8 @@ from typing import Any, Callable, Dict, List, Optional
 from .. import provenance, reproducible
 from ..errors import UserError
 from ..files import atomic_write
+from ..searchers import SearchRun
+from ..searchers import of as searcher_of
 from ..store import Store
 from ..study import Study, Trial
 from ..worker import trial_fn  # the Tune trainable lives in hpo_kd.worker
@@ -212,7 +214,7 @@ class Runner:
         out = []
         for t in self.study.plan() if plan is None else plan:
             if t.kind == "search":
-                if len(self.store.unit_rows(t.id)) < t.budget:
+                if self._to_run(t) > 0:
                     out.append(t)
             elif t.id not in done:
                 out.append(t)
@@ -222,17 +224,18 @@ class Runner:
         """How many Ray Tune trials the pending units take: a group of students is one."""
         units = [t for t in todo if t.kind in ("teacher", "trial")]
         specs = [_spec(t, self.folder, "cpu", 1) for t in units]
-        searches = sum(t.budget - self._done_in(t) for t in todo if t.kind == "search")
+        searches = sum(self._to_run(t) for t in todo if t.kind == "search")
         return len(_grouped(specs, self.study.resources.get("students_per_trial", 1))) + searches
 
     def remaining(self, todo: List[Trial]) -> int:
         """How many trials (store rows) the pending units still need (a search may be half done);
         `tune_trials` says in how many Ray Tune trials."""
-        return sum(t.budget - (self._done_in(t) if t.kind == "search" else 0) for t in todo)
+        return sum(self._to_run(t) if t.kind == "search" else t.budget for t in todo)
 
-    def _done_in(self, t: Trial) -> int:
-        """A search's finished trials that this run keeps (an unfinished PBT search runs again whole)."""
-        return 0 if t.method == "pbt" else len(self.store.unit_rows(t.id))
+    def _to_run(self, t: Trial) -> int:
+        """The Ray Tune trials search `t` still runs: its searcher says (an unfinished PBT search
+        runs again whole; an Optuna search goes on from its finished trials)."""
+        return searcher_of(t).trials_to_run(t, self.store.unit_rows(t.id))
 
     # ------------------------------------------------------------------ running
     def run(self, plan: Optional[List[Trial]] = None) -> Dict[str, int]:
@@ -246,9 +249,7 @@ class Runner:
             f"study {self.study.name}: {planned} trials planned, {planned - n_trials} already finished, "
             f"{n_trials} to run; results in {self.folder}"
         )
-        self._sync_optuna(
-            [t for t in plan if t.kind == "search" and t.method == "optuna" and t.id not in {u.id for u in todo}]
-        )
+        self._finished_searches([t for t in plan if t.kind == "search" and t.id not in {u.id for u in todo}])
         if not todo:
             return {"ran": 0, "planned": planned}
         self._save_study_copy()
@@ -275,18 +276,13 @@ class Runner:
         write_events(self.folder)  # the new trials' curves, for `tensorboard --logdir <folder>/tensorboard`
         return {"ran": progress.done, "planned": planned}
 
-    def _sync_optuna(self, finished: List[Trial]) -> None:
-        """The Optuna storage of the searches that are finished in the store (a run stopped after a
-        search's last row was stored but before its last tells): made to follow the store. The
-        pending searches follow it as the run builds them (`_units`)."""
-        if not finished:
-            return
-        from .search import open_storage, sync
-
-        storage = open_storage(self.folder)
-        everything = self.store.trials()
+    def _finished_searches(self, finished: List[Trial]) -> None:
+        """The searches that are finished in the store, each told to its searcher: an Optuna
+        search's storage (a run stopped after its last row was stored but before its last tells)
+        is made to follow the store. The pending searches follow it as the run builds them (`_units`)."""
+        run = SearchRun(self.folder, self.store, self.study)
         for t in finished:
-            sync(t, storage, everything[everything["unit_id"] == t.id].to_dict("records"))
+            searcher_of(t).finished(t, run)
 
     def _tune(
         self,
@@ -298,33 +294,24 @@ class Runner:
         progress: Progress,
         marks: Dict[str, float],
     ) -> None:
-        """One Tuner for every pending trial of this run, then one per PBT search (hpo_kd.tune.pbt:
-        PBT refuses the main Tuner's search algorithm)."""
-        pbts = [t for t in todo if t.kind == "search" and t.method == "pbt"]  # Tuners of their own
-        todo = [t for t in todo if t not in pbts]
-        fixed, searches, ashas = self._units(todo, slots, device, threads)
+        """One Tuner for every pending trial of this run, then one per search whose searcher runs
+        it alone (PBT: it refuses the main Tuner's search algorithm)."""
+        alone = [t for t in todo if t.kind == "search" and searcher_of(t).alone]  # Tuners of their own
+        todo = [t for t in todo if t not in alone]
+        fixed, searches, schedulers = self._units(todo, slots, device, threads)
         if fixed or searches:
-            self._main_tuner(todo, fixed, searches, ashas, resources, slots, progress, marks)
-        if pbts:
-            from .pbt import run_search
-
+            self._main_tuner(todo, fixed, searches, schedulers, resources, slots, progress, marks)
+        if alone:
             marks.setdefault("tune_started", time.time())
-            for t in pbts:
-                run_search(
-                    t,
-                    _spec(t, self.folder, device, threads),
-                    resources,
-                    slots,
-                    self.store,
-                    self.study,
-                    progress,
-                    lambda: _environ(TUNE_ENV),
-                    _quiet,
-                )
+            run = SearchRun(
+                self.folder, self.store, self.study, slots, resources, progress, lambda: _environ(TUNE_ENV), _quiet
+            )
+            for t in alone:
+                searcher_of(t).run_alone(t, _spec(t, self.folder, device, threads), run)
                 _stop_if_interrupted()
 
     def _main_tuner(
-        self, todo, fixed, searches, ashas, resources, slots: int, progress: Progress, marks: Dict[str, float]
+        self, todo, fixed, searches, schedulers, resources, slots: int, progress: Progress, marks: Dict[str, float]
     ) -> None:
         from ray import tune
 
@@ -340,7 +327,7 @@ class Runner:
                     param_space={},
                     tune_config=tune.TuneConfig(
                         search_alg=searcher,
-                        scheduler=PerSearchScheduler(ashas) if ashas else None,
+                        scheduler=PerSearchScheduler(schedulers) if schedulers else None,
                         num_samples=len(fixed) + sum(x.left for x in searches),
                         max_concurrent_trials=slots,
                         reuse_actors=True,
@@ -363,33 +350,23 @@ class Runner:
 
     def _units(self, todo: List[Trial], slots: int, device: str, threads: int):
         """The run's units as Tune sees them: the fixed-config ones (teachers first, students of a
-        setting and seed grouped), the Optuna searches, and the ASHA schedulers of those that have one."""
-        from .search import asha, open_storage, optuna_search
-
+        setting and seed grouped), the searches (each from its searcher), and the schedulers of
+        those that have one (ASHA)."""
         cache_dir = self.folder  # teachers go to <study folder>/teachers/
         units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
         fixed = _grouped(
             [dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
             self.study.resources.get("students_per_trial", 1),
         )
-        searches, ashas = [], {}
-        storage = open_storage(self.folder) if any(t.kind == "search" for t in todo) else None
-        everything = self.store.trials()
+        searches, schedulers = [], {}
+        run = SearchRun(self.folder, self.store, self.study, slots)
         for t in todo:
             if t.kind == "search":
-                rows = everything[everything["unit_id"] == t.id].to_dict("records") if len(everything) else []
-                s = optuna_search(
-                    t,
-                    _spec(t, cache_dir, device, threads),
-                    self.store.unit_rows(t.id),
-                    slots,
-                    storage=storage,
-                    rows=rows,
-                )
+                s, scheduler = searcher_of(t).tune_search(t, _spec(t, cache_dir, device, threads), run)
                 searches.append(s)
-                if t.search["asha"]:
-                    ashas[t.id] = asha(t, s.spec)
-        return fixed, searches, ashas
+                if scheduler is not None:
+                    schedulers[t.id] = scheduler
+        return fixed, searches, schedulers
 
     def _waits_for(self, todo: List[Trial], fixed: List[Dict[str, Any]]) -> Dict[str, str]:
         """unit id -> the teacher unit it waits for: a student waits for its teacher only while

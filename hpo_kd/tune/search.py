@@ -1,6 +1,8 @@
-"""The study's one Tune search: every pending trial of a run (StudySearcher), the Optuna searches
-among them (_Search) and their ASHA schedulers (PerSearchScheduler). This module imports Ray Tune
-and Optuna: only the runner imports it, once Ray is starting.
+"""The study's one Tune search: every pending trial of a run (StudySearcher), the searches among
+them (each a Ray Tune searcher proposing in batches: Batched, built by its searcher class in
+`hpo_kd.searchers`) and their schedulers (PerSearchScheduler), and the Optuna searcher's parts
+(`optuna_search`, its storage, `asha`). This module imports Ray Tune and Optuna: only the runner
+and the searchers' run hooks import it, once Ray is starting.
 
 Optuna storage. Every Optuna search of a study lives in one SQLite file, `runs/<study>/optuna.db`
 (`optuna-dashboard sqlite:///runs/<study>/optuna.db`), as one Optuna study named
@@ -42,8 +44,9 @@ from .units import _planned_epochs, _search_trial_id
 STORAGE = "optuna.db"
 
 
-class _Search:
-    """One Optuna search inside the study's Tuner: its searcher, budget and current batch."""
+class Batched:
+    """One search inside the study's Tuner: its Ray Tune searcher (e.g. an `OptunaSearch`), budget
+    and current batch."""
 
     def __init__(self, spec, searcher, budget: int, offset: int, batch: int):
         self.spec, self.searcher = spec, searcher
@@ -72,14 +75,14 @@ class StudySearcher(Searcher):
     only when the whole batch has finished), then the fixed-config trials. A unit whose
     teacher is still training waits while any other unit has a trial to run."""
 
-    def __init__(self, fixed: List[Dict[str, Any]], searches: List[_Search], waits_for: Dict[str, str]):
+    def __init__(self, fixed: List[Dict[str, Any]], searches: List[Batched], waits_for: Dict[str, str]):
         super().__init__(metric=None, mode=None)
         self._fixed = list(fixed)
         self._given = [False] * len(self._fixed)
         self._searches = searches
         self._waits_for = dict(waits_for)  # unit id -> teacher unit id (pending in this run)
         self._done_units: set = set()
-        self._owner: Dict[str, tuple] = {}  # Tune trial id -> ("fixed", unit id) | ("search", _Search, id)
+        self._owner: Dict[str, tuple] = {}  # Tune trial id -> ("fixed", unit id) | ("search", Batched, id)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True
@@ -88,7 +91,7 @@ class StudySearcher(Searcher):
         t = self._waits_for.get(unit_id)
         return t is None or t in self._done_units
 
-    def _from_search(self, s: _Search, trial_id: str) -> Optional[Dict[str, Any]]:
+    def _from_search(self, s: Batched, trial_id: str) -> Optional[Dict[str, Any]]:
         if not s.queue:
             if s.batch or s.left <= 0:
                 return None  # the batch is still running, or the search is done
@@ -162,12 +165,12 @@ class StudySearcher(Searcher):
 
 
 class PerSearchScheduler(FIFOScheduler):
-    """FIFO for every trial, except that each ASHA search's trials go to its own
-    `ASHAScheduler` (its rungs compare that search's trials only)."""
+    """FIFO for every trial, except that the trials of a search with a scheduler of its own (e.g.
+    an `ASHAScheduler`, whose rungs compare that search's trials only) go to that scheduler."""
 
     def __init__(self, by_unit: Dict[str, Any]):
         super().__init__()
-        self._by_unit = by_unit  # unit id -> its ASHAScheduler
+        self._by_unit = by_unit  # unit id -> its scheduler
 
     def _of(self, trial):
         return self._by_unit.get(trial.config.get("spec", {}).get("unit_id"))
@@ -343,7 +346,7 @@ def sync(t: Trial, storage, rows: List[Dict[str, Any]], sampler=None) -> str:
     return name
 
 
-def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None, rows=None) -> _Search:
+def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None, rows=None) -> Batched:
     """The Optuna search of unit `t`, which has already finished the trials `prev` (its store
     rows), proposing `slots` trials at a time. With a `storage` (see `open_storage`) the search
     lives there, made to follow the store's `rows` of the unit (failed ones too); without one it
@@ -368,7 +371,7 @@ def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None
     # Per-epoch reports only where a scheduler reads them (ASHA); otherwise the curve comes
     # with the final report.
     spec = dict(spec, per_epoch=bool(o["asha"]))
-    return _Search(spec, searcher, budget=t.budget - len(prev), offset=len(prev), batch=slots)
+    return Batched(spec, searcher, budget=t.budget - len(prev), offset=len(prev), batch=slots)
 
 
 def asha(t: Trial, spec: Dict[str, Any]) -> ASHAScheduler:
