@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from hpo_kd import methods, models
-from hpo_kd.data import CIFAR_STATS, DataBundle, _uint8_normalizer
+from hpo_kd.data import CIFAR_STATS, DataBundle, uint8_normalizer
 from hpo_kd.data.augment import make_augmenter
 from hpo_kd.train import TrialConfig, as_input, autocast, fit, gpu_ready, make_scheduler, on_device, pick_device
 
@@ -45,7 +45,7 @@ def bundle(n_train: int, device) -> DataBundle:
         )
 
     mean, std = CIFAR_STATS["cifar100"]
-    prepare = _uint8_normalizer(mean, std)
+    prepare = uint8_normalizer(mean, std)
     black = tuple(prepare(torch.zeros(1, 3, 1, 1, dtype=torch.uint8)).flatten().tolist())
     b = DataBundle(
         name="cifar-shaped",

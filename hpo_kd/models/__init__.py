@@ -153,4 +153,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-from . import cifar  # noqa: E402,F401  (registers the CIFAR model zoo)
+from . import cifar, images28  # noqa: E402,F401  (register the CIFAR zoo and the 28x28 built-ins)

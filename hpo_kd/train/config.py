@@ -110,6 +110,23 @@ class TrialConfig:
     teacher_lr: Optional[float] = option(None, float, lo=0, lo_open=True, help="default: the student's lr", study=True)
     teacher_optimizer: Optional[str] = option(None, str, choices=OPTIMIZERS, help="default: the student's", study=True)
     teacher_batch_size: Optional[int] = option(None, int, lo=1, help="default: the student's batch size", study=True)
+    teacher_fraction: Optional[float] = option(
+        None,
+        float,
+        lo=0,
+        hi=1,
+        lo_open=True,
+        help="share of the train split the teacher trains on (e.g. 1 while the student has a fraction); "
+        "default: the student's fraction",
+        study=True,
+    )
+    teacher_augment: Optional[str] = option(
+        None,
+        str,
+        choices=tuple(data_mod.AUGMENTS),
+        help="the teacher's augmentation; default: the student's",
+        study=True,
+    )
     lr_schedule: str = option(
         "cosine",
         str,

@@ -15,7 +15,7 @@ from .config import TrialConfig
 from .evaluate import accuracy
 from .loop import fit
 from .optim import milestones
-from .runtime import gpu_ready, load_data, seed_everything
+from .runtime import gpu_ready, load_data, on_device, seed_everything
 
 
 def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
@@ -70,10 +70,25 @@ def teacher_config(c: TrialConfig) -> TrialConfig:
     )
 
 
+def teacher_bundle(c: TrialConfig, bundle, device):
+    """The data the teacher of `c` trains on: the student's bundle, unless `teacher_fraction` or
+    `teacher_augment` differ from the student's. The split seed is the same, so meta, val and test
+    are the student's; only the train split (its share) and its augmentation change."""
+    fraction = c.fraction if c.teacher_fraction is None else c.teacher_fraction
+    augment = c.teacher_augment or c.augment
+    if fraction == c.fraction and augment == c.augment:
+        return bundle
+    from .. import data as data_mod
+
+    own = data_mod.load(c.dataset, seed=c.split_seed, fraction=fraction, augment=augment, root=c.root, **c.data_options)
+    return on_device(own, device)
+
+
 def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lambda m: None):
     """Load the teacher for this config from the cache, training it (once) if missing.
 
     Returns (model in eval mode without grad, info dict with val/test accuracy and `cached`)."""
+    bundle = teacher_bundle(c, bundle, device)
     key = teacher_key(c, bundle)
     path = teacher_cache.path(c.cache_dir, c.teacher, key)
     # The key promises that teacher_seed fixes the weights: seed the initialisation (and Mixup's
