@@ -223,7 +223,7 @@ def _add_run(sub):
 def cmd_report(a) -> int:
     from .report import write_report
 
-    path = write_report(a.store, out_root=a.out)
+    path = write_report(a.stores, out_root=a.out, overlap=a.overlap or [], name=a.name)
     print(path)
     return 0
 
@@ -269,8 +269,24 @@ def cmd_transfer(a) -> int:
 
 def _add_report(sub):
     r = sub.add_parser("report", help="write reports/<study>/report.md with tables and plots")
-    r.add_argument("store", help="runs/<study>")
+    r.add_argument(
+        "stores",
+        nargs="+",
+        metavar="STORE",
+        help="runs/<study>; several draws of one study (runs/NAME runs/NAME_b): one report on all their seeds",
+    )
     r.add_argument("--out", default="reports", help="reports root (default: reports)")
+    r.add_argument(
+        "--name",
+        default=None,
+        help="the report's folder name (default: the study's; with several draws <first>_pooled)",
+    )
+    r.add_argument(
+        "--overlap",
+        action="append",
+        metavar="STORE",
+        help="another study's store: the report names the trials it shares with it; repeatable",
+    )
     r.set_defaults(func=cmd_report)
     t = sub.add_parser("transfer", help="does a temperature selected on A transfer to B?")
     t.add_argument("--study", required=True, help="runs/<study>")

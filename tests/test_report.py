@@ -128,7 +128,7 @@ def test_synthetic_store_gives_the_known_verdicts(ctx):
     assert _verdict(ctx, A, "grid", "nokd")["verdict"] == "better"
     assert _verdict(ctx, B, "grid", "nokd")["verdict"] == "equivalent"
     wild = _verdict(ctx, B, "mkd", "grid")
-    assert wild["verdict"] == "inconclusive" and wild["seeds_for_power"] > 8
+    assert wild["verdict"] == "inconclusive" and wild["seeds_to_reject"] > 8
     assert 0 < wild["p_inside"] < 1 and wild["p_below"] + wild["p_inside"] + wild["p_above"] == pytest.approx(1)
     assert _verdict(ctx, B, "mkd", "nokd")["verdict"] == "inconclusive"
     # Holm within declared families: (kind, setting), never over the whole report
@@ -259,7 +259,8 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
         "p_below",
         "p_inside",
         "p_above",
-        "seeds_for_power",
+        "seeds_to_reject",
+        "seeds_for_equivalence",
     ):
         assert col in pd.read_csv(out / "synthetic" / "verdicts.csv").columns, col
     assert "MKD is better than the grid's selected τ (+3.04 points" in md
@@ -569,21 +570,29 @@ def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_pat
 
     expect = {j: at(j, picks[j]) - np.mean([at(j, picks[i]) for i in acc if i != j]) for j in acc}
     assert expect[3] == pytest.approx(77 - (80 + 80 + 77 + 80) / 4)  # by hand: seeds 0, 1, 4 chose 4; 2 chose 1
-    assert rep.stability.floor(trials, A) == pytest.approx(expect)
+    assert rep.stability.floor_per_seed(trials, A) == pytest.approx(expect)
     st = ctx["stability"].set_index("setting")
     assert st.loc[A, "taus"] == "4, 4, 1, 1, 4" and st.loc[A, "distinct"] == 2
     assert st.loc[A, "mode"] == "4" and st.loc[A, "mode_share"] == pytest.approx(0.6)
     assert st.loc[A, "floor"] == pytest.approx(np.mean(list(expect.values())))
     assert st.loc[B, "distinct"] == 1 and st.loc[B, "floor"] == 0 and st.loc[B, "sd_log2_tau"] == 0
-    # B's tau 1 on A: regret per seed minus A's floor, paired by seed
+    assert st.loc[A, "floor_lo"] < st.loc[A, "floor"] < st.loc[A, "floor_hi"]
+    # B's tau 1 on A against A's own selection, cross-fitted: on seed j, the mean over the other
+    # seeds i of acc_j(A's tau from seed i) - acc_j(B's tau from seed i), then the mean over j
     tm = ctx["transfer"].set_index(["source_id", "target_id"])
     ba = tm.loc[(B, A)]
     assert ba["axis"] == "augmentation" and ba["floor"] == pytest.approx(np.mean(list(expect.values())))
-    beyond = [at(j, picks[j]) - at(j, 1) - expect[j] for j in acc]
-    assert ba["beyond_mean"] == pytest.approx(np.mean(beyond))
-    assert ba["family_size"] == 1 and ba["beyond_verdict"] in rep.stability.WORDS.values()
-    # the floor's family is its own: the regret's verdict is what it would be without it
-    assert tm.loc[(A, B), "beyond_mean"] == pytest.approx(tm.loc[(A, B), "mean"])  # B's floor is 0
+    xfit = {j: np.mean([at(j, picks[i]) - at(j, 1) for i in acc if i != j]) for j in acc}
+    assert ba["xfit_mean"] == pytest.approx(np.mean(list(xfit.values())))
+    assert ba["xfit_family_size"] == 1 and ba["xfit_verdict"] in rep.stability.WORDS.values()
+    assert not ba["xfit_same_as_regret"] and ba["xfit_pairs"] == 20 and ba["xfit_pairs_missing"] == 0
+    # A's varying tau on B, whose selection is tau 1 on every seed (a degenerate reference): on seed
+    # j, B's tau 1 (60) against A's taus from the other seeds (tau 4: 50); not the regret's test, since
+    # A's tau on seed j is never used on seed j
+    ab = tm.loc[(A, B)]
+    share4 = {j: np.mean([picks[i] == 4 for i in acc if i != j]) for j in acc}
+    assert ab["xfit_mean"] == pytest.approx(10 * np.mean(list(share4.values())))
+    assert ab["xfit_ref_distinct"] == 1 and not ab["xfit_same_as_regret"]
     assert rep.stability.axis(A, "mnist1d|none|0.1|cnn_mid>cnn_bn") == "training-set fraction"
     assert rep.stability.axis(A, "mnist1d|none|1|cnn_mid>mlp") == "teacher–student pair"
     assert rep.stability.axis(A, C) == "data"
@@ -605,16 +614,21 @@ def test_replication_says_which_findings_a_second_draw_repeats(tmp_path, capsys)
     out = tmp_path / "reports"
     assert main(["replication", str(first), str(second), "--out", str(out)]) == 0
     t = pd.read_csv(out / "synthetic_b" / "replication.csv").set_index(["kind", "where", "what"])
-    assert t.loc[("methods vs grid", LABEL[A], "mkd − grid"), "outcome"] == "not repeated (inconclusive)"
+    assert t.loc[("methods vs grid", LABEL[A], "mkd − grid"), "outcome"] == "inconclusive on the second draw"
+    assert t.loc[("methods vs grid", LABEL[A], "mkd − grid"), "het_p"] < 0.01  # the draws differ
     assert t.loc[("methods vs no-KD", LABEL[A], "grid − nokd"), "outcome"] == "replicates"
     assert t.loc[("methods vs no-KD", LABEL[B], "grid − nokd"), "verdict_b"] == "equivalent"
     cell = t.loc[("transfer cells", LABEL[B], f"{LABEL[A]} → {LABEL[B]}")]
     assert cell["outcome"] == "replicates" and cell["verdict_a"] == "does not transfer"
-    assert set(t["outcome"]) <= {"replicates", "not repeated (inconclusive)", "inconclusive twice"}
+    assert set(t["outcome"]) <= {"replicates", "inconclusive on the second draw", "inconclusive twice"}
     text = (out / "synthetic_b" / "replication.md").read_text()
     assert "# Replication of `synthetic` by `synthetic_b`" in text and "seeds 8, 9, 10" in text
     findings = int((t["verdict_a"] != "inconclusive").sum())
-    assert f"The first draw's findings: {findings}; replicate: {findings - 1}; not repeated: 1; overturned: 0." in text
+    assert (
+        f"The first draw's findings: {findings}; replicate: {findings - 1}; inconclusive on the second draw: 1; "
+        "consistent within the margin: 0; overturned: 0." in text
+    )
+    assert "not evidence against the finding" in text
     # the same seeds in both stores are not a second draw: exit 2, nothing written
     assert main(["replication", str(first), str(first), "--out", str(tmp_path / "r2")]) == 2
     assert "share seeds" in capsys.readouterr().err and not (tmp_path / "r2").exists()

@@ -1,16 +1,20 @@
 """Reports: a results store in, `reports/<study>/report.md` with CSV tables and PNG plots out.
 
 One job per module: `selection` (the trial each method reports), `stats` (paired differences,
-TOST, Holm within declared families, verdicts, posteriors, power, ranks, Friedman, Wilcoxon–Holm),
-`transfer` (the transfer matrix), `stability` (the selection within a setting, the floor, the
-axes), `learned` (start dependence), `plots`, `markdown`. Every number comes from the store; the
-same store gives the same files (timings apart, in `timings.md` / `timings.csv`).
+TOST, Holm within declared families, verdicts, posteriors, ranks, Friedman, Wilcoxon–Holm, the
+draws' heterogeneity), `power` (seeds for 80 % power of each test), `transfer` (the transfer
+matrix), `stability` (the selection within a setting, the floor, the cross-fitted reference, the
+axes), `learned` (start dependence), `pooled` (several draws of a study as one report),
+`replication` (each draw alone, side by side), `shared` (trials shared with another store),
+`testset` (the test set's sampling error), `plots`, and the Markdown: `markdown` with `fmt`,
+`md_transfer`, `md_draws`. Every number comes from the stores; the same stores give the same
+files (timings apart, in `timings.md` / `timings.csv`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, List, Sequence
 
 import pandas as pd
 
@@ -18,7 +22,9 @@ from .. import provenance
 from ..store import Store
 from . import learned as learned_mod
 from . import markdown, plots, stability, stats
+from . import pooled as pooled_mod
 from . import published as published_mod
+from . import shared as shared_mod
 from . import transfer as transfer_mod
 from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
 from .transfer import cells as transfer_cells
@@ -90,7 +96,7 @@ def analyse(
     trans = transfer_mod.matrix(trials, margin)
     starts = learned_mod.start_dependence(sel)
     # Holm within each row's declared family, never over the report
-    stats.apply_holm(comps + trans + starts + [r["_beyond"] for r in trans])
+    stats.apply_holm(comps + trans + starts + [r["_xfit"] for r in trans])
     # (a study without the grid and no-KD has no comparisons: an empty table with its columns)
     comp = (
         pd.DataFrame(comps)
@@ -119,7 +125,8 @@ def analyse(
                 "p_above",
                 "margin",
                 "verdict",
-                "seeds_for_power",
+                "seeds_to_reject",
+                "seeds_for_equivalence",
             ]
         )
     )
@@ -171,6 +178,7 @@ OUTPUTS = {
     "learned_start.csv",
     "selection.csv",
     "published.csv",
+    "consistency.csv",
     "accuracy_cost.png",
     "regret_budget.png",
     "forest.png",
@@ -189,29 +197,56 @@ def load_store(store_dir: str):
     return store.trials(), store.curves()
 
 
-def write_report(store_dir: str, out_root: str = "reports") -> str:
-    store = Store.open_existing(store_dir)
-    trials, curves = store.trials(), store.curves()
-    study = trials["study"].iloc[0]
-    opts = _study_options(store_dir)
-    ctx = analyse(trials, curves, opts["margin"], opts["max_spread"])
+def _cost(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and method: trials and epochs spent (every status), as the store counts them."""
+    return (
+        trials.groupby(["setting_label", "method"], sort=True)
+        .agg(trials=("trial_id", "count"), epochs=("epochs_run", "sum"))
+        .reset_index()
+    )
+
+
+def _context(stores: List[str], name: str | None) -> Dict:
+    """The tables of a report on one store, or on several draws of a study pooled (`pooled`)."""
+    if len(stores) == 1:
+        trials, curves = load_store(stores[0])
+        opts = _study_options(stores[0])
+        ctx = analyse(trials, curves, opts["margin"], opts["max_spread"])
+        ctx.update(study=name or trials["study"].iloc[0], provenance=provenance.load(stores[0]), opts=opts)
+        return ctx
+    ctx = pooled_mod.analyse_draws(stores)
+    ctx.update(study=name or ctx["draws"][0]["study"] + "_pooled", provenance=[])
+    return ctx
+
+
+def write_report(
+    store_dir: str | Sequence[str], out_root: str = "reports", overlap: Sequence[str] = (), name: str | None = None
+) -> str:
+    """reports/<study>/report.md and its tables and plots, from one store; from several stores
+    (draws of one study on disjoint seeds), one report on all their seeds, in
+    reports/<first study>_pooled/ unless `name` is given. `overlap`: other stores whose shared
+    trials the header names."""
+    stores = [store_dir] if isinstance(store_dir, str) else list(store_dir)
+    ctx = _context(stores, name)
+    trials, opts, study = ctx["trials"], ctx["opts"], ctx["study"]
     out = os.path.join(out_root, study)
     os.makedirs(out, exist_ok=True)
     statuses = trials["status"].value_counts().sort_index()
+    command = "hpo-kd report " + " ".join(os.path.relpath(s) for s in stores)
+    command += "".join(f" --overlap {os.path.relpath(o)}" for o in overlap)
     ctx.update(
-        study=study,
-        command=f"hpo-kd report {os.path.relpath(store_dir)}",
+        command=command + (f" --name {name}" if name else ""),
         report_code=provenance.code_version(),
-        provenance=provenance.load(store_dir),
         n_trials=len(trials),
         statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()),
         seed_varies=opts["seed_varies"],
         smoke=opts["smoke"],
         train=opts["train"],
+        overlap=shared_mod.overlap(trials, list(overlap)),
     )
     ctx["sources"] = opts["sources"]
     ctx["published"] = (
-        published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], curves)
+        published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], ctx["curves"])
         if opts["published"] and not ctx["sel"].empty
         else None
     )
@@ -228,20 +263,21 @@ def write_report(store_dir: str, out_root: str = "reports") -> str:
     csv(ctx["summary"], "comparison.csv")
     csv(ctx["comparisons"], "verdicts.csv")
     csv(ctx["sel"], "selected.csv")
-    if not ctx["transfer"].empty:
-        csv(ctx["transfer"], "transfer.csv")
-    if not ctx["starts"].empty:
-        csv(ctx["starts"], "learned_start.csv")
-    if not ctx["stability"].empty:
-        csv(ctx["stability"], "selection.csv")
-    if ctx["published"] is not None and not ctx["published"].empty:
-        csv(ctx["published"], "published.csv")
-    store.cost()[["setting_label", "method", "trials", "epochs"]].to_csv(os.path.join(out, "cost.csv"), index=False)
+    for key, fname in (
+        ("transfer", "transfer.csv"),
+        ("starts", "learned_start.csv"),
+        ("stability", "selection.csv"),
+        ("published", "published.csv"),
+        ("consistency", "consistency.csv"),
+    ):
+        if ctx.get(key) is not None and not ctx[key].empty:
+            csv(ctx[key], fname)
+    _cost(trials).to_csv(os.path.join(out, "cost.csv"), index=False)
     ctx["summary"][["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
         os.path.join(out, "timings.csv"), index=False
     )
-    for name, text in (("report.md", markdown.render(ctx)), ("timings.md", markdown.timings(ctx))):
-        path = os.path.join(out, name)
+    for fname, text in (("report.md", markdown.render(ctx)), ("timings.md", markdown.timings(ctx))):
+        path = os.path.join(out, fname)
         with open(path + ".tmp", "w") as f:
             f.write(text)
         os.replace(path + ".tmp", path)

@@ -2,73 +2,16 @@
 
 from __future__ import annotations
 
-import math
-import os
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import pandas as pd
 
-from .. import methods as methods_mod
-from .. import provenance
 from ..provenance import describe
-from . import stability
+from . import md_draws, stability, stats, testset
+from .fmt import POWER_COLUMNS, _ci, _extra, _p, _stat, need, table, words
+from .md_transfer import transfer_section, xfit_findings
 
-
-def words(method: str) -> str:
-    """How a sentence names a method (from its class)."""
-    return methods_mod.info(method)["words"]
-
-
-def table(df: pd.DataFrame, cols: List[Tuple[str, str, str]]) -> str:
-    head = "| " + " | ".join(h for _, h, _ in cols) + " |"
-    sep = "|" + "|".join("---" for _ in cols) + "|"
-    lines = [head, sep]
-    for _, r in df.iterrows():
-        cells = []
-        for c, _, fmt in cols:
-            v = r[c]
-            if isinstance(v, float) and math.isnan(v):
-                cells.append("–")
-            elif isinstance(v, float) and math.isinf(v):
-                cells.append(f"> {1000}" if v > 0 else "–")
-            else:
-                cells.append(format(v, fmt) if fmt else str(v))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _p(p: float) -> str:
-    if p != p:
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _ci(lo: float, hi: float) -> str:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "[–]"
-    return f"[{round(lo, 2) + 0.0:+.2f}, {round(hi, 2) + 0.0:+.2f}]"  # + 0.0: never "-0.00"
-
-
-def _pr(r) -> str:
-    """The posterior probabilities, below / inside / above the margin."""
-    if r["p_inside"] != r["p_inside"]:
-        return "P(< −m / ±m / > +m) –"
-    return f"P(< −m / ±m / > +m) {r['p_below']:.2f} / {r['p_inside']:.2f} / {r['p_above']:.2f}"
-
-
-def _power(n: float) -> str:
-    if n != n:
-        return "–"
-    return str(int(n)) if math.isfinite(n) else "> 1000"
-
-
-def _stat(r, unit: str = "points") -> str:
-    """The numbers behind a verdict: mean, 95 % CI and Holm p of the t-test; for an equivalent
-    verdict, the 90 % interval and TOST's Holm p; the posterior; seeds; the family's size."""
-    out = f"{r['mean']:+.2f}{' ' + unit if unit else ''}, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}"
-    if r["verdict"] in ("equivalent", "transfers", "independent of the start"):
-        out += f", 90 % CI {_ci(r['lo90'], r['hi90'])}, TOST Holm p {_p(r['p_tost_holm'])}"
-    return out + f", {_pr(r)}, {r['n']} seeds, family of {r['family_size']}"
+__all__ = ["render", "timings", "finding", "table", "words", "_ci", "_p", "_stat"]
 
 
 def finding(r: Dict, margin: float) -> str:
@@ -80,13 +23,7 @@ def finding(r: Dict, margin: float) -> str:
         return f"{r['setting_label']}: {a} is equivalent to {b} within ±{margin:g} points ({stat})."
     if v in ("better", "worse"):
         return f"{r['setting_label']}: {a} is {v} than {b} ({stat})."
-    need = r["seeds_for_power"]
-    more = (
-        f"about {int(need)} seeds would give 80 % power at the observed effect (α corrected for the family)"
-        if math.isfinite(need)
-        else "more seeds would not give 80 % power at the observed effect"
-    )
-    return f"{r['setting_label']}: {a} vs {b} is inconclusive ({stat}); {more}."
+    return f"{r['setting_label']}: {a} vs {b} is inconclusive ({stat}); {need(r, margin)}."
 
 
 def _rank_pairs(avg: pd.DataFrame, pairs: pd.DataFrame) -> str:
@@ -113,129 +50,20 @@ def _start_finding(r) -> str:
     )
 
 
-def _extra(df: pd.DataFrame) -> pd.DataFrame:
-    """The formatted columns a comparison table shares: 90 % CI, TOST Holm p, posterior, power."""
-    df = df.copy()
-    df["ci90"] = [_ci(lo, hi) for lo, hi in zip(df["lo90"], df["hi90"])]
-    df["pt"] = df["p_tost_holm"].map(_p)
-    df["post"] = [
-        "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
-        for a, b, c in zip(df["p_below"], df["p_inside"], df["p_above"])
-    ]
-    df["need"] = df["seeds_for_power"].map(_power)
-    df["fam"] = df["family_size"].astype(int)
-    return df
-
-
-def _beyond(r) -> Dict:
-    """A transfer row's regret-beyond-the-floor statistics, under the names `_stat` reads."""
-    keys = ("mean", "lo", "hi", "p_holm", "p_tost_holm", "p_below", "p_inside", "p_above")
-    out = {k: r[f"beyond_{k}"] for k in keys}
-    out.update(verdict=r["beyond_verdict"], lo90=math.nan, hi90=math.nan, n=r["n"], family_size=r["family_size"])
-    return out
-
-
-def floor_findings(tm: pd.DataFrame) -> List[str]:
-    """One line per transfer cell whose regret beyond B's floor has a verdict."""
-    if tm.empty:
-        return []
-    dec = tm[tm["beyond_verdict"] != "inconclusive"]
-    return [
-        f"- Transfer {r['source']} → {r['target']} ({r['axis']}): regret beyond B's floor "
-        f"{r['beyond_verdict']} ({_stat(_beyond(r))})."
-        for _, r in dec.iterrows()
-    ]
-
-
-def selection_section(st: pd.DataFrame) -> List[str]:
-    """How much the grid's val-selected τ varies over the seeds of one setting, and the floor."""
-    if st.empty:
-        return []
-    return [
-        "## Selection within a setting",
-        "",
-        "The τ the grid selected on val, per seed; how many distinct values; the most frequent one and the "
-        "share of seeds that chose it; the sd of log2 τ_t over seeds. The **floor**: per seed, the mean "
-        "regret (own selected τ minus another seed's selected τ, test accuracy on this seed, points) over "
-        "the other seeds of the same setting, then its mean over seeds and 95 % t interval. A transfer "
-        "from another setting is measured against it: a cell's regret beyond the floor is its regret minus "
-        "the target's floor, paired by seed.",
-        "",
-        table(
-            st.assign(ci=[_ci(lo, hi) for lo, hi in zip(st["floor_lo"], st["floor_hi"])]),
-            [
-                ("setting_label", "setting", ""),
-                ("taus", "selected τ per seed", ""),
-                ("distinct", "distinct", "d"),
-                ("mode", "most frequent", ""),
-                ("mode_share", "its share", ".0%"),
-                ("sd_log2_tau", "sd log2 τ", ".2f"),
-                ("floor", "floor", "+.2f"),
-                ("ci", "95 % CI", ""),
-            ],
-        ),
-        "",
-    ]
-
-
-def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
-    """The transfer cells that move along one axis (one part of the setting differs)."""
-    cells = tm[tm["axis"].isin(axes)] if not tm.empty else tm
-    if cells.empty:
-        return []
-    cells = cells.assign(
-        _o=cells["axis"].map({a: i for i, a in enumerate(axes)}),
-        changed=[f"{n - s}/{n}" for n, s in zip(cells["n"], cells["same_tau"])],
-        ci=[_ci(lo, hi) for lo, hi in zip(cells["lo"], cells["hi"])],
-        bci=[_ci(lo, hi) for lo, hi in zip(cells["beyond_lo"], cells["beyond_hi"])],
-        bph=cells["beyond_p_holm"].map(_p),
-        bpost=[
-            "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
-            for a, b, c in zip(cells["beyond_p_below"], cells["beyond_p_inside"], cells["beyond_p_above"])
-        ],
-    ).sort_values(["_o", "target", "source"])
-    return [
-        "## Transfer along each axis",
-        "",
-        "The cells between two settings that differ in one thing only. `τ changed`: the seeds whose "
-        "selection on A differs from B's own. `regret` and its verdict as in the transfer table below. "
-        "`beyond the floor`: the regret minus B's floor (the regret of another seed's selection on B, "
-        "see *Selection within a setting*), paired by seed, with a two-sided paired t-test and TOST against "
-        f'±{margin:g} points, Holm-corrected within the cells into B (family "transfer beyond the floor | '
-        'B"): *costs more than the floor* (t-test), *at the floor* (TOST), *costs less than the floor*, or '
-        "*inconclusive*.",
-        "",
-        table(
-            cells,
-            [
-                ("axis", "axis", ""),
-                ("source", "A (source)", ""),
-                ("target", "B (target)", ""),
-                ("changed", "τ changed", ""),
-                ("mean", "regret", "+.2f"),
-                ("ci", "95 % CI", ""),
-                ("verdict", "verdict", ""),
-                ("floor", "B's floor", "+.2f"),
-                ("beyond_mean", "beyond the floor", "+.2f"),
-                ("bci", "95 % CI", ""),
-                ("bph", "Holm p", ""),
-                ("bpost", "P(< −m / ±m / > +m)", ""),
-                ("beyond_verdict", "verdict vs the floor", ""),
-            ],
-        ),
-        "",
-    ]
-
-
 def _header(ctx: Dict) -> List[str]:
     """The title, what produced the report, the study's [train] options and how to read it."""
     m = ctx["margin"]
-    md = [f"# Study `{ctx['study']}`", ""]
+    draws = ctx.get("draws") or []
+    title = f"# Study `{ctx['study']}`"
+    if draws:
+        title += f": all {sum(len(d['seeds']) for d in draws)} seeds of {len(draws)} draws pooled"
+    md = [title, ""]
     md += ["**Produced by** `" + ctx["command"] + "`.", ""]
     md.append("- Report: " + ctx["report_code"])
+    md += md_draws.header(ctx)
     for i, e in enumerate(ctx["provenance"] or [], 1):
         md.append(f"- Run {i} of the study: " + describe(e))
-    if not ctx["provenance"]:
+    if not ctx["provenance"] and not draws:
         md.append("- Runs: no provenance recorded in the store")
     md.append(f"- {ctx['n_trials']} stored trials ({ctx['statuses']}); seeds vary: {ctx['seed_varies']}.")
     if ctx.get("train"):  # the study's [train] table: what every trial was trained (and evaluated) with
@@ -244,6 +72,7 @@ def _header(ctx: Dict) -> List[str]:
             + ", ".join(f"{k} = {v!r}" for k, v in sorted(ctx["train"].items()))
             + "; the rest are the defaults (`hpo-kd distill --help`)."
         )
+    md += md_draws.shared(ctx)
     md.append("")
     if ctx.get("smoke"):
         md += ["> **Smoke test, not evidence.** " + ctx["smoke"], ""]
@@ -253,64 +82,78 @@ def _header(ctx: Dict) -> List[str]:
         "reference, points), its 95 % t interval and a two-sided paired t-test, and an equivalence test "
         f"(TOST: two one-sided paired t-tests against ±{m:g} points, the margin, at α = 0.05 each; its 90 % "
         "interval). Both p-values are Holm-corrected within the comparison's **family**, declared in advance:"
-        " one family per kind of comparison (methods vs grid, methods vs no-KD, transfer cells, transfer "
-        "beyond the floor, start dependence) and setting (for a transfer cell: its target), whatever else "
-        "this report holds. Verdict: *equivalent* when TOST's Holm p < 0.05 (also when the t-test rejects "
-        "too: a real difference smaller than the margin); else *better* / *worse* when the t-test's Holm p < "
-        "0.05 (the sign of the mean says which); else *inconclusive* (always with fewer than 3 seeds), with "
-        "the seeds a paired t-test needs for 80 % power at the observed effect, α corrected for the family "
-        "(0.05 / its size). Beside each verdict, P(< −m / ±m / > +m): the posterior probabilities that the "
+        " one family per kind of comparison (methods vs grid, methods vs no-KD, transfer cells, transfer vs "
+        "B's selection (cross-fitted), start dependence) and setting (for a transfer cell: its target), "
+        "whatever else this report holds. Verdict: *equivalent* when TOST's Holm p < 0.05 (also when the "
+        "t-test rejects too: a real difference smaller than the margin); else *better* / *worse* when the "
+        "t-test's Holm p < 0.05 (the sign of the mean says which); else *inconclusive* (always with fewer "
+        "than 3 seeds), with the seeds each test would need for 80 % power at the observed mean and sd, α "
+        "corrected for the family (0.05 / its size): the t-test to reject no difference, TOST to establish "
+        "equivalence. Beside each verdict, P(< −m / ±m / > +m): the posterior probabilities that the "
         "mean difference is below −margin, inside ±margin, above +margin (Bayesian correlated t-test with ρ ="
-        " 0, flat prior; no correction). Cost is in epochs per seed (deterministic); trial-seconds are in "
-        "`timings.md`, apart, because they depend on the machine.",
+        " 0, flat prior; no correction). Intervals are over seeds only (see *Test set*). Cost is in epochs "
+        "per seed (deterministic); trial-seconds are in `timings.md`, apart, because they depend on the "
+        "machine.",
         "",
     ]
+    if draws:
+        md += [
+            "The verdicts use every seed of every draw, in the same families as one draw's report; beside each "
+            "finding, each draw's own mean difference and 95 % interval and the heterogeneity p of the draws "
+            "(*Consistency between draws*).",
+            "",
+        ]
     return md
 
 
 def _findings(ctx: Dict) -> List[str]:
-    """Every verdict that is not inconclusive, and how many are."""
+    """Every verdict that is not inconclusive, and how many are; in a pooled report, with each
+    draw's numbers."""
     md: List[str] = []
     m = ctx["margin"]
-    comp = ctx["comparisons"]
+    comp, tm, st = ctx["comparisons"], ctx["transfer"], ctx["starts"]
     decided = comp[comp["verdict"] != "inconclusive"]
     md += ["## Findings (every verdict that is not inconclusive)", ""]
-    n_decided = sum(
-        int((df["verdict"] != "inconclusive").sum()) for df in (comp, ctx["transfer"], ctx["starts"]) if not df.empty
-    )
-    if not ctx["transfer"].empty:
-        n_decided += int((ctx["transfer"]["beyond_verdict"] != "inconclusive").sum())
+    n_decided = sum(int((df["verdict"] != "inconclusive").sum()) for df in (comp, tm, st) if not df.empty)
+    if not tm.empty:
+        n_decided += int((~tm["xfit_verdict"].isin(["inconclusive", stability.SAME])).sum())
     if n_decided == 0:
         md += ["None: every comparison is inconclusive at this number of seeds.", ""]
     elif not decided.empty:
-        md += [f"- {finding(r, m)}" for _, r in decided.iterrows()] + [""]
-    tm = ctx["transfer"]
+        for _, r in decided.iterrows():
+            key = (r["family"].split(" | ")[0], r["setting_label"], f"{r['method']} − {r['reference']}")
+            md.append(f"- {finding(r, m)[:-1]}{md_draws.note_for(ctx, key)}.")
+        md.append("")
     if not tm.empty:
         dec = tm[tm["verdict"] != "inconclusive"]
         for _, r in dec.iterrows():
+            what = f"{r['source']} → {r['target']}"
             md.append(
-                f"- Transfer {r['source']} → {r['target']}: {r['verdict']} (regret "
+                f"- Transfer {what}: {r['verdict']} (regret "
                 + _stat(r)
                 + ")"
                 + (f"; {r['note']}" if r["note"] else "")
+                + md_draws.note_for(ctx, (stats.KINDS["transfer"], r["target"], what))
                 + "."
             )
         if not dec.empty:
             md.append("")
-        floor_lines = floor_findings(tm)
-        md += floor_lines + ([""] if floor_lines else [])
-    st = ctx["starts"]
+        kind = stats.KINDS["xfit"]
+        lines = xfit_findings(
+            tm, lambda r: md_draws.note_for(ctx, (kind, r["target"], f"{r['source']} → {r['target']}"))
+        )
+        md += lines + ([""] if lines else [])
     if not st.empty:
         dec = st[st["verdict"] != "inconclusive"]
         md += [f"- {_start_finding(r)}" for _, r in dec.iterrows()] + ([""] if not dec.empty else [])
     n_inc = sum(int((df["verdict"] == "inconclusive").sum()) for df in (comp, tm, st) if not df.empty)
-    n_inc += int((tm["beyond_verdict"] == "inconclusive").sum()) if not tm.empty else 0
+    n_inc += int((tm["xfit_verdict"] == "inconclusive").sum()) if not tm.empty else 0
     md += [
         f"{n_inc} comparison(s) are inconclusive; they are listed per setting below. Ranks are exploratory "
         "and not among the findings (their own section).",
         "",
     ]
-    return md
+    return md + md_draws.consistency_section(ctx)
 
 
 def _teachers_and_spread(ctx: Dict) -> List[str]:
@@ -388,7 +231,7 @@ def _per_setting(ctx: Dict) -> List[str]:
         ("post", "P(< −m / ±m / > +m)", ""),
         ("verdict", "verdict", ""),
         ("fam", "family size", "d"),
-        ("need", "seeds for 80 % power (at the observed effect, α corrected for the family)", ""),
+        *POWER_COLUMNS,
     ]
     summ = ctx["summary"]
     for s in sorted(summ["setting"].unique()):
@@ -469,71 +312,6 @@ def _ranks(ctx: Dict) -> List[str]:
     return md
 
 
-def _transfer(ctx: Dict) -> List[str]:
-    """The selection within a setting, the transfer cells per axis and the whole transfer matrix."""
-    md: List[str] = []
-    m, comp, tm = ctx["margin"], ctx["comparisons"], ctx["transfer"]
-    md += selection_section(ctx.get("stability", pd.DataFrame()))
-    md += axes_section(tm, stability.per_axis(tm), m)
-    if not tm.empty:
-        md += [
-            "## Transfer",
-            "",
-            "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = test accuracy "
-            "at B's own selected τ minus accuracy at A's τ (points), on B's test split, paired by seed (> 0: A's "
-            "τ is worse). `regret ÷ range` divides each seed's regret by the range of B's grid (best minus worst "
-            "temperature on test), averaged. The cells into one target B are one Holm family. Verdicts: "
-            f"*transfers* (TOST against ±{m:g}, Holm p < 0.05); else *does not transfer* (regret > 0, t-test "
-            "Holm p < 0.05) or *beats B's own selection* (regret < 0, Holm p < 0.05); else *inconclusive*. "
-            "`same τ` counts "
-            "seeds where A and B selected the same τ (regret 0). The note compares A's τ on B with B's no-KD "
-            "student (uncorrected, not a verdict): *worse on B than B's no-KD student* when the 95 % interval of "
-            "their difference lies below 0; *acts as no KD* when their TOST p < 0.05.",
-            "",
-            table(
-                _extra(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])], ph=tm["p_holm"].map(_p))),
-                [
-                    ("source", "A (source)", ""),
-                    ("target", "B (target)", ""),
-                    ("taus", "τ from A per seed", ""),
-                    ("own_taus", "B's own τ", ""),
-                    ("same_tau", "same τ", "d"),
-                    ("mean", "regret", "+.2f"),
-                    ("ci", "95 % CI", ""),
-                    ("ph", "Holm p", ""),
-                    ("ci90", "90 % CI", ""),
-                    ("pt", "TOST Holm p", ""),
-                    ("post", "P(< −m / ±m / > +m)", ""),
-                    ("regret_of_range", "regret ÷ range", ".2f"),
-                    ("verdict", "verdict", ""),
-                    ("note", "note", ""),
-                ],
-            ),
-            "",
-        ]
-        mk = comp[(comp["method"].str.split(":").str[0] == "mkd") & (comp["reference"] == "grid")]
-        if not mk.empty:
-            md += [
-                "MKD's own runs need no transfer; shown apart, against each setting's grid selection:",
-                "",
-                table(
-                    _extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p))),
-                    [
-                        ("setting_label", "setting", ""),
-                        ("method", "method", ""),
-                        ("mean", "MKD − grid", "+.2f"),
-                        ("ci", "95 % CI", ""),
-                        ("ph", "Holm p", ""),
-                        ("pt", "TOST Holm p", ""),
-                        ("post", "P(< −m / ±m / > +m)", ""),
-                        ("verdict", "verdict", ""),
-                    ],
-                ),
-                "",
-            ]
-    return md
-
-
 def _starts(ctx: Dict) -> List[str]:
     """Start dependence of the learned temperatures."""
     md: List[str] = []
@@ -596,7 +374,18 @@ def _plots(ctx: Dict) -> List[str]:
 
 def render(ctx: Dict) -> str:
     """The report, section by section."""
-    sections = (_header, _findings, _teachers_and_spread, _per_setting, _published, _ranks, _transfer, _starts, _plots)
+    sections = (
+        _header,
+        _findings,
+        _teachers_and_spread,
+        testset.section,
+        _per_setting,
+        _published,
+        _ranks,
+        transfer_section,
+        _starts,
+        _plots,
+    )
     return "\n".join(line for section in sections for line in section(ctx))
 
 
@@ -624,45 +413,3 @@ def timings(ctx: Dict) -> str:
             "",
         ]
     )
-
-
-def replication(t: pd.DataFrame, counts: Dict[str, int], draws, margin: float) -> str:
-    """reports/<B>/replication.md: every finding of either draw with what the other draw says."""
-    md = [f"# Replication of `{draws[0][1]['study'].iloc[0]}` by `{draws[1][1]['study'].iloc[0]}`", ""]
-    md += [f"**Produced by** `hpo-kd replication {os.path.relpath(draws[0][0])} {os.path.relpath(draws[1][0])}`.", ""]
-    md.append("- Report: " + provenance.code_version())
-    for store, trials, _ in draws:
-        seeds = ", ".join(str(int(s)) for s in sorted(trials.loc[trials["status"] == "ok", "seed"].unique()))
-        runs = "; ".join(describe(e) for e in provenance.load(store) or []) or "no provenance recorded"
-        md.append(f"- `{trials['study'].iloc[0]}`: seeds {seeds}; {runs}")
-    md += [
-        "",
-        "The same study on two disjoint draws of seeds; every verdict computed on each draw alone, as its "
-        f"report computes it (Holm within its family, margin ±{margin:g} points). A finding (a verdict that "
-        "is not inconclusive) *replicates* when the other draw gives the same verdict, is *not repeated* "
-        "when the other draw is inconclusive, and is *overturned* when it gives another finding.",
-        "",
-        f"The first draw's findings: {counts['findings of the first draw']}; replicate: {counts['replicates']}; "
-        f"not repeated: {counts['not repeated (inconclusive)']}; overturned: {counts['overturned']}. "
-        f"Findings of the second draw only: {counts['new in the second draw']}. "
-        f"Inconclusive in both: {counts['inconclusive twice']}.",
-        "",
-    ]
-    shown = t[t["outcome"] != "inconclusive twice"].copy()
-    shown["first"] = [_draw(r, "_a") for _, r in shown.iterrows()]
-    shown["second"] = [_draw(r, "_b") for _, r in shown.iterrows()]
-    order = {k: i for i, k in enumerate(["replicates", "overturned", "not repeated (inconclusive)"])}
-    shown = shown.sort_values(
-        ["outcome", "kind", "where"], key=lambda c: c.map(order).fillna(9) if c.name == "outcome" else c
-    )
-    cols = [("outcome", "outcome", ""), ("kind", "family", ""), ("where", "setting", ""), ("what", "comparison", "")]
-    md.append(table(shown, cols + [("first", "first draw", ""), ("second", "second draw", "")]))
-    md.append("")
-    return "\n".join(md)
-
-
-def _draw(r, suffix: str) -> str:
-    v = r["verdict" + suffix]
-    if not isinstance(v, str):
-        return "–"
-    return f"{v}: {r['mean' + suffix]:+.2f} {_ci(r['lo' + suffix], r['hi' + suffix])}"

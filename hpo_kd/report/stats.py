@@ -3,10 +3,11 @@ within declared families, verdicts against a margin, posterior probabilities (Ba
 t-test), a power calculation, ranks with ties averaged, Friedman's test and pairwise Wilcoxon–Holm.
 
 Pure functions of numbers (NumPy arrays, pandas frames); no store, no plots. The field's libraries
-do the work where they have it: statsmodels (`multipletests` for Holm, `ttost_paired` for TOST,
-`TTestPower` for power), baycomp (the posterior of the correlated t-test), scikit-posthocs
-(pairwise Wilcoxon with Holm). What is by hand is what they lack (the t interval's bookkeeping,
-the Iman–Davenport F, the family bookkeeping).
+do the work where they have it: statsmodels (`multipletests` for Holm, `ttost_paired` for TOST),
+baycomp (the posterior of the correlated t-test), scikit-posthocs (pairwise Wilcoxon with Holm).
+What is by hand is what they lack (the t interval's bookkeeping, the Iman–Davenport F, the family
+bookkeeping, and in `power` the power of the t-test and of TOST: statsmodels' `TTestPower` fails
+for large effects and has no paired TOST).
 
 Verdict rule (one rule for every comparison, method vs reference, transfer and start dependence
 alike), for the paired differences d over seeds (method minus reference):
@@ -17,11 +18,12 @@ alike), for the paired differences d over seeds (method minus reference):
   * better/worse: otherwise, when the two-sided paired t-test's Holm-adjusted p < 0.05 (Holm
     within the same family); the mean's sign says which;
   * inconclusive: anything else, and always with fewer than 3 seeds (two seeds that happen to
-    agree give a zero-width interval); it comes with the seeds a paired t-test needs for 80 %
-    power at the observed effect, at the family's worst-case Holm alpha (0.05 / family size).
+    agree give a zero-width interval); it comes with the seeds each test needs for 80 % power at
+    the observed mean and sd, at the family's worst-case Holm alpha (0.05 / family size): the
+    t-test to reject "no difference", TOST to establish equivalence (`power`).
 
 Families are declared, not "whatever this report holds": a comparison's family is its kind
-(methods vs grid, methods vs no-KD, transfer cells, transfer beyond the floor, start dependence)
+(methods vs grid, methods vs no-KD, transfer cells, transfer vs B's selection, start dependence)
 within one setting (for a transfer cell: its target setting). The same paired data in the same
 family give the same verdict whatever else a report contains.
 """
@@ -34,18 +36,19 @@ from typing import Dict, Iterable, List, Sequence
 import numpy as np
 import pandas as pd
 
-ALPHA = 0.05
+from . import power
+
+ALPHA = power.ALPHA
 LEVEL = 0.95
-POWER = 0.8
-MIN_SEEDS = 3  # fewer paired seeds decide nothing: two seeds that happen to agree give a zero-width interval
-MAX_SEEDS = 1000  # "more than this" when the observed effect is too small for any practical number of seeds
+MIN_SEEDS = power.MIN_SEEDS  # fewer paired seeds decide nothing: two seeds that agree give a zero-width interval
+MAX_SEEDS = power.MAX_SEEDS  # "more than this" when the observed effect is too small for any practical number
 
 # The kinds of comparison, each its own family per setting (the family's name is "<kind> | <setting label>").
 KINDS = {
     "grid": "methods vs grid",
     "nokd": "methods vs no-KD",
     "transfer": "transfer cells",
-    "floor": "transfer beyond the floor",
+    "xfit": "transfer vs B's selection (cross-fitted)",
     "start": "start dependence",
 }
 
@@ -141,35 +144,22 @@ def verdict(mean: float, p_holm: float, p_tost_holm: float, n: int = MIN_SEEDS) 
     return "inconclusive"
 
 
-def seeds_for_power(mean: float, sd: float, family: int = 1, power: float = POWER) -> float:
-    """Seeds (paired) for `power` of the two-sided paired t-test at the observed effect
-    |mean| / sd, at alpha = 0.05 / family (Holm's worst case in a family of that size), by
-    statsmodels' `TTestPower`; at least MIN_SEEDS; inf when it exceeds MAX_SEEDS or there is no
-    effect to detect (mean 0); nan without an sd."""
-    if sd != sd or mean != mean:
+def heterogeneity(means: Sequence[float], sds: Sequence[float], ns: Sequence[int]) -> float:
+    """Do two or more draws of seeds give the same mean difference? The p-value of Welch's test of
+    equal means across the draws (statsmodels' `anova_generic` with unequal variances; for two
+    draws it is Welch's two-sample t-test of their paired differences): the draw × effect
+    interaction. nan with fewer than two draws of at least two seeds; a draw with sd 0 counts with
+    a tiny variance (two draws of sd 0: p 1 if their means are equal, else 0)."""
+    from statsmodels.stats.oneway import anova_generic
+
+    rows = [(m, s, n) for m, s, n in zip(means, sds, ns) if n >= 2 and m == m and s == s]
+    if len(rows) < 2:
         return float("nan")
-    if sd == 0:
-        return float(MIN_SEEDS) if mean != 0 else math.inf
-    es = abs(mean) / sd
-    if es == 0:
-        return math.inf
-    import warnings
-
-    from statsmodels.stats.power import TTestPower
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            n = float(
-                TTestPower().solve_power(
-                    effect_size=es, alpha=ALPHA / max(family, 1), power=power, alternative="two-sided"
-                )
-            )
-        except Exception:  # the root finder gives up on effects far too small for any n
-            return math.inf
-    if not math.isfinite(n) or n > MAX_SEEDS:
-        return math.inf
-    return float(max(MIN_SEEDS, math.ceil(n - 1e-9)))
+    m, s, n = (np.array(x, dtype=float) for x in zip(*rows))
+    if (s == 0).all():
+        return 1.0 if np.ptp(m) == 0 else 0.0
+    var = np.maximum(s**2, 1e-12 * max(float((s**2).max()), 1e-12))
+    return float(anova_generic(m, var, n, use_var="unequal").pvalue)
 
 
 def family(kind: str, setting_label: str) -> str:
@@ -194,9 +184,14 @@ def compare(
 
 
 def _decide(r: Dict, size: int) -> None:
+    """The verdict; for an inconclusive row, the seeds each of its two tests needs for 80 % power at
+    the observed mean and sd, alpha corrected for the family (`power`)."""
     r["verdict"] = verdict(r["mean"], r["p_holm"], r["p_tost_holm"], r["n"])
-    r["seeds_for_power"] = (
-        seeds_for_power(r["mean"], r["sd"], family=size) if r["verdict"] == "inconclusive" else float("nan")
+    inc = r["verdict"] == "inconclusive"
+    nan = float("nan")
+    r["seeds_to_reject"] = power.seeds_to_reject(r["mean"], r["sd"], family=size) if inc else nan
+    r["seeds_for_equivalence"] = (
+        power.seeds_for_equivalence(r["mean"], r["sd"], r.get("margin", nan), family=size) if inc else nan
     )
 
 
@@ -212,7 +207,7 @@ def measure(d: Sequence[float], margin: float) -> Dict[str, float]:
 def apply_holm(rows: List[Dict]) -> None:
     """Holm within each family (the row's `family`; a row without one is a family of its own), on
     the t-test's p and, separately, on TOST's p (rows from `measure`); sets `p_holm`,
-    `p_tost_holm`, `family_size`, `verdict` and `seeds_for_power` in place."""
+    `p_tost_holm`, `family_size`, `verdict`, `seeds_to_reject` and `seeds_for_equivalence` in place."""
     groups: Dict[str, List[Dict]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(r.get("family") or f"__alone_{i}", []).append(r)

@@ -2,7 +2,8 @@
 with the same seed, against B's own val-selected temperature. Regret = test accuracy at B's own
 selected τ minus test accuracy at A's τ, on B (points; > 0: A's temperature is worse), paired by
 seed. The cells into one target B are one Holm family ("transfer cells | B"). Each cell also
-carries its axis and its regret beyond B's floor (`stability`), a family of its own per target.
+carries its axis, B's floor, and A's τ against B's selection cross-fitted (`stability.reference`),
+a family of its own per target ("transfer vs B's selection (cross-fitted) | B").
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
     (`stats.measure`: mean, sd, CI, p, TOST, posterior), the regret as a share of B's grid range
     (per seed: regret / (best - worst grid temperature on B), averaged; `regret_of_range`) and the
     transferred runs against B's no-KD student. Holm and verdicts are applied within each family
-    (`stats.apply_holm`), then `finish` words them. `_beyond` is the cell's regret minus B's
-    floor, a row for `apply_holm` in the family "transfer beyond the floor | B"."""
+    (`stats.apply_holm`), then `finish` words them. `_xfit` is A's τ against B's selection,
+    cross-fitted (`stability.reference`), a row for `apply_holm` in the family
+    "transfer vs B's selection (cross-fitted) | B"."""
     lab = labels(trials)
     settings = sorted(trials.loc[trials["method"] == "grid", "setting"].unique())
-    floors = {s: stability.floor(trials, s) for s in settings}
+    floors = {s: stability.floor_per_seed(trials, s) for s in settings}
     out = []
     for a in settings:
         for b in settings:
@@ -93,11 +95,13 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
             norm = np.where(rng > 0, regret / np.where(rng > 0, rng, 1), 0.0)
             to_nokd = [r_["transferred"] - r_["nokd"] for r_ in rows if r_["nokd"] == r_["nokd"]]
             vs_nokd, vs_nokd_eq = stats.paired(to_nokd), stats.tost(to_nokd, margin)
-            beyond = stability.beyond_floor({x["seed"]: x["regret"] for x in rows}, floors[b], margin)
-            beyond["family"] = stats.family("floor", lab[b])
+            xfit = stability.reference(trials, a, b, margin)
+            xfit["family"] = stats.family("xfit", lab[b])
+            fb = [floors[b][x["seed"]] for x in rows if x["seed"] in floors[b]]
             r.update(
                 axis=stability.axis(a, b),
-                _beyond=beyond,
+                _xfit=xfit,
+                floor=float(np.mean(fb)) if fb else float("nan"),
                 source=lab[a],
                 target=lab[b],
                 source_id=a,
@@ -119,6 +123,32 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
             )
             out.append(r)
     return out
+
+
+XFIT_COLUMNS = (
+    "n",
+    "mean",
+    "sd",
+    "lo",
+    "hi",
+    "p",
+    "p_holm",
+    "lo90",
+    "hi90",
+    "p_tost",
+    "p_tost_holm",
+    "p_below",
+    "p_inside",
+    "p_above",
+    "family_size",
+    "verdict",
+    "seeds_to_reject",
+    "seeds_for_equivalence",
+    "pairs",
+    "pairs_missing",
+    "ref_distinct",
+    "same_as_regret",
+)
 
 
 def _note(r) -> str:
@@ -144,9 +174,12 @@ def finish(rows: List[Dict]) -> pd.DataFrame:
     if df.empty:
         return df
     df["verdict"] = df["verdict"].map(WORDS)
-    beyond = pd.DataFrame(list(df.pop("_beyond")))
-    for k in ("floor", "mean", "lo", "hi", "p_holm", "p_tost_holm", "p_below", "p_inside", "p_above"):
-        df[k if k == "floor" else f"beyond_{k}"] = beyond[k].values
-    df["beyond_verdict"] = beyond["verdict"].map(stability.WORDS).values
+    xfit = pd.DataFrame(list(df.pop("_xfit")))
+    same = xfit["same_as_regret"].astype(bool)
+    xfit["verdict"] = xfit["verdict"].map(stability.WORDS).where(~same, stability.SAME)
+    for k in ("seeds_to_reject", "seeds_for_equivalence"):
+        xfit[k] = xfit[k].where(~same, float("nan"))
+    for k in XFIT_COLUMNS:
+        df[f"xfit_{k}"] = xfit[k].values
     df["note"] = [_note(r) for _, r in df.iterrows()]
     return df
