@@ -47,16 +47,19 @@ transfer: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml
 	$(BIN)/hpo-kd report runs/transfer
 
-# The same studies on a second draw of seeds (8-15), and which findings replicate
+# The same studies on a second draw of seeds (8-15): how stable each draw's verdicts are
+# (replication), and the verdicts on all 16 seeds (reports/<study>_pooled)
 compare-replicate: $(STAMP)
 	$(BIN)/hpo-kd run studies/compare.toml --seeds 8-15 --name compare_b
 	$(BIN)/hpo-kd report runs/compare_b
 	$(BIN)/hpo-kd replication runs/compare runs/compare_b
+	$(BIN)/hpo-kd report runs/compare runs/compare_b
 
 transfer-replicate: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml --seeds 8-15 --name transfer_b
 	$(BIN)/hpo-kd report runs/transfer_b
 	$(BIN)/hpo-kd replication runs/transfer runs/transfer_b
+	$(BIN)/hpo-kd report runs/transfer runs/transfer_b
 
 mkd: $(STAMP)
 	$(BIN)/hpo-kd run studies/mkd.toml
