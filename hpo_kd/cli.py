@@ -162,6 +162,10 @@ def cmd_run(a) -> int:
     study = load_study(a.study)
     if a.seeds is not None or a.name is not None:
         study = overridden(study, seeds=parse_seeds(a.seeds) if a.seeds is not None else None, name=a.name)
+    from . import data as data_mod
+
+    for s in study.settings:  # a data set to fetch first: exit 2 before any trial starts
+        data_mod.check_available(s.dataset, s.root)
     if a.dry_run:
         plan = study.plan()
         counts = plan_counts(plan)

@@ -206,3 +206,12 @@ def test_teacher_trains_on_its_own_share(tmp_path):
     assert teacher_bundle(same, student, torch.device("cpu")) is student
     with pytest.raises(UserError, match="teacher_fraction"):
         TrialConfig(dataset="digits", teacher_fraction=0.0).resolved()
+
+
+def test_a_study_on_data_not_fetched_exits_2_before_running(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(fetch.DATA_ENV, str(tmp_path))
+    study = tmp_path / "s.toml"
+    study.write_text('name = "s"\nseeds = [0]\n[[settings]]\ndataset = "mnist"\n[methods.nokd]\n')
+    code = cli.main(["run", str(study), "--dry-run", "--runs-dir", str(tmp_path / "runs")])
+    assert code == 2 and "hpo-kd data fetch mnist" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
