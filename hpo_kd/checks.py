@@ -67,11 +67,12 @@ def known_keys(path, prefix, table: Dict[str, Any], allowed: Iterable[str]):
 # ---------------------------------------------------------------------- a searcher's options
 
 
-def option(default: Any, kind: str, lo=None, hi=None, lo_open: bool = False, doc: str = ""):
-    """A field of a searcher's options: `kind` is "int", "float" or "bool"; a number is checked
-    against [lo, hi] (or (lo, hi] with `lo_open`). A default of None leaves the key unset unless
-    the table gives it (the searcher fills it in `resolve`)."""
-    check = {"kind": kind, "lo": lo, "hi": hi, "lo_open": lo_open, "doc": doc}
+def option(default: Any, kind: str, lo=None, hi=None, lo_open: bool = False, doc: str = "", choices=()):
+    """A field of a searcher's options: `kind` is "int", "float", "bool", "choice" (one of
+    `choices`) or "floats" (a non-empty list of numbers); a number is checked against [lo, hi]
+    (or (lo, hi] with `lo_open`). A default of None leaves the key unset unless the table gives
+    it (the searcher fills it in `resolve`)."""
+    check = {"kind": kind, "lo": lo, "hi": hi, "lo_open": lo_open, "doc": doc, "choices": tuple(choices)}
     return dataclasses.field(default=default, metadata={"check": check})
 
 
@@ -80,6 +81,13 @@ def read_value(path: str, key: str, value: Any, check: Dict[str, Any]) -> Any:
     kind = check["kind"]
     if kind == "bool":
         return typed(path, key, value, bool, "true or false")
+    if kind == "choice":
+        if not isinstance(value, str) or value not in check["choices"]:
+            fail(path, key, f"{value!r} is not allowed; allowed: {', '.join(check['choices'])}")
+        return value
+    if kind == "floats":
+        values = as_list(path, key, value, "a list of numbers")
+        return [float(number(path, key, v, check["lo"], check["hi"], check["lo_open"])) for v in values]
     value = number(path, key, value, check["lo"], check["hi"], check["lo_open"], integer=kind == "int")
     return float(value) if kind == "float" else value
 

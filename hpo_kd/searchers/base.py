@@ -134,3 +134,38 @@ class Searcher:
     def finished(cls, t: Trial, run: SearchRun) -> None:
         """Called for every search the store has finished, at the start of a run (e.g. to make a
         search's own storage follow the store)."""
+
+
+class EpochBudgetSearcher(Searcher):
+    """A searcher whose trials may stop early, with a budget in epochs: `budget` students, i.e.
+    at most budget x (a trial's epochs) epochs per setting and seed, the grid's cost for a grid of
+    `budget` temperatures. It proposes a trial only while its planned epochs still fit (so a trial
+    that stops early leaves its unspent epochs to later ones); `trials` caps the number of trials.
+    Its options need `budget` and `trials`; raising either extends the same search."""
+
+    budget_keys = ("budget", "trials")
+
+    @classmethod
+    def budget(cls, opts: Dict[str, Any]) -> int:
+        return opts["trials"]
+
+    @staticmethod
+    def trial_epochs(t: Trial) -> int:
+        """The planned epochs of one of search `t`'s trials."""
+        from .. import data as data_mod
+
+        return int(t.config.get("epochs") or data_mod.train_defaults(t.config["dataset"])["epochs"])
+
+    @classmethod
+    def epochs_left(cls, t: Trial, done) -> float:
+        """The budget's epochs that search `t`'s finished store rows `done` leave."""
+        per_trial = cls.trial_epochs(t)
+        spent = done["epochs_run"].fillna(per_trial).sum() if len(done) else 0.0
+        return t.search["budget"] * per_trial - float(spent)
+
+    @classmethod
+    def trials_to_run(cls, t: Trial, done) -> int:
+        """At most: the trials left, while one trial's planned epochs still fit the budget."""
+        if cls.epochs_left(t, done) < cls.trial_epochs(t):
+            return 0
+        return max(t.budget - len(done), 0)

@@ -15,6 +15,9 @@ Optuna study in `runs/<study>/optuna.db`, made to follow the store.
     asha = false           # stop poor trials early with Ray Tune's ASHA
     grace_period = 2
     reduction_factor = 2
+
+With `asha = true`, a trial ASHA stopped is told to Optuna PRUNED (TPE ranks it below the trials
+that ran to the end), not COMPLETE at its early accuracy, which TPE would take as final.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Dict, Optional
 
 from ..checks import low_below_high, option
 from ..plan import Trial
-from .base import Searcher, SearchRun, register
+from .base import EpochBudgetSearcher, Searcher, SearchRun, register
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,17 @@ class Optuna(Searcher):
     def tune_search(cls, t: Trial, spec: Dict[str, Any], run: SearchRun):
         from ..tune.search import asha, optuna_search
 
-        s = optuna_search(t, spec, run.finished(t.id), run.slots, storage=storage_of(run), rows=run.rows(t.id))
-        return s, (asha(t, s.spec) if t.search["asha"] else None)
+        if not t.search["asha"]:
+            s = optuna_search(t, spec, run.finished(t.id), run.slots, storage=storage_of(run), rows=run.rows(t.id))
+            return s, None
+        # ASHA stops trials early: a stopped trial is told PRUNED, not COMPLETE at its early accuracy
+        from ..tune.multifidelity import StoppedAsPruned
+
+        epochs = EpochBudgetSearcher.trial_epochs(t)
+        s = optuna_search(
+            t, spec, run.finished(t.id), run.slots, storage_of(run), run.rows(t.id), cls=StoppedAsPruned, epochs=epochs
+        )
+        return s, asha(t, s.spec)
 
     @classmethod
     def finished(cls, t: Trial, run: SearchRun) -> None:

@@ -92,6 +92,10 @@ class Progress:
             f" | best by val: {best}" if best else ""
         )
 
+    def drop(self, n: int) -> None:
+        """`n` planned trials will not run (a search whose budget in epochs is spent)."""
+        self.total = max(self.total - n, self.done)
+
     def finished(self, row: Dict[str, Any]) -> None:
         self.know_teachers([row])
         self.done += 1

@@ -318,7 +318,7 @@ class Runner:
         from .callback import StoreCallback
         from .search import PerSearchScheduler, StudySearcher
 
-        searcher = StudySearcher(fixed, searches, self._waits_for(todo, fixed))
+        searcher = StudySearcher(fixed, searches, self._waits_for(todo, fixed), unused=progress.drop)
         storage = tempfile.mkdtemp(prefix=f"hpo_kd-{self.study.name}-tune-")
         try:
             with _environ(TUNE_ENV):

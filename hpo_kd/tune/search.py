@@ -30,7 +30,7 @@ a live tell of NaN always was, where the old replay told the sampler 0.0.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import optuna
 from ray import tune
@@ -58,6 +58,15 @@ class Batched:
         self.configs: Dict[str, Dict[str, Any]] = {}  # searcher trial id -> its config (this run)
         self.untold: List[tuple] = []  # (searcher trial id, result, error): stored, not yet told
 
+    def room(self) -> int:
+        """How many trials to propose now that the last batch is told: a batch of `batch_size`
+        while the budget lasts (a search with a budget in epochs proposes fewer; 0 ends it)."""
+        return min(self.batch_size, self.left)
+
+    def record(self, sid: str, result: Optional[Dict], error: bool) -> None:
+        """A trial of the current batch has finished."""
+        self.batch[sid] = (result, error)
+
     def flush(self) -> None:
         """Tell the searcher (and so the storage) a finished batch, in the order it proposed it:
         only once the rows are in the store (see the module docstring)."""
@@ -75,8 +84,15 @@ class StudySearcher(Searcher):
     only when the whole batch has finished), then the fixed-config trials. A unit whose
     teacher is still training waits while any other unit has a trial to run."""
 
-    def __init__(self, fixed: List[Dict[str, Any]], searches: List[Batched], waits_for: Dict[str, str]):
+    def __init__(
+        self,
+        fixed: List[Dict[str, Any]],
+        searches: List[Batched],
+        waits_for: Dict[str, str],
+        unused: Callable[[int], None] = lambda n: None,
+    ):
         super().__init__(metric=None, mode=None)
+        self._unused = unused  # told how many planned trials a search that ended early leaves unused
         self._fixed = list(fixed)
         self._given = [False] * len(self._fixed)
         self._searches = searches
@@ -96,7 +112,12 @@ class StudySearcher(Searcher):
             if s.batch or s.left <= 0:
                 return None  # the batch is still running, or the search is done
             s.flush()  # the last batch's rows are stored by now
-            for _ in range(min(s.batch_size, s.left)):
+            n = s.room()
+            if n <= 0:  # its budget (in epochs) is spent before its planned trials
+                self._unused(s.left)
+                s.left = 0
+                return None
+            for _ in range(n):
                 sid = f"{s.unit_id}-{s.asked}"
                 cfg = s.searcher.suggest(sid)
                 s.configs[sid] = cfg
@@ -106,7 +127,7 @@ class StudySearcher(Searcher):
                 s.left -= 1
         sid, index, cfg = s.queue.pop(0)
         self._owner[trial_id] = ("search", s, sid)
-        return {"spec": dict(s.spec, index=index), **cfg}
+        return {"spec": dict(s.spec, index=index, search_trial=sid), **cfg}
 
     def _from_fixed(self, trial_id: str, ready: bool, teachers: bool) -> Optional[Dict[str, Any]]:
         for i, spec in enumerate(self._fixed):
@@ -145,7 +166,7 @@ class StudySearcher(Searcher):
             self._done_units.add(owner[1])
             return
         _, s, sid = owner
-        s.batch[sid] = (result, error)
+        s.record(sid, result, error)
         if all(v is not None for v in s.batch.values()):
             # The whole batch has finished: the searcher learns its results in the order it
             # proposed them, whichever finished first, once their rows are stored (`flush`).
@@ -240,11 +261,29 @@ def _value(row) -> Optional[float]:
 
 
 def _state(row):
-    """The Optuna state of a store row: a finished trial with a val accuracy is COMPLETE (an
-    ASHA-stopped one too: the sampler saw it so before), one without (failed, or NaN) is FAIL."""
+    """The Optuna state of a store row: a finished trial with a val accuracy is COMPLETE, one that a
+    scheduler or pruner stopped early (`stopped`) is PRUNED (TPE ranks it below every COMPLETE
+    trial, by how far it got: never as if its early accuracy were final), one without a val
+    accuracy (failed, or NaN) is FAIL."""
     from optuna.trial import TrialState
 
-    return TrialState.COMPLETE if row["status"] != "failed" and _value(row) is not None else TrialState.FAIL
+    if row["status"] == "failed" or _value(row) is None:
+        return TrialState.FAIL
+    return TrialState.PRUNED if row["status"] == "stopped" else TrialState.COMPLETE
+
+
+def _finished(state):
+    """A storage trial's state as `_state` names a store row's."""
+    from optuna.trial import TrialState
+
+    return state if state in (TrialState.FAIL, TrialState.PRUNED) else TrialState.COMPLETE
+
+
+def _last_step(row) -> Dict[int, float]:
+    """A stopped row's last intermediate value (its last epoch's val accuracy), what TPE reads of
+    a PRUNED trial."""
+    epochs = row.get("epochs_run")
+    return {int(epochs): _value(row)} if epochs == epochs and epochs is not None else {}
 
 
 def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool) -> Dict[str, int]:
@@ -270,12 +309,7 @@ def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool)
             running.append(tr)
             continue
         match = next(
-            (
-                r
-                for r in left
-                if close(_key(tr.params), _key(params(r)))
-                and _state(r) == (TrialState.FAIL if tr.state == TrialState.FAIL else TrialState.COMPLETE)
-            ),
+            (r for r in left if close(_key(tr.params), _key(params(r))) and _state(r) == _finished(tr.state)),
             None,
         )
         if match is not None:
@@ -313,20 +347,21 @@ def _reconcile(study, rows: List[Dict[str, Any]], distributions, separate: bool)
                 params=params(r),
                 distributions=distributions,
                 user_attrs={"trial_id": r["trial_id"]},
+                intermediate_values=_last_step(r) if state == TrialState.PRUNED else None,
             )
         )
         did["added"] += 1
     return did
 
 
-def _space(t: Trial) -> Dict[str, Any]:
+def search_space(t: Trial) -> Dict[str, Any]:
     o = t.search
     if o["separate"]:
         return {"tau_t": tune.loguniform(o["low"], o["high"]), "tau_s": tune.loguniform(o["low"], o["high"])}
     return {"tau": tune.loguniform(o["low"], o["high"])}
 
 
-def _sampler(t: Trial):
+def tpe_sampler(t: Trial):
     o = t.search
     return optuna.samplers.TPESampler(seed=o["seed"] * 100003 + t.seed, n_startup_trials=o["startup_trials"])
 
@@ -337,23 +372,26 @@ def sync(t: Trial, storage, rows: List[Dict[str, Any]], sampler=None) -> str:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(storage, t)
     study = optuna.create_study(
-        storage=storage, study_name=name, sampler=sampler or _sampler(t), direction="maximize", load_if_exists=True
+        storage=storage, study_name=name, sampler=sampler or tpe_sampler(t), direction="maximize", load_if_exists=True
     )
     for k, v in (("unit_id", t.id), ("method", t.config.get("method")), ("setting", t.setting.label), ("seed", t.seed)):
         if study.user_attrs.get(k) != v:
             study.set_user_attr(k, v)
-    _reconcile(study, rows, OptunaSearch.convert_search_space(_space(t)), t.search["separate"])
+    _reconcile(study, rows, OptunaSearch.convert_search_space(search_space(t)), t.search["separate"])
     return name
 
 
-def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None, rows=None) -> Batched:
+def optuna_search(
+    t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None, rows=None, cls=OptunaSearch, **kw_cls
+) -> Batched:
     """The Optuna search of unit `t`, which has already finished the trials `prev` (its store
     rows), proposing `slots` trials at a time. With a `storage` (see `open_storage`) the search
     lives there, made to follow the store's `rows` of the unit (failed ones too); without one it
-    is in memory, told `prev` again."""
+    is in memory, told `prev` again. `cls`: the Ray Tune searcher (an `OptunaSearch`, or a
+    subclass that tells a stopped trial PRUNED: `hpo_kd.tune.multifidelity`), given `kw_cls`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     o = t.search
-    space = _space(t)
+    space = search_space(t)
     if o["separate"]:
         points = (
             [{"tau_t": a, "tau_s": b} for a, b in zip(prev["tau_t_config"], prev["tau_s_config"])] if len(prev) else []
@@ -362,15 +400,15 @@ def optuna_search(t: Trial, spec: Dict[str, Any], prev, slots: int, storage=None
         points = [{"tau": a} for a in prev["tau_t_config"]] if len(prev) else []
     rewards = [v if v == v else 0.0 for v in prev["val_acc"].astype(float)] if len(prev) else None
     distributions = OptunaSearch.convert_search_space(space)
-    sampler = _sampler(t)
+    sampler = tpe_sampler(t)
     kw: Dict[str, Any] = {"points_to_evaluate": points or None, "evaluated_rewards": rewards}
     if storage is not None:
         name = sync(t, storage, list(rows if rows is not None else prev.to_dict("records")), sampler)
         kw = {"storage": storage, "study_name": name}
-    searcher = OptunaSearch(space=distributions, metric="val_acc", mode="max", sampler=sampler, **kw)
+    searcher = cls(space=distributions, metric="val_acc", mode="max", sampler=sampler, **kw, **kw_cls)
     # Per-epoch reports only where a scheduler reads them (ASHA); otherwise the curve comes
     # with the final report.
-    spec = dict(spec, per_epoch=bool(o["asha"]))
+    spec = dict(spec, per_epoch=bool(o.get("asha")))
     return Batched(spec, searcher, budget=t.budget - len(prev), offset=len(prev), batch=slots)
 
 
