@@ -5,6 +5,7 @@ temporary file, then rename), so a kill at any moment leaves the previous comple
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -15,90 +16,14 @@ import pandas as pd
 
 from .errors import UserError
 from .files import atomic_write
+from .record import NUMERIC, RESULT_COLUMNS, TRIAL_COLUMNS, TrialRecord
 
 TRIALS = "trials.parquet"
 CURVES = "curves.parquet"
 DONE = ("ok", "diverged", "stopped")  # finished: never run again; `failed` is retried
 
-TRIAL_COLUMNS = [
-    "trial_id",
-    "unit_id",
-    "study",
-    "setting",
-    "setting_label",
-    "dataset",
-    "augment",
-    "fraction",
-    "teacher",
-    "student",
-    "method",
-    "seed",
-    "tau_t_config",
-    "tau_s_config",
-    "options",
-    "status",
-    "error",
-    "val_acc",
-    "test_acc",
-    "best_val_acc",
-    "test_at_best_val",
-    "best_epoch",
-    "tau_t",
-    "tau_s",
-    "epochs",
-    "epochs_run",
-    "seconds",
-    "device",
-    "node",
-    "gpu_ids",
-    "started_at",
-    "finished_at",
-    "trial_index",  # the order in which a search proposed its trials (Ray Tune's trial number)
-    "grouped",  # how many students of its setting and seed trained together with it (1: alone)
-    "group_kernels",  # how a group ran: "fused" kernels or each member's "own" modules (empty: alone)
-]
-
-
-# The columns a trial's row takes from the trainer's final result; the rest describe the trial
-# (its setting, method, configured temperatures), the run (node, times) or the search.
-RESULT_COLUMNS = (
-    "status",
-    "error",
-    "val_acc",
-    "test_acc",
-    "best_val_acc",
-    "test_at_best_val",
-    "best_epoch",
-    "tau_t",
-    "tau_s",
-    "epochs_run",
-    "seconds",
-    "device",
-    "grouped",
-    "group_kernels",
-)
-assert set(RESULT_COLUMNS) <= set(TRIAL_COLUMNS)
-
-NUMERIC = [
-    "fraction",
-    "seed",
-    "tau_t_config",
-    "tau_s_config",
-    "val_acc",
-    "test_acc",
-    "best_val_acc",
-    "test_at_best_val",
-    "best_epoch",
-    "tau_t",
-    "tau_s",
-    "epochs",
-    "epochs_run",
-    "seconds",
-    "started_at",
-    "finished_at",
-    "trial_index",
-    "grouped",
-]
+# The columns, derived from the typed record (hpo_kd.record): TRIAL_COLUMNS, RESULT_COLUMNS, NUMERIC.
+__all__ = ["CURVES", "DONE", "NUMERIC", "RESULT_COLUMNS", "TRIALS", "TRIAL_COLUMNS", "Store", "TrialRecord"]
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -166,10 +91,11 @@ class Store:
         return t[(t["unit_id"] == unit_id) & t["status"].isin(DONE)]
 
     # ------------------------------------------------------------------ writing
-    def add(self, row: Dict[str, Any], curve: Optional[Iterable[Dict[str, Any]]] = None) -> None:
-        """Record one finished trial (replacing an earlier row with the same id) and its curve."""
+    def add(self, row: TrialRecord | Dict[str, Any], curve: Optional[Iterable[Dict[str, Any]]] = None) -> None:
+        """Record one finished trial (replacing an earlier row with the same id) and its curve; `row`
+        a TrialRecord or a dict of its fields (a missing one is empty)."""
         os.makedirs(self.folder, exist_ok=True)
-        row = dict(row)
+        row = dataclasses.asdict(row) if isinstance(row, TrialRecord) else dict(row)
         row.setdefault("finished_at", time.time())
         if isinstance(row.get("options"), dict):
             row["options"] = json.dumps(row["options"], sort_keys=True)

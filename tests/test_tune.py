@@ -516,18 +516,9 @@ temperatures = {temps}
 def test_students_trained_together_store_what_they_store_alone(local_ray, study_file, tmp_path):
     """A seed's students in one Ray Tune trial (students_per_trial) give the rows and curves they
     give one per trial, also when a re-run adds students to a finished group."""
-    cols = [
-        "trial_id",
-        "status",
-        "val_acc",
-        "test_acc",
-        "best_val_acc",
-        "test_at_best_val",
-        "best_epoch",
-        "tau_t",
-        "tau_s",
-        "epochs_run",
-    ]
+    from hpo_kd.record import OUTCOME_COLUMNS
+
+    cols = ["trial_id", *OUTCOME_COLUMNS]
 
     def run(name, n, temps, dts):
         runner = Runner(
