@@ -96,7 +96,8 @@ class Store:
         a TrialRecord or a dict of its fields (a missing one is empty)."""
         os.makedirs(self.folder, exist_ok=True)
         row = dataclasses.asdict(row) if isinstance(row, TrialRecord) else dict(row)
-        row.setdefault("finished_at", time.time())
+        if row.get("finished_at") is None:
+            row["finished_at"] = time.time()
         if isinstance(row.get("options"), dict):
             row["options"] = json.dumps(row["options"], sort_keys=True)
         new = pd.DataFrame([{c: row.get(c) for c in TRIAL_COLUMNS}])

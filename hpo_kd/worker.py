@@ -19,27 +19,10 @@ import time
 import traceback
 from typing import Any, Dict
 
-# The final result's scalar fields (the store's RESULT_COLUMNS and the teacher's accuracies; a
-# test keeps the two in step without importing pandas here). Curves keep every number the
-# trainer logs per epoch.
-SCALARS = (
-    "status",
-    "error",
-    "val_acc",
-    "test_acc",
-    "best_val_acc",
-    "test_at_best_val",
-    "best_epoch",
-    "tau_t",
-    "tau_s",
-    "epochs_run",
-    "seconds",
-    "device",
-    "teacher_val_acc",
-    "teacher_test_acc",
-    "grouped",
-    "group_kernels",
-)
+# SCALARS: the final result's scalar fields (the store's RESULT_COLUMNS and the teacher's
+# accuracies), derived from the typed record (hpo_kd.record imports nothing heavy). Curves keep
+# every number the trainer logs per epoch.
+from .record import SCALARS, TAU_S, TAU_T, TAUS
 
 
 def trial_config(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -47,11 +30,23 @@ def trial_config(config: Dict[str, Any]) -> Dict[str, Any]:
     (`tau` for tau_t = tau_s, or `tau_t` and `tau_s`)."""
     cfg = dict(config["spec"]["config"])
     if "tau" in config:
-        cfg["tau_t"] = cfg["tau_s"] = float(config["tau"])
-    for k in ("tau_t", "tau_s"):
+        cfg[TAU_T] = cfg[TAU_S] = float(config["tau"])
+    for k in TAUS:
         if k in config:
             cfg[k] = float(config[k])
     return cfg
+
+
+def run_config(config: Dict[str, Any], spec: Dict[str, Any] | None = None) -> Dict[str, Any]:
+    """The TrialConfig fields a trial runs with: its own (`trial_config`) and where it runs (the
+    spec's cache folder, device and threads; `spec`: a group's, for one of its members)."""
+    spec = config["spec"] if spec is None else spec
+    return dict(trial_config(config), cache_dir=spec["cache_dir"], device=spec["device"], threads=spec["threads"])
+
+
+def final_scalars(result: Dict[str, Any]) -> Dict[str, Any]:
+    """A trainer's result as a final report has it: its SCALARS (a missing one None)."""
+    return {k: result.get(k) for k in SCALARS}
 
 
 def clean(v):
@@ -84,7 +79,7 @@ def _gpu_ids():
         return []
 
 
-def _import_training() -> float:
+def import_training() -> float:
     """Import the training code (torch, scikit-learn, ...) once per process; the seconds it took
     (0 when this process already had it)."""
     if "hpo_kd.train" in sys.modules:
@@ -100,36 +95,27 @@ def trial_fn(config: Dict[str, Any]) -> None:
     started = time.time()
     from ray import tune
 
-    import_s = _import_training()
+    import_s = import_training()
     from .errors import UserError
     from .train import run_trial, run_trials, train_teacher
 
     spec = config["spec"]
-    cfg = trial_config(config)
-    cfg.update(cache_dir=spec["cache_dir"], device=spec["device"], threads=spec["threads"])
+    cfg = run_config(config)
     node = _node_id()
     per_epoch = bool(spec.get("per_epoch"))
     curve = []
     t_run = time.perf_counter()
     try:
         if spec["kind"] == "group":  # students of one setting and seed, trained together
-            cfgs = [
-                dict(
-                    trial_config({"spec": m}),
-                    cache_dir=spec["cache_dir"],
-                    device=spec["device"],
-                    threads=spec["threads"],
-                )
-                for m in spec["members"]
-            ]
+            cfgs = [run_config({"spec": m}, spec) for m in spec["members"]]
             curves = [[] for _ in cfgs]
             reports = [(lambda row, c=c: c.append(curve_row(row))) for c in curves]
             results = run_trials(cfgs, reports=reports)
             members = []
             for result, member_curve in zip(results, curves):
-                m = {k: clean(result.get(k)) for k in SCALARS}
-                if result["status"] == "ok":
-                    m["tau_t"], m["tau_s"] = result["tau_t"], result["tau_s"]
+                m = {k: clean(v) for k, v in final_scalars(result).items()}
+                if result["status"] == "ok":  # the temperatures as they are (None: the method has none)
+                    m[TAU_T], m[TAU_S] = result[TAU_T], result[TAU_S]
                 members.append(dict(m, curve=member_curve))
             final = {
                 "status": "ok",
@@ -161,10 +147,7 @@ def trial_fn(config: Dict[str, Any]) -> None:
                 else:  # nobody reads it before the end: it travels in the final report
                     curve.append(r)
 
-            result = run_trial(cfg, report=on_epoch)
-            final = {k: result.get(k) for k in SCALARS}
-            if result["status"] == "ok":
-                final["tau_t"], final["tau_s"] = result["tau_t"], result["tau_s"]
+            final = final_scalars(run_trial(cfg, report=on_epoch))
             if final["epochs_run"]:
                 final["epoch"] = final["epochs_run"]
     except Exception as e:  # recorded as `failed`; the other trials go on

@@ -65,30 +65,37 @@ def _cfg(study_path, cache, tau):
 
 
 def test_exploit_copies_weights_tau_and_state(study_file, cache):
-    path = study_file(STUDY)
-    rows = []
+    from hpo_kd.train import student_trainer
+
+    path = study_file(STUDY)  # a member is the plain trial's trainer, run a few epochs at a time
     # A: 2 epochs straight at tau 2
-    run_a, a, _, _, _ = pbt.setup(_cfg(path, cache, 2.0))
-    pbt.train_epochs(run_a, a, 0, 1, lambda e, r: rows.append(r))
-    saved = pbt.load_bytes(pbt.save_bytes(pbt.state(run_a, a, 1)))
-    pbt.train_epochs(run_a, a, 1, 2, lambda e, r: None)
+    run_a = student_trainer(_cfg(path, cache, 2.0))
+    a = run_a.members[0]
+    run_a.run(0, 1)
+    rows = list(a.history)
+    saved = pbt.load_bytes(pbt.save_bytes(run_a.state(1)))
+    run_a.run(1, 2)
     # B (tau 8) copies A after its first epoch and goes on at A's tau: A's run, bitwise
-    run_b, b, _, _, _ = pbt.setup(_cfg(path, cache, 8.0))
-    pbt.train_epochs(run_b, b, 0, 1, lambda e, r: None)
-    start = pbt.load_state(run_b, b, saved, 2.0)
+    run_b = student_trainer(_cfg(path, cache, 8.0))
+    b = run_b.members[0]
+    run_b.run(0, 1)
+    start = pbt.load_state(run_b, saved, 2.0)
     assert start == 1 and b.method.temperatures() == (2.0, 2.0)
     assert [r["tau_t"] for r in b.history] == [2.0]
-    pbt.train_epochs(run_b, b, start, 2, lambda e, r: None)
+    run_b.run(start, 2)
     for pa, pb in zip(a.model.state_dict().values(), b.model.state_dict().values()):
         assert torch.equal(pa, pb)
     assert [r["val_acc"] for r in a.history] == [r["val_acc"] for r in b.history]
+    assert rows == a.history[:1]
     # C (tau 8) copies A's epoch-1 state and explores to another tau: A's weights, C's new tau
-    run_c, c, _, _, _ = pbt.setup(_cfg(path, cache, 8.0))
-    pbt.load_state(run_c, c, saved, 2.4)
+    run_c = student_trainer(_cfg(path, cache, 8.0))
+    c = run_c.members[0]
+    pbt.load_state(run_c, saved, 2.4)
     for k, v in saved["model"].items():
         assert torch.equal(c.model.state_dict()[k], v)
-    pbt.train_epochs(run_c, c, 1, 2, lambda e, r: None)
-    assert [r["tau_t"] for r in c.history] == [2.0, 2.4]
+    epochs = []
+    run_c.run(1, 2, epochs.append)
+    assert epochs == [2] and [r["tau_t"] for r in c.history] == [2.0, 2.4]
 
 
 def test_unfinished_search_runs_again_whole(study_file, tmp_path):

@@ -18,8 +18,6 @@ from hpo_kd.methods.fixed import Fixed
 from hpo_kd.train import TrialConfig, get_teacher, run_trial
 from hpo_kd.train import logits as logits_mod
 from hpo_kd.train import loop as loop_mod
-from hpo_kd.train import teacher as teacher_mod
-from hpo_kd.train import trials as trials_mod
 
 TIMING = {"epoch_seconds", "samples_per_s", "seconds"}
 
@@ -67,14 +65,13 @@ def test_teacher_logits_are_computed_once_per_process_and_change_nothing(tmp_pat
 def test_teacher_cache_hit_trains_nothing(tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
     calls = []
-    real_fit = loop_mod.fit
+    real_run = loop_mod.Trainer.run
 
-    def counting_fit(*args, **kwargs):
-        calls.append(args[2].name)
-        return real_fit(*args, **kwargs)
+    def counting_run(self, *args, **kwargs):  # the teacher's training and the student's
+        calls.append(self.members[0].method.name)
+        return real_run(self, *args, **kwargs)
 
-    monkeypatch.setattr(teacher_mod, "fit", counting_fit)  # the teacher's
-    monkeypatch.setattr(trials_mod, "fit", counting_fit)  # the student's
+    monkeypatch.setattr(loop_mod.Trainer, "run", counting_run)
     cfg = _cfg(cache, teacher_seed=11)
     r1 = run_trial(cfg)
     assert calls == ["nokd", "fixed"]  # teacher, then student
@@ -353,12 +350,19 @@ def test_cli_subprocess_distill(tmp_path):
 def test_the_store_owns_the_result_columns(tmp_path):
     """Every column a stored row takes from the trainer's result is returned by the trainer,
     travels in the Ray worker's final report, and is one of the store's columns."""
-    from hpo_kd import store, worker
+    import dataclasses
 
+    from hpo_kd import record, store, worker
+
+    assert store.TRIAL_COLUMNS == tuple(f.name for f in dataclasses.fields(store.TrialRecord))
     assert set(store.RESULT_COLUMNS) <= set(worker.SCALARS)
     assert set(store.RESULT_COLUMNS) <= set(store.TRIAL_COLUMNS)
+    assert set(record.OUTCOME_COLUMNS) <= set(store.RESULT_COLUMNS)
+    assert {"seed", "val_acc", "tau_t", "epochs_run", "grouped"} <= set(store.NUMERIC)
+    assert not {"trial_id", "status", "device", "group_kernels"} & set(store.NUMERIC)
     r = run_trial(_cfg(str(tmp_path / "cache"), epochs=1, teacher_epochs=1))
     assert set(store.RESULT_COLUMNS) <= set(r)
+    assert set(worker.SCALARS) <= set(r)
 
 
 # --------------------------------------------------------------------------- bring your own teacher

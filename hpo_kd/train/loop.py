@@ -1,4 +1,8 @@
-"""The training loop: students (members) trained in lockstep on the same batches."""
+"""The trainer: students (members) of one setting and seed trained in lockstep on the same batches.
+
+`Trainer(members, ...)` sets a run up; `run(start, stop, on_epoch)` trains its epochs; `finish()`
+gives every member's result; `state`/`load_state` save and restore a one-member run between
+epochs (PBT). `fit` is a one-member run in one call (a teacher's)."""
 
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ def _batches(n: int, batch_size: int, gen: torch.Generator):
 @dataclass
 class Member:
     """One student of a training run: its model, temperature method and per-epoch callback, and
-    what its training produced (filled in by `fit_members`)."""
+    what its training produced (filled in by the `Trainer`)."""
 
     model: Any
     method: Any
@@ -45,6 +49,7 @@ class Member:
     seconds: float = 0.0
     sums: Dict[str, float] = field(default_factory=dict)
     seen: int = 0
+    info: Dict[str, Any] = field(default_factory=dict)  # added to its result as they are (teacher, grouping)
 
 
 def fit(
@@ -62,42 +67,9 @@ def fit(
     `logits_key` names the teacher and data, so that the teacher's logits are computed once per
     process. `every_epoch=False`: val and test accuracy after the last epoch only (a teacher keeps
     its last weights and records only their accuracy; evaluating leaves training unchanged)."""
-    return fit_members(
-        [Member(model, method, report)], bundle, teacher, c, device, logits_key, every_epoch, group=False
-    )[0]
-
-
-def fit_members(
-    members: List[Member],
-    bundle,
-    teacher,
-    c: TrialConfig,
-    device,
-    logits_key: Optional[str] = None,
-    every_epoch: bool = True,
-    group: bool = False,
-    fused: bool = True,
-) -> List[Dict[str, Any]]:
-    """Train every member on the same batches (same seed, same augmentation draws, same teacher
-    outputs) in lockstep, the step's shared work (batch, augmentation, teacher, learning rate)
-    done once. `group=True`: the members' forward and backward run as one `GroupedStudents`
-    model, which gives each member bitwise the numbers it gets alone (see hpo_kd.models.grouped):
-    `fused` convolutions where the caller's check found them exact here, else each member's own
-    modules. Otherwise there must be one member.
-    A member whose loss or accuracy turns non-finite stops as `diverged`; the others go on."""
-    assert group or len(members) == 1
-    run = _Lockstep(members, bundle, teacher, c, device, logits_key, every_epoch, group, fused)
-    for epoch in range(1, c.epochs + 1):
-        if not run.active:
-            break
-        t0 = time.perf_counter()
-        in_epoch = run.start_epoch(epoch)
-        for idx, xb in run.epoch_batches():
-            if not run.active:
-                break
-            run.step(epoch, idx, xb)
-        run.end_epoch(epoch, t0, in_epoch)
-    return run.finish()
+    trainer = Trainer([Member(model, method, report)], bundle, teacher, c, device, logits_key, every_epoch)
+    trainer.run()
+    return trainer.finish()[0]
 
 
 def _meta_batches(bundle, c: TrialConfig, device, augmented: bool = False):
@@ -121,10 +93,20 @@ def _meta_batches(bundle, c: TrialConfig, device, augmented: bool = False):
             yield as_input(x), y
 
 
-class _Lockstep:
-    """One `fit_members` run: what the members share (the training split, its batches and
-    augmentation, the teacher's logits, one optimizer and schedule), the members still training
-    (`active`) and, in a group, their `GroupedStudents` model (`grouped`)."""
+class Trainer:
+    """Members trained in lockstep on the same batches (same seed, same augmentation draws, same
+    teacher outputs), the step's shared work (batch, augmentation, teacher, learning rate) done
+    once: what they share (the training split, its batches and augmentation, the teacher's logits,
+    one optimizer and schedule), the members still training (`active`) and, in a group, their
+    `GroupedStudents` model (`grouped`). One member is one student trained alone: the plain
+    trial, and a PBT member. `group=True`: several members whose forward and backward run as one
+    `GroupedStudents` model, which gives each member bitwise the numbers it gets alone (see
+    hpo_kd.models.grouped): `fused` convolutions where the caller's check found them exact here,
+    else each member's own modules. A member whose loss or accuracy turns non-finite stops as
+    `diverged`; the others go on.
+
+    `logits_key` names the teacher and data, so that the teacher's logits are computed once per
+    process; `every_epoch=False`: val and test accuracy after the last epoch only."""
 
     def __init__(
         self,
@@ -133,11 +115,12 @@ class _Lockstep:
         teacher,
         c: TrialConfig,
         device,
-        logits_key: Optional[str],
-        every_epoch: bool,
-        group: bool,
+        logits_key: Optional[str] = None,
+        every_epoch: bool = True,
+        group: bool = False,
         fused: bool = True,
     ):
+        assert group or len(members) == 1
         image = len(bundle.input_shape) == 3
         for m in members:
             m.model = gpu_ready(m.model, device, image).train()
@@ -174,6 +157,55 @@ class _Lockstep:
         self._regroup()
         self.start = time.perf_counter()
         self.steps = 0
+
+    def run(self, start: int = 0, stop: Optional[int] = None, on_epoch: Optional[Callable[[int], None]] = None) -> None:
+        """Train epochs start+1 .. stop (default: the last), every active member on each batch;
+        `on_epoch(epoch)` after each epoch (each member's `report` gets its row before)."""
+        stop = self.c.epochs if stop is None else stop
+        for epoch in range(start + 1, stop + 1):
+            if not self.active:
+                break
+            t0 = time.perf_counter()
+            in_epoch = self.start_epoch(epoch)
+            for idx, xb in self.epoch_batches():
+                if not self.active:
+                    break
+                self.step(epoch, idx, xb)
+            self.end_epoch(epoch, t0, in_epoch)
+            if on_epoch is not None:
+                on_epoch(epoch)
+
+    def state(self, epoch: int) -> Dict[str, Any]:
+        """A one-member run's state after `epoch`: the member's weights, the optimiser and LR
+        schedule, the method's state, the batch-order generator (and NumPy's, for Mixup), the
+        steps, and the curve so far. `load_state` in another run goes on from there bitwise."""
+        (m,) = self.members
+        return {
+            "model": m.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "method": m.method.state_dict(),
+            "gen": self.gen.get_state(),
+            "numpy": np.random.get_state(),
+            "steps": self.steps,
+            "epoch": epoch,
+            "history": list(m.history),
+            "best": dict(m.best),
+            "seconds": m.seconds,
+        }
+
+    def load_state(self, s: Dict[str, Any]) -> int:
+        """Restore `state`'s content into this (fresh) one-member run; the epoch to go on after."""
+        (m,) = self.members
+        m.model.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        m.method.load_state_dict(s["method"])
+        self.gen.set_state(s["gen"])
+        np.random.set_state(s["numpy"])
+        self.steps = s["steps"]
+        m.history, m.best, m.seconds = list(s["history"]), dict(s["best"]), s["seconds"]
+        return int(s["epoch"])
 
     def _optimizer(self):
         """One optimizer over every member's parameters (its update is per tensor, so each member's
@@ -388,4 +420,5 @@ def _result(m: Member, device) -> Dict[str, Any]:
         "device": str(device),
         "history": m.history,
         "method_state": m.method.state_dict() if ok else None,
+        **m.info,
     }

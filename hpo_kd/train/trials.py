@@ -14,23 +14,25 @@ from .. import models as models_mod
 from ..errors import UserError
 from ..files import digest
 from ..models.grouped import why_not_groupable
+from ..record import TAUS
 from .config import TrialConfig
-from .loop import Member, fit, fit_members
+from .loop import Member, Trainer
 from .runtime import as_input, gpu_ready, load_data, seed_everything
 from .teacher import get_teacher
 
 # What the students of one group may differ in: their temperature method and its options. Everything
 # else (data, split, seed, teacher, student, recipe) they share, and with it every batch.
-GROUP_FREE = ("method", "method_options", "tau_t", "tau_s")
+GROUP_FREE = ("method", "method_options", *TAUS)
 
 
 def group_key(config: TrialConfig | Dict[str, Any]) -> str:
     """Trials with the same key can train in one group (`run_trials`)."""
-    c = dataclasses.asdict(_as_config(config)) if not isinstance(config, dict) else dict(config)
+    c = dataclasses.asdict(as_config(config)) if not isinstance(config, dict) else dict(config)
     return json.dumps({k: v for k, v in sorted(c.items()) if k not in GROUP_FREE}, sort_keys=True, default=str)
 
 
-def _as_config(config: TrialConfig | Dict[str, Any]) -> TrialConfig:
+def as_config(config: TrialConfig | Dict[str, Any]) -> TrialConfig:
+    """A trial's options as a TrialConfig (a dict's unknown keys: a UserError naming the allowed ones)."""
     if isinstance(config, dict):
         unknown = set(config) - {f.name for f in dataclasses.fields(TrialConfig)}
         if unknown:
@@ -42,6 +44,27 @@ def _as_config(config: TrialConfig | Dict[str, Any]) -> TrialConfig:
     return config
 
 
+def student_trainer(
+    config: TrialConfig | Dict[str, Any],
+    report: Optional[Callable[[Dict[str, Any]], None]] = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> Trainer:
+    """The trainer of one student, before its first epoch: the data on the trial's device, the
+    temperature method, the teacher (trained once and cached) if the method distils, and the
+    student, seeded by the trial's seed. `report(row)` after every epoch."""
+    c = as_config(config).resolved()
+    device, bundle = load_data(c)
+    method = make_method(c)
+    teacher, tinfo = get_teacher(c, bundle, device, log) if method.uses_kd else (None, None)
+    seed_everything(c.seed)
+    model = models_mod.create(c.student, bundle.input_shape, bundle.num_classes)
+    info = dict(
+        grouped=1, group_kernels=None, **teacher_fields(tinfo), student_params=models_mod.count_parameters(model)
+    )
+    member = Member(model, method, report, info=info)
+    return Trainer([member], bundle, teacher, c, device, logits_key(tinfo, bundle, device))
+
+
 def run_trial(
     config: TrialConfig | Dict[str, Any],
     report: Optional[Callable[[Dict[str, Any]], None]] = None,
@@ -50,7 +73,9 @@ def run_trial(
     """Run one distillation trial; `report(row)` is called after every epoch.
 
     Returns the final metrics (status `ok` or `diverged`, accuracies, final temperatures, ...)."""
-    return run_trials([config], [report], log)[0]
+    trainer = student_trainer(config, report, log)
+    trainer.run()
+    return trainer.finish()[0]
 
 
 def run_trials(
@@ -65,7 +90,7 @@ def run_trials(
     bitwise check of one step passes on this machine, else each on its own modules (exact by
     construction, and a warning); the others one after the other. Either way each result is
     bitwise the one `run_trial` gives for its config alone."""
-    cs = [_as_config(c).resolved() for c in configs]
+    cs = [as_config(c).resolved() for c in configs]
     reports = list(reports) if reports is not None else [None] * len(cs)
     keys = {group_key(dataclasses.replace(c, cache_dir=None)) for c in cs}
     if len(keys) > 1:
@@ -76,53 +101,60 @@ def run_trials(
     teacher, tinfo = None, None
     if any(m.uses_kd for m in methods):
         teacher, tinfo = get_teacher(c0, bundle, device, log)
-    logits_key = f"{tinfo['path']}|{digest(bundle.key)}|{device}" if tinfo else None
-    image = len(bundle.input_shape) == 3
-
+    key = logits_key(tinfo, bundle, device)
     counted = []
 
-    def student():  # seeded as a trial alone seeds it: every student of a seed starts the same
-        seed_everything(c0.seed)
+    def student(i: int, **info) -> Member:
+        seed_everything(c0.seed)  # as a trial alone seeds it: every student of a seed starts the same
         model = models_mod.create(c0.student, bundle.input_shape, bundle.num_classes)
         counted.append(models_mod.count_parameters(model))
-        return gpu_ready(model, device, image)
+        used = tinfo if methods[i].uses_kd else None  # a student without KD has no teacher, in a group too
+        return Member(model, methods[i], reports[i], info=dict(info, **teacher_fields(used)))
 
     results: List[Optional[Dict[str, Any]]] = [None] * len(cs)
     together = [i for i, m in enumerate(methods) if type(m).trains_in_group()]
     if len(together) >= 2:
-        students = [student() for _ in together]
-        reason = "bf16 autocast" if c0.precision != "fp32" else why_not_groupable(students[0])
+        members = [student(i, grouped=len(together), group_kernels=None) for i in together]
+        for m in members:
+            m.model = gpu_ready(m.model, device, len(bundle.input_shape) == 3)
+        reason = "bf16 autocast" if c0.precision != "fp32" else why_not_groupable(members[0].model)
         if reason is None:
-            inexact = _check_group(students, bundle, c0, device)
+            inexact = _check_group([m.model for m in members], bundle, c0, device)
             if inexact:
                 log(
                     f"warning: fused kernels are not bitwise exact here ({inexact}): {len(together)} students of "
                     "one seed train together on their own modules"
                 )
-            members = [Member(s, methods[i], reports[i]) for s, i in zip(students, together)]
-            kernels = "own" if inexact else "fused"
-            for i, r in zip(
-                together, fit_members(members, bundle, teacher, c0, device, logits_key, group=True, fused=not inexact)
-            ):
-                results[i] = dict(r, grouped=len(together), group_kernels=kernels)
+            for m in members:
+                m.info["group_kernels"] = "own" if inexact else "fused"
+            trainer = Trainer(members, bundle, teacher, c0, device, key, group=True, fused=not inexact)
+            trainer.run()
+            for i, r in zip(together, trainer.finish()):
+                results[i] = r
         else:
             log(f"{len(together)} students of one seed train one by one ({reason})")
-    for i, m in enumerate(methods):
+    for i in range(len(cs)):
         if results[i] is None:
-            results[i] = dict(
-                fit(student(), bundle, m, teacher, c0, device, reports[i], logits_key), grouped=1, group_kernels=None
-            )
-    for r, m in zip(results, methods):
-        _add_teacher(r, tinfo if m.uses_kd else None)  # a student without KD has no teacher, in a group too
+            trainer = Trainer([student(i, grouped=1, group_kernels=None)], bundle, teacher, c0, device, key)
+            trainer.run()
+            results[i] = trainer.finish()[0]
+    for r in results:
         r["student_params"] = counted[0]
     return results
 
 
-def _add_teacher(result: Dict[str, Any], used: Optional[Dict[str, Any]]) -> None:
-    """The accuracies of the teacher a student learned from (None: none) in its result."""
-    result["teacher_val_acc"] = used["val_acc"] if used else None
-    result["teacher_test_acc"] = used["test_acc"] if used else None
-    result["teacher_cached"] = used["cached"] if used else None
+def logits_key(tinfo: Optional[Dict[str, Any]], bundle, device) -> Optional[str]:
+    """The key of a teacher's logits on a data set and device (None: no teacher): computed once per process."""
+    return f"{tinfo['path']}|{digest(bundle.key)}|{device}" if tinfo else None
+
+
+def teacher_fields(used: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The accuracies of the teacher a student learned from (None: none), as its result has them."""
+    return {
+        "teacher_val_acc": used["val_acc"] if used else None,
+        "teacher_test_acc": used["test_acc"] if used else None,
+        "teacher_cached": used["cached"] if used else None,
+    }
 
 
 def _check_group(students, bundle, c: TrialConfig, device) -> Optional[str]:
@@ -138,5 +170,5 @@ def _check_group(students, bundle, c: TrialConfig, device) -> Optional[str]:
 def make_method(c: TrialConfig):
     """The trial's temperature method: the temperatures it was given (a method that has no such
     temperature rejects one, naming what it allows) and its options."""
-    taus = {k: getattr(c, k) for k in ("tau_t", "tau_s") if getattr(c, k) is not None}
+    taus = {k: getattr(c, k) for k in TAUS if getattr(c, k) is not None}
     return methods_mod.create(c.method, **taus, **c.method_options)

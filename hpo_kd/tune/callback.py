@@ -3,17 +3,19 @@ only the runner imports it, once Ray is starting."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Any, Dict, List
 
 from ray import tune
 
+from ..record import TAU_S, TAU_T
 from ..store import Store
 from ..study import Study
 from .progress import Progress
-from .signals import _stop_if_interrupted
-from .units import _nan_to_none, _planned_epochs, _row
+from .signals import stop_if_interrupted
+from .units import nan_to_none, planned_epochs, store_row
 
 
 class StoreCallback(tune.Callback):
@@ -48,40 +50,41 @@ class StoreCallback(tune.Callback):
             status = (
                 last.get("status")
                 if last.get("final")
-                else ("ok" if curve and len(curve) >= _planned_epochs(spec) else "stopped")
+                else ("ok" if curve and len(curve) >= planned_epochs(spec) else "stopped")
             )
-        row = _row(self.study, spec, trial.config, last, status, error or _nan_to_none(last.get("error")))
+        record = store_row(self.study, spec, trial.config, last, status, error or nan_to_none(last.get("error")))
         # The order in which a search proposed its trials, after the trials an interrupted
         # search had already finished (for the other trials: their place in this run).
-        row["trial_index"] = spec.get("index", 0)
+        record.trial_index = spec.get("index", 0)
         if from_curve:
             best = max(curve, key=lambda r: r["val_acc"])
-            row.update(
+            record = dataclasses.replace(
+                record,
                 epochs_run=len(curve),
                 val_acc=curve[-1]["val_acc"],
                 test_acc=curve[-1]["test_acc"],
                 best_val_acc=best["val_acc"],
                 test_at_best_val=best["test_acc"],
                 best_epoch=best["epoch"],
-                tau_t=curve[-1].get("tau_t"),
-                tau_s=curve[-1].get("tau_s"),
+                tau_t=curve[-1].get(TAU_T),
+                tau_s=curve[-1].get(TAU_S),
                 seconds=sum(r.get("epoch_seconds", 0) for r in curve),
             )
-        self.store.add(row, curve)
+        self.store.add(record, curve)
         self.progress.timings.append(
             {
                 "start": self.started.pop(trial.trial_id, None),
                 "end": time.time(),
-                "pid": _nan_to_none(last.get("pid")),
-                "entered": _nan_to_none(last.get("started_at")),
-                "import_s": _nan_to_none(last.get("import_s")),
-                "run_s": _nan_to_none(last.get("run_s")),
-                "seconds": row.get("seconds"),
+                "pid": nan_to_none(last.get("pid")),
+                "entered": nan_to_none(last.get("started_at")),
+                "import_s": nan_to_none(last.get("import_s")),
+                "run_s": nan_to_none(last.get("run_s")),
+                "seconds": record.seconds,
                 "kind": spec["kind"],
             }
         )
-        self.progress.finished(row)
-        _stop_if_interrupted()  # the row above is stored
+        self.progress.finished(dataclasses.asdict(record))
+        stop_if_interrupted()  # the row above is stored
 
     def _record_group(self, trial, spec, status=None, error=None):
         """A row per member of a group trial (all `failed` if the trial's process failed)."""
@@ -91,25 +94,25 @@ class StoreCallback(tune.Callback):
             finals = [
                 {
                     "status": "failed",
-                    "error": error or _nan_to_none(last.get("error")) or "group trial ended without a result",
+                    "error": error or nan_to_none(last.get("error")) or "group trial ended without a result",
                 }
                 for _ in spec["members"]
             ]
         started = self.started.pop(trial.trial_id, None)
         for member, final in zip(spec["members"], finals):
             final = dict(final, node=last.get("node"), started_at=last.get("started_at"), gpu_ids=last.get("gpu_ids"))
-            row = _row(
+            record = store_row(
                 self.study,
                 member,
                 {"spec": member},
                 final,
                 status or final.get("status"),
-                error or _nan_to_none(final.get("error")),
+                error or nan_to_none(final.get("error")),
             )
-            row["trial_index"] = member.get("index", 0)
+            record.trial_index = member.get("index", 0)
             curve = final.get("curve") if isinstance(final.get("curve"), list) else []
-            self.store.add(row, curve)
-            self.progress.finished(row)
+            self.store.add(record, curve)
+            self.progress.finished(dataclasses.asdict(record))
         if last.get("group_kernels") == "own" and not self.own_modules_said:
             self.own_modules_said = True
             print(
@@ -123,15 +126,15 @@ class StoreCallback(tune.Callback):
             {
                 "start": started,
                 "end": time.time(),
-                "pid": _nan_to_none(last.get("pid")),
-                "entered": _nan_to_none(last.get("started_at")),
-                "import_s": _nan_to_none(last.get("import_s")),
-                "run_s": _nan_to_none(last.get("run_s")),
-                "seconds": sum(_nan_to_none(f.get("seconds")) or 0.0 for f in finals),
+                "pid": nan_to_none(last.get("pid")),
+                "entered": nan_to_none(last.get("started_at")),
+                "import_s": nan_to_none(last.get("import_s")),
+                "run_s": nan_to_none(last.get("run_s")),
+                "seconds": sum(nan_to_none(f.get("seconds")) or 0.0 for f in finals),
                 "kind": "group",
             }
         )
-        _stop_if_interrupted()  # the rows above are stored
+        stop_if_interrupted()  # the rows above are stored
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial)

@@ -6,13 +6,14 @@ their first tau drawn log-uniformly in [low, high] (seeded by the table's `seed`
 seed: the same study draws the same taus). Every `interval` epochs (default a quarter of the
 epochs, at least 1) the bottom `quantile` of the population (by val accuracy) copies a member
 of the top quantile: its weights, optimiser, LR schedule, method state, batch-order generator
-and curve so far (`state`/`load_state`), then explores: tau x1.2 or x0.8, or with
+and curve so far (`Trainer.state`/`load_state`), then explores: tau x1.2 or x0.8, or with
 `resample_probability` a fresh log-uniform draw, clamped to [low, high] (`explore`).
 
-The trainable (`pbt_fn`) drives the trainer's own epoch loop (`hpo_kd.train.loop._Lockstep`,
-whose `fit_members` is untouched: every other method trains bitwise as before); it reports once
-per epoch (`time_attr="training_iteration"`) and saves a `ray.tune.Checkpoint` at every
-perturbation epoch; it resumes from `tune.get_checkpoint()` with the tau of its (new) config.
+The trainable (`pbt_fn`) is the plain trial's trainer (`hpo_kd.train.student_trainer`, a
+`Trainer`) run a few epochs at a time (`Trainer.run(start, stop, on_epoch)`); it reports once
+per epoch (`time_attr="training_iteration"`) and saves a `ray.tune.Checkpoint` (`Trainer.state`)
+at every perturbation epoch; it resumes from `tune.get_checkpoint()` (`Trainer.load_state`)
+with the tau of its (new) config.
 
 Tune's restrictions, and what this module does about them:
 - PBT refuses a search algorithm in its Tuner, and the study's main Tuner has one (its
@@ -25,7 +26,7 @@ Tune's restrictions, and what this module does about them:
 - `reuse_actors=True`: a member paused at a perturbation epoch goes on in a kept worker process,
   restored from its (or its donor's) checkpoint, instead of a new process that imports torch and
   loads its data and teacher again (3.6x less wall time on a small search, the same results to
-  the last digit). `setup` seeds everything and `load_state` restores every generator, so
+  the last digit). `student_trainer` seeds everything and `load_state` restores every generator, so
   nothing of a previous member carries over.
 - `num_to_keep`: a donor's checkpoint must still exist when the copier restores it (it may be
   paused and restart later). All are kept (`num_to_keep=None`) in a temporary folder that is
@@ -64,7 +65,7 @@ import random
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 TIME_ATTR = "training_iteration"
 FACTORS = (1.2, 0.8)
@@ -100,42 +101,14 @@ def clamp(tau: float, search: Dict[str, Any]) -> float:
     return float(min(max(tau, search["low"]), search["high"]))
 
 
-def state(run, member, epoch: int) -> Dict[str, Any]:
-    """What an exploit copies: the member's weights, the optimiser and LR schedule, the method's
-    state, the batch-order generator, the epoch and the curve so far (tau per epoch included)."""
-    import numpy as np
-
-    return {
-        "model": member.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "method": member.method.state_dict(),
-        "gen": run.gen.get_state(),
-        "numpy": np.random.get_state(),
-        "steps": run.steps,
-        "epoch": epoch,
-        "history": list(member.history),
-        "best": dict(member.best),
-        "seconds": member.seconds,
-    }
-
-
-def load_state(run, member, s: Dict[str, Any], tau: Optional[float]) -> int:
-    """Restore `state`'s content into a fresh run; tau (the member's config after explore) wins
-    over the saved one. The epoch to go on after."""
-    import numpy as np
-
-    member.model.load_state_dict(s["model"])
-    run.optimizer.load_state_dict(s["optimizer"])
-    run.scheduler.load_state_dict(s["scheduler"])
-    member.method.load_state_dict(s["method"])
-    if tau is not None and hasattr(member.method, "tau_t"):
-        member.method.tau_t = member.method.tau_s = float(tau)
-    run.gen.set_state(s["gen"])
-    np.random.set_state(s["numpy"])
-    run.steps = s["steps"]
-    member.history, member.best, member.seconds = list(s["history"]), dict(s["best"]), s["seconds"]
-    return int(s["epoch"])
+def load_state(trainer, s: Dict[str, Any], tau: Optional[float]) -> int:
+    """Restore a saved `Trainer.state` into a fresh member's trainer; tau (the member's config
+    after explore) wins over the saved one. The epoch to go on after."""
+    start = trainer.load_state(s)
+    method = trainer.members[0].method
+    if tau is not None and hasattr(method, "tau_t"):
+        method.tau_t = method.tau_s = float(tau)
+    return start
 
 
 def save_bytes(s: Dict[str, Any]) -> bytes:
@@ -152,107 +125,48 @@ def load_bytes(b: bytes) -> Dict[str, Any]:
     return torch.load(io.BytesIO(b), map_location="cpu", weights_only=False)
 
 
-# ---------------------------------------------------------------------- the trainer, in segments
-
-
-def setup(cfg: Dict[str, Any]):
-    """(run, member, config, device) of one PBT member, as `hpo_kd.train.run_trials` sets a
-    trial up (data, teacher, seeded student), before its first epoch."""
-    import torch
-
-    from .. import data as data_mod
-    from .. import models as models_mod
-    from ..files import digest
-    from ..train.loop import Member, _Lockstep
-    from ..train.runtime import gpu_ready, on_device, pick_device, seed_everything
-    from ..train.teacher import get_teacher
-    from ..train.trials import _as_config, make_method
-
-    c = _as_config(cfg).resolved()
-    device = pick_device(c.device)
-    if c.threads:
-        torch.set_num_threads(c.threads)
-    bundle = on_device(
-        data_mod.load(
-            c.dataset, seed=c.split_seed, fraction=c.fraction, augment=c.augment, root=c.root, **c.data_options
-        ),
-        device,
-    )
-    method = make_method(c)
-    teacher, tinfo = get_teacher(c, bundle, device, lambda m: None) if method.uses_kd else (None, None)
-    logits_key = f"{tinfo['path']}|{digest(bundle.key)}|{device}" if tinfo else None
-    seed_everything(c.seed)
-    model = gpu_ready(
-        models_mod.create(c.student, bundle.input_shape, bundle.num_classes), device, len(bundle.input_shape) == 3
-    )
-    member = Member(model, method)
-    run = _Lockstep([member], bundle, teacher, c, device, logits_key, True, False)
-    return run, member, c, device, tinfo
-
-
-def train_epochs(run, member, start: int, stop: int, on_epoch: Callable[[int, Dict[str, Any]], None]) -> None:
-    """Epochs start+1 .. stop, as `fit_members` runs them; `on_epoch(epoch, row)` after each."""
-    for epoch in range(start + 1, stop + 1):
-        if not run.active:
-            break
-        t0 = time.perf_counter()
-        n = len(member.history)
-        in_epoch = run.start_epoch(epoch)
-        for idx, xb in run.epoch_batches():
-            if not run.active:
-                break
-            run.step(epoch, idx, xb)
-        run.end_epoch(epoch, t0, in_epoch)
-        if len(member.history) > n:
-            on_epoch(epoch, member.history[-1])
+# ---------------------------------------------------------------------- a member: the trainer, in segments
 
 
 def pbt_fn(config: Dict[str, Any]) -> None:
-    """The Tune trainable of one PBT member (see the module's docstring)."""
+    """The Tune trainable of one PBT member (see the module's docstring): the plain trial's
+    trainer (`hpo_kd.train.student_trainer`), run `interval` epochs at a time."""
     started = time.time()
     from ray import tune
 
-    from ..worker import SCALARS, _import_training, clean, curve_row, trial_config
+    from ..worker import clean, curve_row, final_scalars, import_training, run_config
 
-    import_s = _import_training()
-    spec = config["spec"]
-    cfg = trial_config(config)
-    cfg.update(cache_dir=spec["cache_dir"], device=spec["device"], threads=spec["threads"])
-    run, member, c, device, tinfo = setup(cfg)
-    interval = interval_of(spec["search"], c.epochs)
+    import_s = import_training()
+    from ..train import student_trainer
+
+    trainer = student_trainer(run_config(config))
+    member, epochs = trainer.members[0], trainer.c.epochs
+    interval = interval_of(config["spec"]["search"], epochs)
     start = 0
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
         with ckpt.as_directory() as d:
             with open(os.path.join(d, "state.pt"), "rb") as f:
-                start = load_state(run, member, load_bytes(f.read()), config.get("tau"))
+                start = load_state(trainer, load_bytes(f.read()), config.get("tau"))
 
-    def on_epoch(epoch: int, row: Dict[str, Any]) -> None:
-        metrics = dict(curve_row(row), epoch=epoch, final=False)
-        if epoch >= c.epochs or not run.active:
+    def on_epoch(epoch: int) -> None:
+        if epoch >= epochs or not trainer.active:
             return  # the final report comes after
+        metrics = dict(curve_row(member.history[-1]), epoch=epoch, final=False)
         if epoch % interval == 0:  # a perturbation epoch: what an exploit copies
             d = tempfile.mkdtemp(prefix="hpo_kd-pbt-")
             try:
                 with open(os.path.join(d, "state.pt"), "wb") as f:
-                    f.write(save_bytes(state(run, member, epoch)))
+                    f.write(save_bytes(trainer.state(epoch)))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
             finally:
                 shutil.rmtree(d, ignore_errors=True)
         else:
             tune.report(metrics)
 
-    train_epochs(run, member, start, c.epochs, on_epoch)
-    result = run.finish()[0]
-    final = {k: result.get(k) for k in SCALARS}
-    final.update(
-        tau_t=result["tau_t"],
-        tau_s=result["tau_s"],
-        grouped=1,
-        teacher_val_acc=tinfo["val_acc"] if tinfo else None,
-        teacher_test_acc=tinfo["test_acc"] if tinfo else None,
-    )
-    final["seconds"] = sum(r.get("epoch_seconds", 0) for r in member.history)
+    trainer.run(start, epochs, on_epoch)
+    final = final_scalars(trainer.finish()[0])
+    final["seconds"] = sum(r.get("epoch_seconds", 0) for r in member.history)  # the epochs, not the set-up
     out = {k: clean(v) for k, v in final.items()}
     out.update(
         final=True,
@@ -305,9 +219,9 @@ def run_search(t, spec: Dict[str, Any], resources, slots: int, store, study, pro
     the store (a partial earlier run's rows are replaced)."""
     from ray import tune
 
-    from .units import _planned_epochs
+    from .units import planned_epochs
 
-    epochs = _planned_epochs(spec)
+    epochs = planned_epochs(spec)
     taus = initial_taus(t.search, t.seed)
     storage = tempfile.mkdtemp(prefix="hpo_kd-pbt-tune-")
     import ray.tune.schedulers.pbt as tune_pbt

@@ -1,4 +1,4 @@
-"""A run's progress on the terminal (Progress) and where its time went (_timing)."""
+"""A run's progress on the terminal (Progress) and where its time went (timing)."""
 
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ class Progress:
             print(self.line(), file=sys.stderr, flush=True)
 
 
-def _timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str, Any]:
+def timing(marks: Dict[str, float], progress: Progress, slots: int) -> Dict[str, Any]:
     """Where a run's time went, in seconds: the fixed costs of the run (Ray's start and stop, the
     Tuner's start before the first trial and its end after the last) and, per trial, the mean of
     what an actor spent outside the trial's training (`seconds`): imports on a new actor, set-up

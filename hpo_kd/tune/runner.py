@@ -22,9 +22,9 @@ from ..searchers import of as searcher_of
 from ..store import Store
 from ..study import Study, Trial
 from ..worker import trial_fn  # the Tune trainable lives in hpo_kd.worker
-from .progress import Progress, _timing
-from .signals import _ctrl_c, _stop_if_interrupted
-from .units import _grouped, _spec, _teacher_key
+from .progress import Progress, timing
+from .signals import ctrl_c, stop_if_interrupted
+from .units import grouped_units, teacher_key_of, unit_spec
 
 # Ray Tune's own files: nothing per trial (the store keeps every result and curve), and no
 # periodic experiment snapshot (a run resumes from the store, never from Tune's state).
@@ -88,7 +88,7 @@ class Runner:
         self.log = log
         self._started_ray = False
         self.kernel_pins: Dict[str, str] = {}  # the kernel pins its Ray workers run under (hpo_kd.reproducible)
-        self.timing: Dict[str, Any] = {}  # where the last run's time went (see `_timing`)
+        self.timing: Dict[str, Any] = {}  # where the last run's time went (see `timing`)
 
     def _save_study_copy(self):
         """A copy of the study file beside its results: `hpo-kd transfer` re-creates trials from it."""
@@ -223,9 +223,9 @@ class Runner:
     def tune_trials(self, todo: List[Trial]) -> int:
         """How many Ray Tune trials the pending units take: a group of students is one."""
         units = [t for t in todo if t.kind in ("teacher", "trial")]
-        specs = [_spec(t, self.folder, "cpu", 1) for t in units]
+        specs = [unit_spec(t, self.folder, "cpu", 1) for t in units]
         searches = sum(self._to_run(t) for t in todo if t.kind == "search")
-        return len(_grouped(specs, self.study.resources.get("students_per_trial", 1))) + searches
+        return len(grouped_units(specs, self.study.resources.get("students_per_trial", 1))) + searches
 
     def remaining(self, todo: List[Trial]) -> int:
         """How many trials (store rows) the pending units still need (a search may be half done);
@@ -262,15 +262,15 @@ class Runner:
             provenance.record(self.folder, threads, self.kernel_pins)
             progress = Progress(n_trials, slots)
             progress.know_teachers(self.store.trials().to_dict("records"))
-            with _ctrl_c():
+            with ctrl_c():
                 self._tune(todo, resources, slots, device, threads, progress, marks)
-                _stop_if_interrupted()
+                stop_if_interrupted()
         finally:
             marks["tune_ended"] = time.time()
             self._shutdown()
             marks["ray_stopped"] = time.time()
             if progress is not None:
-                self.timing = _timing(marks, progress, slots)
+                self.timing = timing(marks, progress, slots)
         from ..tensorboard import write_events
 
         write_events(self.folder)  # the new trials' curves, for `tensorboard --logdir <folder>/tensorboard`
@@ -307,8 +307,8 @@ class Runner:
                 self.folder, self.store, self.study, slots, resources, progress, lambda: _environ(TUNE_ENV), _quiet
             )
             for t in alone:
-                searcher_of(t).run_alone(t, _spec(t, self.folder, device, threads), run)
-                _stop_if_interrupted()
+                searcher_of(t).run_alone(t, unit_spec(t, self.folder, device, threads), run)
+                stop_if_interrupted()
 
     def _main_tuner(
         self, todo, fixed, searches, schedulers, resources, slots: int, progress: Progress, marks: Dict[str, float]
@@ -354,15 +354,15 @@ class Runner:
         those that have one (ASHA)."""
         cache_dir = self.folder  # teachers go to <study folder>/teachers/
         units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
-        fixed = _grouped(
-            [dict(_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
+        fixed = grouped_units(
+            [dict(unit_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
             self.study.resources.get("students_per_trial", 1),
         )
         searches, schedulers = [], {}
         run = SearchRun(self.folder, self.store, self.study, slots)
         for t in todo:
             if t.kind == "search":
-                s, scheduler = searcher_of(t).tune_search(t, _spec(t, cache_dir, device, threads), run)
+                s, scheduler = searcher_of(t).tune_search(t, unit_spec(t, cache_dir, device, threads), run)
                 searches.append(s)
                 if scheduler is not None:
                     schedulers[t.id] = scheduler
@@ -371,10 +371,10 @@ class Runner:
     def _waits_for(self, todo: List[Trial], fixed: List[Dict[str, Any]]) -> Dict[str, str]:
         """unit id -> the teacher unit it waits for: a student waits for its teacher only while
         the teacher trains in this run."""
-        teacher_ids = {_teacher_key(self.study, t): t.id for t in todo if t.kind == "teacher"}
+        teacher_ids = {teacher_key_of(self.study, t): t.id for t in todo if t.kind == "teacher"}
         waits_for = {}
         for t in todo:
-            key = _teacher_key(self.study, t) if t.kind != "teacher" else None
+            key = teacher_key_of(self.study, t) if t.kind != "teacher" else None
             if key in teacher_ids:
                 waits_for[t.id] = teacher_ids[key]
         for spec in fixed:  # a group waits for its members' teacher (one setting and seed: one teacher)

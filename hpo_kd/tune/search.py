@@ -39,7 +39,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ..study import Trial
-from .units import _planned_epochs, _search_trial_id
+from .units import planned_epochs, search_trial_id
 
 STORAGE = "optuna.db"
 
@@ -73,7 +73,7 @@ class Batched:
         for sid, res, err in self.untold:
             ot = getattr(self.searcher, "_ot_trials", {}).get(sid)
             if ot is not None:
-                ot.set_user_attr("trial_id", _search_trial_id(self.spec, dict(self.configs[sid], spec=self.spec)))
+                ot.set_user_attr("trial_id", search_trial_id(self.spec, dict(self.configs[sid], spec=self.spec)))
             self.searcher.on_trial_complete(sid, result=res, error=err)
         self.untold = []
 
@@ -420,7 +420,7 @@ def asha(t: Trial, spec: Dict[str, Any]) -> ASHAScheduler:
         metric="val_acc",
         mode="max",
         # +1: reaching max_t stops a trial before its final report
-        max_t=_planned_epochs(spec) + 1,
+        max_t=planned_epochs(spec) + 1,
         grace_period=o["grace_period"],
         reduction_factor=o["reduction_factor"],
     )

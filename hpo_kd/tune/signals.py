@@ -15,7 +15,7 @@ _INTERRUPTED = threading.Event()
 
 
 @contextlib.contextmanager
-def _ctrl_c():
+def ctrl_c():
     if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
         yield
         return
@@ -33,6 +33,6 @@ def _ctrl_c():
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
-def _stop_if_interrupted() -> None:
+def stop_if_interrupted() -> None:
     if _INTERRUPTED.is_set():
         raise KeyboardInterrupt

@@ -8,69 +8,68 @@ import math
 from typing import Any, Dict, List, Optional
 
 from ..files import digest
-from ..store import RESULT_COLUMNS
+from ..record import RESULT_COLUMNS, TAU_S, TAU_T, TrialRecord
 from ..study import Study, Trial
-from ..worker import trial_config as _trial_config
+from ..worker import trial_config
 
 
-def _nan_to_none(v):
+def nan_to_none(v):
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
 
 
-def _search_trial_id(spec, config) -> str:
+def search_trial_id(spec, config) -> str:
     """The store id of a search's trial: its unit and its temperatures."""
-    c = _trial_config(config)
-    return f"{spec['unit_id']}-{digest([c['tau_t'], c['tau_s']])}"
+    c = trial_config(config)
+    return f"{spec['unit_id']}-{digest([c[TAU_T], c[TAU_S]])}"
 
 
-def _row(study: Study, spec, config, last, status, error) -> Dict[str, Any]:
-    c = _trial_config(config)
+def store_row(study: Study, spec, config, last, status, error) -> TrialRecord:
+    """The store's record of a finished trial: what its spec and config say it is, and the final
+    result `last` (its RESULT_COLUMNS; a failed trial has no accuracies)."""
+    c = trial_config(config)
     trial_id = spec["trial_id"]
     if spec["kind"] == "search":
-        trial_id = _search_trial_id(spec, config)
+        trial_id = search_trial_id(spec, config)
     s = spec["setting"]
-    row = {
-        "trial_id": trial_id,
-        "unit_id": spec["unit_id"],
-        "study": study.name,
-        "setting": s["id"],
-        "setting_label": s["label"],
-        "dataset": s["dataset"],
-        "augment": s["augment"],
-        "fraction": s["fraction"],
-        "teacher": s["teacher"],
-        "student": s["student"] if spec["kind"] != "teacher" else None,
-        "method": spec["method"],
-        "seed": spec["seed"],
-        "tau_t_config": c.get("tau_t"),
-        "tau_s_config": c.get("tau_s"),
-        "options": spec.get("search") or c.get("method_options", {}),
-        "status": status,
-        "error": error,
-        "epochs": c.get("epochs"),
-        "node": _nan_to_none(last.get("node")),
-        "started_at": _nan_to_none(last.get("started_at")),
-        "gpu_ids": _nan_to_none(last.get("gpu_ids")),
-    }
-    for k in RESULT_COLUMNS:
-        if k not in ("status", "error"):
-            row[k] = _nan_to_none(last.get(k))
-    if status in ("failed",):
-        for k in ("val_acc", "test_acc", "best_val_acc", "test_at_best_val"):
-            row[k] = None
-    return row
+    results = {k: nan_to_none(last.get(k)) for k in RESULT_COLUMNS if k not in ("status", "error")}
+    if status == "failed":
+        results.update(val_acc=None, test_acc=None, best_val_acc=None, test_at_best_val=None)
+    return TrialRecord(
+        trial_id=trial_id,
+        unit_id=spec["unit_id"],
+        study=study.name,
+        setting=s["id"],
+        setting_label=s["label"],
+        dataset=s["dataset"],
+        augment=s["augment"],
+        fraction=s["fraction"],
+        teacher=s["teacher"],
+        student=s["student"] if spec["kind"] != "teacher" else None,
+        method=spec["method"],
+        seed=spec["seed"],
+        tau_t_config=c.get(TAU_T),
+        tau_s_config=c.get(TAU_S),
+        options=json.dumps(spec.get("search") or c.get("method_options", {}), sort_keys=True),
+        status=status,
+        error=error,
+        epochs=c.get("epochs"),
+        node=nan_to_none(last.get("node")),
+        started_at=nan_to_none(last.get("started_at")),
+        gpu_ids=nan_to_none(last.get("gpu_ids")),
+        **results,
+    )
 
 
-def _planned_epochs(spec) -> int:
+def planned_epochs(spec) -> int:
     from .. import data as data_mod
 
     c = spec["config"]
     return c.get("epochs") or data_mod.train_defaults(c["dataset"])["epochs"]
 
 
-def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]:
+def unit_spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]:
     s = t.setting
     return {
         "kind": t.kind,
@@ -95,7 +94,7 @@ def _spec(t: Trial, cache_dir: str, device: str, threads: int) -> Dict[str, Any]
     }
 
 
-def _groupable(spec: Dict[str, Any]) -> bool:
+def groupable(spec: Dict[str, Any]) -> bool:
     """Whether a fixed-config student may train in a group (hpo_kd.train.run_trials): its method
     leaves the backward pass to the trainer, its student's architecture allows it, fp32."""
     from .. import methods
@@ -110,7 +109,7 @@ def _groupable(spec: Dict[str, Any]) -> bool:
     return methods.METHODS.get(c["method"]).trains_in_group() and trains_in_groups(student)
 
 
-def _grouped(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]]:
+def grouped_units(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]]:
     """The fixed-config units of a run, with the students that see the same batches (same
     setting, seed and recipe; other temperature methods) joined into group units of at most
     `per_trial` members, each one Ray Tune trial. A group stands where its first member stood."""
@@ -120,7 +119,7 @@ def _grouped(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]
         return specs
     buckets: Dict[str, List[Dict[str, Any]]] = {}
     for spec in specs:
-        if _groupable(spec):
+        if groupable(spec):
             buckets.setdefault(group_key(spec["config"]), []).append(spec)
     chunks = {}
     for members in buckets.values():
@@ -139,7 +138,7 @@ def _grouped(specs: List[Dict[str, Any]], per_trial: int) -> List[Dict[str, Any]
     return out
 
 
-def _teacher_key(study: Study, t: Trial) -> Optional[str]:
+def teacher_key_of(study: Study, t: Trial) -> Optional[str]:
     """The key of the teacher trial a unit waits for (as `Study.teachers()` builds it), or None."""
     if t.kind == "teacher":
         return json.dumps(t.config, sort_keys=True)
