@@ -10,7 +10,7 @@ import pytest
 from hpo_kd import errors as rep_errors
 from hpo_kd import report as rep
 from hpo_kd.cli import main
-from hpo_kd.report import plots
+from hpo_kd.report import plot_base, plots
 from hpo_kd.store import Store
 
 A = "mnist1d|none|1|cnn_mid>cnn_bn"
@@ -375,7 +375,7 @@ def test_optuna_searches_become_optuna_studies_in_sampling_order(tmp_path):
 
 def test_normalised_regret_curve_of_the_grid(tmp_path):
     s = _store(tmp_path / "s")
-    regs = plots._incumbent_regret(
+    regs = plots.incumbent_regret(
         pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0
     )
     assert np.allclose(regs, [1.0, 0.0])  # tau 1 first: the worst; then tau 4: the best
@@ -542,7 +542,7 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
 
 
 def test_heatmap_numbers_never_read_minus_zero():
-    assert plots._num(-0.04) == "0.0" and plots._num(-0.06) == "-0.1" and plots._num(0.04) == "0.0"
+    assert plots.num(-0.04) == "0.0" and plots.num(-0.06) == "-0.1" and plots.num(0.04) == "0.0"
     from hpo_kd.report.markdown import _ci
 
     assert _ci(-0.004, 0.3) == "[+0.00, +0.30]"
@@ -691,7 +691,7 @@ def test_trajectories_show_the_tau_schedule_of_pbts_selected_member(tmp_path, mo
             [{"epoch": e + 1, "tau_t": t, "tau_s": t, "val_acc": 0.5} for e, t in enumerate(taus)],
         )
     drawn = {}
-    monkeypatch.setattr(plots, "_finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
+    monkeypatch.setattr(plot_base, "finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
     assert plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
     lines = {ln.get_label(): list(ln.get_ydata()) for ln in drawn["axes"][0].get_lines()}
     assert lines["pbt τ of the selected member: mean (thin: each seed)"] == schedules[1]
@@ -724,7 +724,7 @@ def test_trajectories_draw_what_mkd_learns_and_mark_a_run_that_ends_at_the_clamp
             [{"epoch": e + 1, "tau_t": 4.0, "tau_s": t, "val_acc": 0.5} for e, t in enumerate(taus)],
         )
     drawn = {}
-    monkeypatch.setattr(plots, "_finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
+    monkeypatch.setattr(plot_base, "finish", lambda plt, fig, axes, path: drawn.update(axes=axes))
     assert plots.trajectories(s.trials(), s.curves(), str(tmp_path / "t.png"))
     (ax,) = drawn["axes"]
     labels = [ln.get_label() for ln in ax.get_lines()]

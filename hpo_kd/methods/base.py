@@ -13,7 +13,10 @@ What studies, reports and the CLI need to know about a method lives on its class
 (`searched`: fixed temperatures that a searcher chooses; `learned`: a method that runs on its own
 in a study, most of them moving their temperatures while training; `baseline`), `searchable` (a
 study's searchers, grid and Optuna, may choose its tau_t/tau_s: `method = NAME` in their table),
-`label`, `color`, `marker` and `order` (its place in tables and legends).
+`label`, `color`, `marker` and `order` (its place in tables and legends). What the report's plots
+draw of it is on the class too: `moved_temperatures` (the temperatures it moves while training, each
+with its name in a legend), `trajectory_colors`, `clamps` and `held_temperatures`, and
+`beside_transfer` (its own runs against the grid shown beside the transfer matrix).
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ class TemperatureMethod:
     color: Optional[str] = None  # a matplotlib colour; default: a stable pick from tab20
     marker = "o"
     order = 50  # place in tables and legends (lower first)
+    # The report's plots: a colour per temperature ({"tau_t": ..., "tau_s": ...}) when the
+    # trajectories plot draws several of its temperatures; None: the method's colour.
+    trajectory_colors: Optional[Dict[str, str]] = None
+    # The report shows its runs against each setting's grid selection beside the transfer matrix
+    # (a method that sets its temperature on each setting needs no transfer).
+    beside_transfer = False
 
     def __init__(self, tau_t: float = 4.0, tau_s: float = 4.0):
         self.tau_t = float(tau_t)
@@ -93,6 +102,25 @@ class TemperatureMethod:
         """The student's compute per training step as a multiple of an ordinary KD step: for
         planning estimates (`hpo-kd run --dry-run`), not a measurement."""
         return 1.0
+
+    # -- what the report draws of it ------------------------------------------------------
+    @classmethod
+    def moved_temperatures(cls, options: Dict[str, Any]) -> List[Tuple[str, str]]:
+        """The temperatures a run with `options` (its stored options) moves while training: (curve
+        column, "tau_t" or "tau_s"; its name in a legend). The trajectories plot draws them and the
+        start-dependence rows compare where they end."""
+        return [("tau_t", "T")]
+
+    @classmethod
+    def clamps(cls, options: Dict[str, Any]) -> Optional[Tuple[float, float]]:
+        """The range its temperatures are clamped to in a run with `options` (None: not clamped); a
+        run that ends at a bound is flagged in the report."""
+        return None
+
+    @classmethod
+    def held_temperatures(cls, options: Dict[str, Any]) -> Dict[str, float]:
+        """The temperatures a run with `options` holds where they started (named in a plot's title)."""
+        return {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def setup(self, ctx: TrialContext) -> None:

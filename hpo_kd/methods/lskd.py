@@ -46,6 +46,10 @@ class LSKD(TemperatureMethod):
     marker = "P"
     order = 45
 
+    @classmethod
+    def moved_temperatures(cls, options):
+        return [("tau_t", "mean per-sample τ_t")]
+
     def __init__(self, tau_t: float = AUTHORS_T, tau_s: Optional[float] = None):
         check_range("tau_t", tau_t, 0, None, lo_open=True)
         if tau_s is None:

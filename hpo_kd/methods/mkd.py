@@ -30,6 +30,9 @@ from torch.func import functional_call
 from ..errors import UserError, check_range
 from .base import Step, TemperatureMethod, register
 
+TAU = 4.0  # the initial temperatures (and where a temperature that is not learned is held)
+TAU_MIN, TAU_MAX = 0.5, 20.0  # the clamps' defaults
+
 
 @register("mkd")
 class MKD(TemperatureMethod):
@@ -39,18 +42,20 @@ class MKD(TemperatureMethod):
     color = "C3"
     marker = "*"
     order = 20
+    trajectory_colors = {"tau_t": "C0", "tau_s": "C1"}
+    beside_transfer = True
 
     def __init__(
         self,
-        tau_t: float = 4.0,
-        tau_s: float = 4.0,
+        tau_t: float = TAU,
+        tau_s: float = TAU,
         learn: str = "both",
         meta_lr: float = 0.02,
         every: int = 1,
         first_order: bool = False,
         lookahead_lr: float | None = None,
-        tau_min: float = 0.5,
-        tau_max: float = 20.0,
+        tau_min: float = TAU_MIN,
+        tau_max: float = TAU_MAX,
         fd_eps: float = 1e-3,
         meta_augment: bool = False,
     ):
@@ -79,6 +84,21 @@ class MKD(TemperatureMethod):
         self._step = 0
         self._meta_iter = None
         self._meta_losses: list[float] = []
+
+    # -- what the report draws of it ------------------------------------------------------
+    @classmethod
+    def moved_temperatures(cls, options):
+        learn = options.get("learn", "both")
+        return [(col, "τ_" + col[-1]) for col in ("tau_t", "tau_s") if learn in ("both", col)]
+
+    @classmethod
+    def clamps(cls, options):
+        return options.get("tau_min", TAU_MIN), options.get("tau_max", TAU_MAX)
+
+    @classmethod
+    def held_temperatures(cls, options):
+        learn = options.get("learn", "both")
+        return {k: options.get(k, TAU) for k in ("tau_t", "tau_s") if learn not in ("both", k)}
 
     # -- lifecycle -------------------------------------------------------------------------
     def relative_cost(self) -> float:

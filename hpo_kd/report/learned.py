@@ -8,14 +8,13 @@ their own (never mixed with accuracy differences)."""
 
 from __future__ import annotations
 
-import json
 from typing import Dict, List
 
 import numpy as np
 import pandas as pd
 
 from . import stats
-from .selection import base, learned
+from .selection import base, learned, moved_temperatures, run_options, temperature_method
 
 TAU_MARGIN = 0.5  # log2 units: final temperatures within a factor of 2**0.5 = 1.41 are "the same"
 WORDS = {
@@ -32,7 +31,7 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
     if t.empty:
         return rows
     t["base"] = t["method"].map(base)
-    t["learn"] = [json.loads(o or "{}").get("learn", "both") if isinstance(o, str) else "both" for o in t["options"]]
+    t["learn"] = [run_options(o).get("learn", "both") for o in t["options"]]
     # where the learned temperature started (a variant learning tau_s holds tau_t at one value)
     t["start"] = np.where(t["learn"] == "tau_s", t["tau_s_config"], t["tau_t_config"])
     for (setting, b, learn), g in t.groupby(["setting", "base", "learn"], sort=True):
@@ -42,11 +41,7 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
         low = g[g["start"] == starts[0]].set_index("seed")
         high = g[g["start"] == starts[-1]].set_index("seed")
         seeds = low.index.intersection(high.index)
-        for col in ("tau_t", "tau_s"):
-            if b == "mkd" and learn not in ("both", col):
-                continue  # that temperature stays where it started
-            if b != "mkd" and col == "tau_s":
-                continue  # one temperature for teacher and student
+        for col, _ in moved_temperatures(b, run_options(g["options"].iloc[0])):  # what the method moves
             d = np.log2(high.loc[seeds, col].to_numpy(float)) - np.log2(low.loc[seeds, col].to_numpy(float))
             r = stats.measure(d, margin)
             label = g["setting_label"].iloc[0]
@@ -71,13 +66,15 @@ def start_dependence(sel: pd.DataFrame, margin: float = TAU_MARGIN) -> List[Dict
 
 
 def _at_clamp(runs: pd.DataFrame, col: str) -> int:
-    """How many of `runs` end with temperature `col` at a bound of its method's range (MKD's
-    tau_min / tau_max options, 0.5 and 20 by default): there the clamp, not the gradient, decided."""
+    """How many of `runs` end with temperature `col` at a bound of its method's clamp range (from
+    the method's class, e.g. MKD's tau_min / tau_max): there the clamp, not the gradient, decided."""
     n = 0
     for _, r in runs.iterrows():
-        opts = json.loads(r["options"] or "{}") if isinstance(r["options"], str) else {}
-        lo, hi = opts.get("tau_min", 0.5), opts.get("tau_max", 20.0)
-        n += bool(np.isclose(r[col], lo, rtol=1e-4) or np.isclose(r[col], hi, rtol=1e-4))
+        cls = temperature_method(r["method"])
+        bounds = cls.clamps(run_options(r["options"])) if cls else None
+        n += bounds is not None and bool(
+            np.isclose(r[col], bounds[0], rtol=1e-4) or np.isclose(r[col], bounds[1], rtol=1e-4)
+        )
     return n
 
 

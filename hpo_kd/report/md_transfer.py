@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import stability
 from .fmt import _ci, _extra, _p, _stat, prefixed, table
+from .selection import GRID, base, method_order, temperature_method
 
 
 def xfit_findings(tm: pd.DataFrame, note=lambda r: "") -> List[str]:
@@ -161,24 +162,41 @@ def transfer_section(ctx: Dict) -> List[str]:
             ),
             "",
         ]
-        mk = comp[(comp["method"].str.split(":").str[0] == "mkd") & (comp["reference"] == "grid")]
-        if not mk.empty:
-            md += [
-                "MKD's own runs need no transfer; shown apart, against each setting's grid selection:",
-                "",
-                table(
-                    _extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p))),
-                    [
-                        ("setting_label", "setting", ""),
-                        ("method", "method", ""),
-                        ("mean", "MKD − grid", "+.2f"),
-                        ("ci", "95 % CI", ""),
-                        ("ph", "Holm p", ""),
-                        ("pt", "TOST Holm p", ""),
-                        ("post", "P(< −m / ±m / > +m)", ""),
-                        ("verdict", "verdict", ""),
-                    ],
-                ),
-                "",
-            ]
+        md += beside_transfer(comp)
+    return md
+
+
+def beside_transfer(comp: pd.DataFrame) -> List[str]:
+    """The runs of each method whose class asks for it (`beside_transfer`: a method that sets its
+    temperature on each setting needs no transfer) against each setting's grid selection."""
+    md: List[str] = []
+    if comp.empty:
+        return md
+    bases = comp["method"].map(base)
+    for b in method_order(bases):
+        cls = temperature_method(b)
+        if cls is None or not cls.beside_transfer:
+            continue
+        label = cls.label or b
+        mk = comp[(bases == b) & (comp["reference"] == GRID)]
+        if mk.empty:
+            continue
+        md += [
+            f"{label}'s own runs need no transfer; shown apart, against each setting's grid selection:",
+            "",
+            table(
+                _extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p))),
+                [
+                    ("setting_label", "setting", ""),
+                    ("method", "method", ""),
+                    ("mean", f"{label} − grid", "+.2f"),
+                    ("ci", "95 % CI", ""),
+                    ("ph", "Holm p", ""),
+                    ("pt", "TOST Holm p", ""),
+                    ("post", "P(< −m / ±m / > +m)", ""),
+                    ("verdict", "verdict", ""),
+                ],
+            ),
+            "",
+        ]
     return md

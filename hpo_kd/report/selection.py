@@ -5,14 +5,19 @@ number reported is the selected trial's **test** accuracy.
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from .. import methods as methods_mod
 from ..errors import UserError
+from ..searchers import SEARCHERS
+
+GRID = "grid"  # the searcher whose selection every method is compared with (and the transfer matrix uses)
+BASELINE = "nokd"  # the student without KD, the other reference
 
 # Val ties: the lower temperature, then the trial id (deterministic).
 _SELECT_ORDER = (["val_acc", "tau_t_config", "tau_s_config", "trial_id"], [False, True, True, True])
@@ -21,6 +26,34 @@ _SELECT_ORDER = (["val_acc", "tau_t_config", "tau_s_config", "trial_id"], [False
 def base(method: str) -> str:
     """The temperature method of a method name: "mkd:from16" (a variant of a study file) is MKD."""
     return method.split(":", 1)[0]
+
+
+def method_class(method: str):
+    """The class behind a study method: its searcher's (grid, optuna, ...) or its temperature
+    method's ("mkd:from16" is MKD's); None for a method whose plugin is not loaded now."""
+    b = base(method)
+    for registry in (SEARCHERS, methods_mod.METHODS):
+        if b in registry:
+            return registry.get(b)
+    return None
+
+
+def run_options(raw) -> Dict:
+    """A stored trial's method options (a JSON text in the store; missing: none)."""
+    return json.loads(raw or "{}") if isinstance(raw, str) else {}
+
+
+def moved_temperatures(method: str, options: Dict) -> List[Tuple[str, str]]:
+    """The temperatures a run of `method` with `options` moves while training, from its class:
+    (curve column, name in a legend)."""
+    cls = method_class(method)
+    return cls.moved_temperatures(options) if cls is not None else [("tau_t", "T")]
+
+
+def temperature_method(method: str):
+    """The temperature method class behind `method` (None for a searcher, or a plugin not loaded)."""
+    cls = method_class(method)
+    return cls if isinstance(cls, type) and issubclass(cls, methods_mod.TemperatureMethod) else None
 
 
 def kind(method: str) -> str:

@@ -89,6 +89,13 @@ class Searcher:
     alone = False  # True: each search runs in a Tuner of its own (`run_alone`), after the main Tuner
     resumes = True  # False: an interrupted search runs again whole (its members depend on each other)
 
+    # ------------------------------------------------------------------ the report
+    @classmethod
+    def moved_temperatures(cls, options: Dict[str, Any]) -> List[Tuple[str, str]]:
+        """The temperatures whose schedule the report's trajectories plot draws for a search's
+        selected trial (curve column, name in a legend): none when each trial trains at one τ."""
+        return [] if cls.fixed_tau else [("tau_t", "τ of the selected member")]
+
     # ------------------------------------------------------------------ the study file
     @classmethod
     def read(cls, path: str, key: str, table: Dict[str, Any]) -> Dict[str, Any]:
