@@ -158,7 +158,7 @@ def test_a_transferred_tau_as_good_as_the_targets_own_selection_prints_the_tost_
     folder = tmp_path / "runs" / "synthetic"
     _store(folder, rows)
     ctx = rep.analyse(rep.load_store(str(folder))[0], pd.DataFrame())
-    cell = ctx["transfer"].set_index(["source_id", "target_id"]).loc[(A, C)]
+    cell = ctx.transfer.set_index(["source_id", "target_id"]).loc[(A, C)]
     assert cell["xfit_verdict"] == "as good as B's selection" and not cell["xfit_same_as_regret"]
     assert cell["xfit_mean"] == 0 and cell["xfit_p_tost_holm"] < 0.05
     md = open(rep.write_report(str(folder), out_root=str(tmp_path / "r"))).read()

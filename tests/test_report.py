@@ -107,15 +107,15 @@ def ctx(tmp_path):
 
 
 def _verdict(ctx, setting, method, reference):
-    c = ctx["comparisons"]
+    c = ctx.comparisons
     return c[(c["setting"] == setting) & (c["method"] == method) & (c["reference"] == reference)].iloc[0]
 
 
 def test_selection_on_val_and_cost_in_epochs(ctx):
-    sel = ctx["sel"].set_index(["setting", "method", "seed"])
+    sel = ctx.sel.set_index(["setting", "method", "seed"])
     assert sel.loc[(A, "grid", 2), "sel_tau_t"] == 4 and sel.loc[(A, "grid", 2), "test"] == pytest.approx(80.3)
     assert sel.loc[(B, "grid", 2), "sel_tau_t"] == 1
-    summ = ctx["summary"].set_index(["setting", "method"])
+    summ = ctx.summary.set_index(["setting", "method"])
     # seed 0 paid two ok grid trials and a diverged one (3 epochs): (10 + 10 + 3 + 7 * 20) / 8
     assert summ.loc[(A, "grid"), "epochs_per_seed"] == pytest.approx((23 + 7 * 20) / 8)
     assert summ.loc[(A, "grid"), "test_mean"] == pytest.approx(80.0)
@@ -132,9 +132,9 @@ def test_synthetic_store_gives_the_known_verdicts(ctx):
     assert 0 < wild["p_inside"] < 1 and wild["p_below"] + wild["p_inside"] + wild["p_above"] == pytest.approx(1)
     assert _verdict(ctx, B, "mkd", "nokd")["verdict"] == "inconclusive"
     # Holm within declared families: (kind, setting), never over the whole report
-    n = len(ctx["comparisons"]) + len(ctx["transfer"])
+    n = len(ctx.comparisons) + len(ctx.transfer)
     assert n == 7 + 6  # A and B: mkd-grid, grid-nokd, mkd-nokd; C: grid-nokd; 6 transfer cells
-    fam = ctx["comparisons"].set_index(["setting", "method", "reference"])
+    fam = ctx.comparisons.set_index(["setting", "method", "reference"])
     assert fam.loc[(A, "mkd", "grid"), "family"] == "methods vs grid | mnist1d(100%,none)"
     assert fam.loc[(A, "mkd", "grid"), "family_size"] == 1  # the only method vs the grid on A
     assert fam.loc[(A, "mkd", "nokd"), "family_size"] == 2  # grid and MKD vs no-KD on A
@@ -142,14 +142,14 @@ def test_synthetic_store_gives_the_known_verdicts(ctx):
     assert adj == raw  # a family of one
     g, m = _verdict(ctx, A, "grid", "nokd"), _verdict(ctx, A, "mkd", "nokd")
     assert max(g["p_holm"], m["p_holm"]) == pytest.approx(max(2 * min(g["p"], m["p"]), max(g["p"], m["p"])))
-    assert set(ctx["transfer"]["family_size"]) == {2}  # two sources into each target
+    assert set(ctx.transfer["family_size"]) == {2}  # two sources into each target
     # the equivalent verdict comes from TOST: its 90 % interval lies inside the margin
     eq = _verdict(ctx, B, "grid", "nokd")
     assert eq["p_tost_holm"] < 0.05 and -0.5 < eq["lo90"] and eq["hi90"] < 0.5
 
 
 def test_transfer_verdicts_and_the_no_kd_note(ctx):
-    tm = ctx["transfer"].set_index(["source_id", "target_id"])
+    tm = ctx.transfer.set_index(["source_id", "target_id"])
     assert tm.loc[(A, B), "verdict"] == "does not transfer" and tm.loc[(A, B), "mean"] == pytest.approx(10)
     assert tm.loc[(A, B), "regret_of_range"] == pytest.approx(1.0)  # the worst of B's grid
     assert tm.loc[(A, C), "verdict"] == "transfers" and tm.loc[(A, C), "same_tau"] == 8
@@ -164,12 +164,12 @@ def test_transfer_verdicts_and_the_no_kd_note(ctx):
 
 
 def test_ranks_per_seed_with_ties_averaged(ctx):
-    blocks = ctx["rank_blocks"].set_index(["setting", "seed", "method"])["rank"]
+    blocks = ctx.rank_blocks.set_index(["setting", "seed", "method"])["rank"]
     # on A, KD at tau 1 is not a method; no-KD (75) < grid (80) < MKD (83): 3, 2, 1
     assert (blocks.loc[(A, 0, "mkd")], blocks.loc[(A, 0, "grid")], blocks.loc[(A, 0, "nokd")]) == (1, 2, 3)
-    avg = ctx["ranks"].set_index("method")["avg_rank"]
+    avg = ctx.ranks.set_index("method")["avg_rank"]
     assert set(avg.index) == {"grid", "mkd", "nokd"}  # blocks with every method: A and B
-    fr = ctx["friedman"]
+    fr = ctx.friedman
     assert fr["n"] == 16 and fr["k"] == 3
 
 
@@ -177,7 +177,7 @@ def test_tied_methods_share_the_average_rank(tmp_path):
     rows = [r for r in _rows() if r[0] == A and r[1] != "mkd"]
     rows = [(s, m, seed, tau, val, 80.0 if m != "grid" or tau == 4 else test) for s, m, seed, tau, val, test in rows]
     s = _store(tmp_path / "s", rows)
-    blocks = rep.analyse(s.trials(), s.curves())["rank_blocks"]
+    blocks = rep.analyse(s.trials(), s.curves()).rank_blocks
     assert set(blocks["rank"]) == {1.5}
 
 
@@ -202,9 +202,9 @@ def test_spread_flag_and_weak_teacher_warning(tmp_path):
         }
     )
     c = rep.analyse(s.trials(), s.curves(), max_spread=1.0)
-    sp = c["spread"].set_index("setting")
+    sp = c.spread.set_index("setting")
     assert sp.loc[B, "flag"] == "above the limit" and sp.loc[A, "flag"] == ""
-    assert len(c["weak_teachers"]) == 1 and "below the no-KD student" in c["weak_teachers"][0]
+    assert len(c.weak_teachers) == 1 and "below the no-KD student" in c.weak_teachers[0]
 
 
 def test_report_writes_files_and_is_repeatable(tmp_path):
@@ -411,7 +411,7 @@ def test_learned_start_dependence(tmp_path):
                 }
             )
             i += 1
-    st = rep.analyse(s.trials(), s.curves())["starts"].set_index("quantity")
+    st = rep.analyse(s.trials(), s.curves()).starts.set_index("quantity")
     assert st.loc["tau_t", "verdict"] == "independent of the start"  # log2(1.1) = 0.14 < 0.5
     assert st.loc["tau_s", "verdict"] == "depends on the start (ends higher from higher)"
     assert st.loc["tau_s", "mean"] == pytest.approx(2.0)  # log2(8 / 2)
@@ -449,7 +449,7 @@ def test_a_one_temperature_variant_starts_where_its_learned_temperature_starts_a
                 "seconds": 1.0,
             }
         )
-    st = rep.analyse(s.trials(), s.curves())["starts"]
+    st = rep.analyse(s.trials(), s.curves()).starts
     assert list(st["quantity"]) == ["tau_s"] and st["start_low"].iloc[0] == 0.5 and st["start_high"].iloc[0] == 16.0
     assert st["at_clamp"].iloc[0] == len(SEEDS)
     assert st["method"].iloc[0].endswith(f"{len(SEEDS)} of {2 * len(SEEDS)} runs end at a clamp")
@@ -543,9 +543,9 @@ def test_published_figures_beside_the_papers_best_test_over_epochs(tmp_path):
 
 def test_heatmap_numbers_never_read_minus_zero():
     assert plots.num(-0.04) == "0.0" and plots.num(-0.06) == "-0.1" and plots.num(0.04) == "0.0"
-    from hpo_kd.report.markdown import _ci
+    from hpo_kd.report.fmt import fmt_ci
 
-    assert _ci(-0.004, 0.3) == "[+0.00, +0.30]"
+    assert fmt_ci(-0.004, 0.3) == "[+0.00, +0.30]"
 
 
 def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_path):
@@ -571,7 +571,7 @@ def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_pat
     expect = {j: at(j, picks[j]) - np.mean([at(j, picks[i]) for i in acc if i != j]) for j in acc}
     assert expect[3] == pytest.approx(77 - (80 + 80 + 77 + 80) / 4)  # by hand: seeds 0, 1, 4 chose 4; 2 chose 1
     assert rep.stability.floor_per_seed(trials, A) == pytest.approx(expect)
-    st = ctx["stability"].set_index("setting")
+    st = ctx.stability.set_index("setting")
     assert st.loc[A, "taus"] == "4, 4, 1, 1, 4" and st.loc[A, "distinct"] == 2
     assert st.loc[A, "mode"] == "4" and st.loc[A, "mode_share"] == pytest.approx(0.6)
     assert st.loc[A, "floor"] == pytest.approx(np.mean(list(expect.values())))
@@ -579,7 +579,7 @@ def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_pat
     assert st.loc[A, "floor_lo"] < st.loc[A, "floor"] < st.loc[A, "floor_hi"]
     # B's tau 1 on A against A's own selection, cross-fitted: on seed j, the mean over the other
     # seeds i of acc_j(A's tau from seed i) - acc_j(B's tau from seed i), then the mean over j
-    tm = ctx["transfer"].set_index(["source_id", "target_id"])
+    tm = ctx.transfer.set_index(["source_id", "target_id"])
     ba = tm.loc[(B, A)]
     assert ba["axis"] == "augmentation" and ba["floor"] == pytest.approx(np.mean(list(expect.values())))
     xfit = {j: np.mean([at(j, picks[i]) - at(j, 1) for i in acc if i != j]) for j in acc}

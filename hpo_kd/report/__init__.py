@@ -26,6 +26,7 @@ from . import pooled as pooled_mod
 from . import published as published_mod
 from . import shared as shared_mod
 from . import transfer as transfer_mod
+from .context import Analysis, ReportContext
 from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
 from .transfer import cells as transfer_cells
 from .transfer import missing_trials as missing_transfer_trials
@@ -47,7 +48,7 @@ MACHINE_COLUMNS = [
 ]  # how a run went, not what it found: left out of the reproducible tables
 
 
-def _study_options(store_dir: str) -> Dict:
+def study_options(store_dir: str) -> Dict:
     """The report keys of the study file saved beside the results (defaults when absent)."""
     out = {
         "margin": DEFAULT_MARGIN,
@@ -73,6 +74,9 @@ def _study_options(store_dir: str) -> Dict:
             train=dict(s.train),
         )
     return out
+
+
+_study_options = study_options  # the name `hpo-kd transfer` calls
 
 
 def analyse(
@@ -145,24 +149,24 @@ def analyse(
                     f"no-KD student's ({nokd_val[r['setting_label']]:.2f} %): distillation from it is "
                     "not expected to help."
                 )
-    return {
-        "trials": trials,
-        "curves": curves,
-        "sel": sel,
-        "summary": summ.reset_index(drop=True),
-        "comparisons": comp,
-        "transfer": transfer_mod.finish(trans),
-        "stability": stability.table(trials),
-        "starts": learned_mod.finish(starts),
-        "ranks": avg,
-        "friedman": fr,
-        "rank_blocks": ranks_long,
-        "spread": stats.spread(sel, max_spread),
-        "teachers": teach,
-        "weak_teachers": weak,
-        "margin": margin,
-        "max_spread": max_spread,
-    }
+    return Analysis(
+        trials=trials,
+        curves=curves,
+        sel=sel,
+        summary=summ.reset_index(drop=True),
+        comparisons=comp,
+        transfer=transfer_mod.finish(trans),
+        stability=stability.table(trials),
+        starts=learned_mod.finish(starts),
+        ranks=avg,
+        friedman=fr,
+        rank_blocks=ranks_long,
+        spread=stats.spread(sel, max_spread),
+        teachers=teach,
+        weak_teachers=weak,
+        margin=margin,
+        max_spread=max_spread,
+    )
 
 
 # Every file `write_report` may write into reports/<study>/.
@@ -206,16 +210,33 @@ def _cost(trials: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _context(stores: List[str], name: str | None) -> Dict:
-    """The tables of a report on one store, or on several draws of a study pooled (`pooled`)."""
+def context(stores: List[str], out: str = "", overlap: Sequence[str] = (), name: str | None = None) -> ReportContext:
+    """A report's context, built once: on one store, or on several draws of a study pooled
+    (`pooled`), with what produced it; the published figures; the plots, drawn into `out` (none
+    when `out` is empty)."""
     if len(stores) == 1:
         trials, curves = load_store(stores[0])
-        opts = _study_options(stores[0])
-        ctx = analyse(trials, curves, opts["margin"], opts["max_spread"])
-        ctx.update(study=name or trials["study"].iloc[0], provenance=provenance.load(stores[0]), opts=opts)
-        return ctx
-    ctx = pooled_mod.analyse_draws(stores)
-    ctx.update(study=name or ctx["draws"][0]["study"] + "_pooled", provenance=[])
+        opts = study_options(stores[0])
+        analysis = analyse(trials, curves, opts["margin"], opts["max_spread"])
+        study, runs = name or trials["study"].iloc[0], provenance.load(stores[0])
+    else:
+        analysis, opts = pooled_mod.analyse_draws(stores)
+        study, runs = name or analysis.draws[0]["study"] + "_pooled", []
+    command = "hpo-kd report " + " ".join(os.path.relpath(s) for s in stores)
+    command += "".join(f" --overlap {os.path.relpath(o)}" for o in overlap)
+    ctx = ReportContext.of(
+        analysis,
+        study=study,
+        opts=opts,
+        provenance=runs,
+        command=command + (f" --name {name}" if name else ""),
+        report_code=provenance.code_version(),
+        overlap=shared_mod.overlap(analysis.trials, list(overlap)),
+    )
+    if opts["published"] and not ctx.sel.empty:
+        ctx.published = published_mod.table(ctx.trials, ctx.sel, opts["published"], opts["sources"], ctx.curves)
+    if out:
+        ctx.plots = plots.all_plots(ctx, os.path.join(out, study))
     return ctx
 
 
@@ -227,32 +248,9 @@ def write_report(
     reports/<first study>_pooled/ unless `name` is given. `overlap`: other stores whose shared
     trials the header names."""
     stores = [store_dir] if isinstance(store_dir, str) else list(store_dir)
-    ctx = _context(stores, name)
-    trials, opts, study = ctx["trials"], ctx["opts"], ctx["study"]
-    out = os.path.join(out_root, study)
-    os.makedirs(out, exist_ok=True)
-    statuses = trials["status"].value_counts().sort_index()
-    command = "hpo-kd report " + " ".join(os.path.relpath(s) for s in stores)
-    command += "".join(f" --overlap {os.path.relpath(o)}" for o in overlap)
-    ctx.update(
-        command=command + (f" --name {name}" if name else ""),
-        report_code=provenance.code_version(),
-        n_trials=len(trials),
-        statuses=", ".join(f"{k}: {v}" for k, v in statuses.items()),
-        seed_varies=opts["seed_varies"],
-        smoke=opts["smoke"],
-        train=opts["train"],
-        overlap=shared_mod.overlap(trials, list(overlap)),
-    )
-    ctx["sources"] = opts["sources"]
-    ctx["published"] = (
-        published_mod.table(trials, ctx["sel"], opts["published"], opts["sources"], ctx["curves"])
-        if opts["published"] and not ctx["sel"].empty
-        else None
-    )
-    ctx["plots"] = plots.all_plots(ctx, out)
-
-    written = set(ctx["plots"]) | {"cost.csv", "timings.csv", "report.md", "timings.md"}
+    ctx = context(stores, out_root, overlap, name)
+    out = os.path.join(out_root, ctx.study)
+    written = set(ctx.plots) | {"cost.csv", "timings.csv", "report.md", "timings.md"}
 
     def csv(df, name):
         written.add(name)
@@ -260,20 +258,20 @@ def write_report(
             os.path.join(out, name), index=False
         )
 
-    csv(ctx["summary"], "comparison.csv")
-    csv(ctx["comparisons"], "verdicts.csv")
-    csv(ctx["sel"], "selected.csv")
-    for key, fname in (
-        ("transfer", "transfer.csv"),
-        ("starts", "learned_start.csv"),
-        ("stability", "selection.csv"),
-        ("published", "published.csv"),
-        ("consistency", "consistency.csv"),
+    csv(ctx.summary, "comparison.csv")
+    csv(ctx.comparisons, "verdicts.csv")
+    csv(ctx.sel, "selected.csv")
+    for df, fname in (
+        (ctx.transfer, "transfer.csv"),
+        (ctx.starts, "learned_start.csv"),
+        (ctx.stability, "selection.csv"),
+        (ctx.published, "published.csv"),
+        (ctx.consistency, "consistency.csv"),
     ):
-        if ctx.get(key) is not None and not ctx[key].empty:
-            csv(ctx[key], fname)
-    _cost(trials).to_csv(os.path.join(out, "cost.csv"), index=False)
-    ctx["summary"][["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
+        if df is not None and not df.empty:
+            csv(df, fname)
+    _cost(ctx.trials).to_csv(os.path.join(out, "cost.csv"), index=False)
+    ctx.summary[["setting_label", "method", "epochs_per_seed", "seconds_per_seed"]].round(2).to_csv(
         os.path.join(out, "timings.csv"), index=False
     )
     for fname, text in (("report.md", markdown.render(ctx)), ("timings.md", markdown.timings(ctx))):
@@ -290,7 +288,11 @@ def write_report(
 
 
 __all__ = [
+    "Analysis",
+    "ReportContext",
     "analyse",
+    "context",
+    "study_options",
     "load_store",
     "write_report",
     "select",

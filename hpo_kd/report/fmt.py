@@ -37,13 +37,13 @@ def table(df: pd.DataFrame, cols: List[Tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def _p(p: float) -> str:
+def fmt_p(p: float) -> str:
     if p != p:
         return "–"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _ci(lo: float, hi: float) -> str:
+def fmt_ci(lo: float, hi: float) -> str:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return "[–]"
     return f"[{round(lo, 2) + 0.0:+.2f}, {round(hi, 2) + 0.0:+.2f}]"  # + 0.0: never "-0.00"
@@ -89,21 +89,23 @@ def need(r, margin: float) -> str:
     return f"{first}; {second} (at the observed mean and sd, α corrected for the family)"
 
 
-def _stat(r, unit: str = "points") -> str:
+def stat_text(r, unit: str = "points") -> str:
     """The numbers behind a verdict: mean, 95 % CI and Holm p of the t-test; for a verdict of
     equivalence, the 90 % interval and TOST's Holm p, which decided it; the posterior; seeds; the
     family's size."""
-    out = f"{r['mean']:+.2f}{' ' + unit if unit else ''}, 95 % CI {_ci(r['lo'], r['hi'])}, Holm p {_p(r['p_holm'])}"
+    out = (
+        f"{r['mean']:+.2f}{' ' + unit if unit else ''}, 95 % CI {fmt_ci(r['lo'], r['hi'])}, Holm p {fmt_p(r['p_holm'])}"
+    )
     if r["verdict"] in EQUIVALENT:
-        out += f", 90 % CI {_ci(r['lo90'], r['hi90'])}, TOST Holm p {_p(r['p_tost_holm'])}"
+        out += f", 90 % CI {fmt_ci(r['lo90'], r['hi90'])}, TOST Holm p {fmt_p(r['p_tost_holm'])}"
     return out + f", {_pr(r)}, {r['n']} seeds, family of {r['family_size']}"
 
 
-def _extra(df: pd.DataFrame) -> pd.DataFrame:
+def stat_columns(df: pd.DataFrame) -> pd.DataFrame:
     """The formatted columns a comparison table shares: 90 % CI, TOST Holm p, posterior, power."""
     df = df.copy()
-    df["ci90"] = [_ci(lo, hi) for lo, hi in zip(df["lo90"], df["hi90"])]
-    df["pt"] = df["p_tost_holm"].map(_p)
+    df["ci90"] = [fmt_ci(lo, hi) for lo, hi in zip(df["lo90"], df["hi90"])]
+    df["pt"] = df["p_tost_holm"].map(fmt_p)
     df["post"] = [
         "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
         for a, b, c in zip(df["p_below"], df["p_inside"], df["p_above"])
@@ -124,7 +126,7 @@ POWER_COLUMNS = [
 
 def prefixed(r, prefix: str) -> Dict:
     """A row's statistics stored under `prefix` (a transfer row's cross-fitted columns), under the
-    names `_stat` reads."""
+    names `stat_text` reads."""
     keys = ("n", "mean", "lo", "hi", "lo90", "hi90", "p_holm", "p_tost_holm", "p_below", "p_inside", "p_above")
     out = {k: r[prefix + k] for k in keys}
     out.update(verdict=r[prefix + "verdict"], family_size=r[prefix + "family_size"])

@@ -5,14 +5,17 @@ studies."""
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
 
 import pandas as pd
 
 from .. import provenance
 from ..provenance import describe
-from .fmt import _ci, _p, table
+from .fmt import fmt_ci, fmt_p, table
 from .replication import CONSISTENT
+
+if TYPE_CHECKING:
+    from .context import ReportContext
 
 
 def _seeds(seeds: List[int]) -> str:
@@ -22,10 +25,10 @@ def _seeds(seeds: List[int]) -> str:
     return ", ".join(str(s) for s in seeds)
 
 
-def header(ctx: Dict) -> List[str]:
+def header(ctx: ReportContext) -> List[str]:
     """The draws a pooled report holds, each with its runs."""
     out = []
-    for k, d in enumerate(ctx.get("draws") or [], 1):
+    for k, d in enumerate(ctx.draws, 1):
         runs = "; ".join(describe(e) for e in provenance.load(d["store"]) or []) or "no provenance recorded"
         out.append(
             f"- Draw {k}: `{d['study']}` ({os.path.relpath(d['store'])}), seeds {_seeds(d['seeds'])} "
@@ -34,10 +37,10 @@ def header(ctx: Dict) -> List[str]:
     return out
 
 
-def shared(ctx: Dict) -> List[str]:
+def shared(ctx: ReportContext) -> List[str]:
     """One line per other store given with --overlap: how many of this report's trials it holds."""
     out = []
-    for o in ctx.get("overlap") or []:
+    for o in ctx.overlap or []:
         if not o["shared"]:
             out.append(f"- Shares no trial with `{o['study']}` ({os.path.relpath(o['store'])}).")
             continue
@@ -50,43 +53,43 @@ def shared(ctx: Dict) -> List[str]:
     return out
 
 
-def note_for(ctx: Dict, key: Tuple[str, str, str]) -> str:
+def note_for(ctx: ReportContext, key: Tuple[str, str, str]) -> str:
     """For a finding of a pooled report: each draw's mean and interval and the heterogeneity p."""
-    c = ctx.get("consistency")
+    c = ctx.consistency
     if c is None or c.empty:
         return ""
     hit = c[(c["kind"] == key[0]) & (c["where"] == key[1]) & (c["what"] == key[2])]
     if hit.empty:
         return ""
     r = hit.iloc[0]
-    parts = [_draw_stat(r, k) for k in range(1, len(ctx["draws"]) + 1)]
-    return f"; by draw {'; '.join(parts)}, heterogeneity p {_p(r['het_p'])}"
+    parts = [_draw_stat(r, k) for k in range(1, len(ctx.draws) + 1)]
+    return f"; by draw {'; '.join(parts)}, heterogeneity p {fmt_p(r['het_p'])}"
 
 
 def _draw_stat(r, k: int) -> str:
     m = r[f"d{k}_mean"]
     if m != m:
         return "–"
-    return f"{m:+.2f} {_ci(r[f'd{k}_lo'], r[f'd{k}_hi'])}"
+    return f"{m:+.2f} {fmt_ci(r[f'd{k}_lo'], r[f'd{k}_hi'])}"
 
 
-def consistency_section(ctx: Dict) -> List[str]:
+def consistency_section(ctx: ReportContext) -> List[str]:
     """Every pooled finding, and every row whose draws disagree, with each draw's own numbers."""
-    c = ctx.get("consistency")
+    c = ctx.consistency
     if c is None or c.empty:
         return []
-    ks = range(1, len(ctx["draws"]) + 1)
+    ks = range(1, len(ctx.draws) + 1)
     shown = c[(c["verdict"] != "inconclusive") | (c["het_p"] < 0.05)].copy()
     if shown.empty:
         return []
     cells = zip(shown["verdict"], shown["mean"], shown["lo"], shown["hi"])
-    shown["pooled"] = [f"{v}: {m:+.2f} {_ci(lo, hi)}" for v, m, lo, hi in cells]
+    shown["pooled"] = [f"{v}: {m:+.2f} {fmt_ci(lo, hi)}" for v, m, lo, hi in cells]
     for k in ks:
         shown[f"draw{k}"] = [
             "–" if not isinstance(r[f"d{k}_verdict"], str) else f"{r[f'd{k}_verdict']}: {_draw_stat(r, k)}"
             for _, r in shown.iterrows()
         ]
-    shown["het"] = shown["het_p"].map(_p)
+    shown["het"] = shown["het_p"].map(fmt_p)
     shown["agree"] = ["the draws differ" if p < 0.05 else "" for p in shown["het_p"]]
     cols = [("kind", "family", ""), ("where", "setting", ""), ("what", "comparison", ""), ("pooled", "all seeds", "")]
     cols += [(f"draw{k}", f"draw {k} alone", "") for k in ks]
@@ -140,7 +143,7 @@ def replication(t: pd.DataFrame, counts: Dict[str, int], draws, margin: float) -
     shown = t[t["outcome"] != "inconclusive twice"].copy()
     shown["first"] = [_draw(r, "_a") for _, r in shown.iterrows()]
     shown["second"] = [_draw(r, "_b") for _, r in shown.iterrows()]
-    shown["het"] = shown["het_p"].map(_p)
+    shown["het"] = shown["het_p"].map(fmt_p)
     order = {k: i for i, k in enumerate(["replicates", CONSISTENT, "overturned", "inconclusive on the second draw"])}
     shown = shown.sort_values(
         ["outcome", "kind", "where"], key=lambda c: c.map(order).fillna(9) if c.name == "outcome" else c
@@ -156,4 +159,4 @@ def _draw(r, suffix: str) -> str:
     v = r["verdict" + suffix]
     if not isinstance(v, str):
         return "–"
-    return f"{v}: {r['mean' + suffix]:+.2f} {_ci(r['lo' + suffix], r['hi' + suffix])}"
+    return f"{v}: {r['mean' + suffix]:+.2f} {fmt_ci(r['lo' + suffix], r['hi' + suffix])}"

@@ -3,12 +3,12 @@ transfer matrix, and the findings of the cross-fitted comparison with B's select
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import List
 
 import pandas as pd
 
 from . import stability
-from .fmt import _ci, _extra, _p, _stat, prefixed, table
+from .fmt import fmt_ci, fmt_p, prefixed, stat_columns, stat_text, table
 from .selection import GRID, base, method_order, temperature_method
 
 
@@ -20,7 +20,7 @@ def xfit_findings(tm: pd.DataFrame, note=lambda r: "") -> List[str]:
     dec = tm[~tm["xfit_verdict"].isin(["inconclusive", stability.SAME])]
     return [
         f"- Transfer {r['source']} → {r['target']} ({r['axis']}): A's τ {r['xfit_verdict']}, cross-fitted "
-        f"(B's selection minus A's τ on B, {_stat(prefixed(r, 'xfit_'))}){note(r)}."
+        f"(B's selection minus A's τ on B, {stat_text(prefixed(r, 'xfit_'))}){note(r)}."
         for _, r in dec.iterrows()
     ]
 
@@ -41,7 +41,7 @@ def selection_section(st: pd.DataFrame) -> List[str]:
         "selected elsewhere can do better on a seed than the τ the other seeds of its setting selected.",
         "",
         table(
-            st.assign(ci=[_ci(lo, hi) for lo, hi in zip(st["floor_lo"], st["floor_hi"])]),
+            st.assign(ci=[fmt_ci(lo, hi) for lo, hi in zip(st["floor_lo"], st["floor_hi"])]),
             [
                 ("setting_label", "setting", ""),
                 ("taus", "selected τ per seed", ""),
@@ -78,10 +78,10 @@ def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
     cells = cells.assign(
         _o=cells["axis"].map({a: i for i, a in enumerate(axes)}),
         changed=[f"{n - s}/{n}" for n, s in zip(cells["n"], cells["same_tau"])],
-        ci=[_ci(lo, hi) for lo, hi in zip(cells["lo"], cells["hi"])],
-        bci=[_ci(lo, hi) for lo, hi in zip(cells["xfit_lo"], cells["xfit_hi"])],
-        bph=cells["xfit_p_holm"].map(_p),
-        bpt=cells["xfit_p_tost_holm"].map(_p),
+        ci=[fmt_ci(lo, hi) for lo, hi in zip(cells["lo"], cells["hi"])],
+        bci=[fmt_ci(lo, hi) for lo, hi in zip(cells["xfit_lo"], cells["xfit_hi"])],
+        bph=cells["xfit_p_holm"].map(fmt_p),
+        bpt=cells["xfit_p_tost_holm"].map(fmt_p),
         bpost=[
             "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
             for a, b, c in zip(cells["xfit_p_below"], cells["xfit_p_inside"], cells["xfit_p_above"])
@@ -117,55 +117,6 @@ def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
     ]
 
 
-def transfer_section(ctx: Dict) -> List[str]:
-    """The selection within a setting, the transfer cells per axis and the whole transfer matrix."""
-    md: List[str] = []
-    m, comp, tm = ctx["margin"], ctx["comparisons"], ctx["transfer"]
-    md += selection_section(ctx.get("stability", pd.DataFrame()))
-    md += axes_section(tm, stability.per_axis(tm), m)
-    if not tm.empty:
-        md += [
-            "## Transfer",
-            "",
-            "The τ the grid selected on A (val, per seed) run on B with the same seed. Regret = test accuracy "
-            "at B's own selected τ minus accuracy at A's τ (points), on B's test split, paired by seed (> 0: A's "
-            "τ is worse). B's own τ was chosen on the val split of the same seed, among students trained on it, "
-            "so the regret also counts what choosing among them gains; a regret above 0 is expected even when "
-            "A's τ is as good as any τ selected on B (the cross-fitted comparison asks that). `regret ÷ range` "
-            "divides each seed's regret by the range of B's grid (best minus worst "
-            "temperature on test), averaged. The cells into one target B are one Holm family. Verdicts: "
-            f"*transfers* (TOST against ±{m:g}, Holm p < 0.05); else *does not transfer* (regret > 0, t-test "
-            "Holm p < 0.05) or *beats B's own selection* (regret < 0, Holm p < 0.05); else *inconclusive*. "
-            "`same τ` counts "
-            "seeds where A and B selected the same τ (regret 0). The note compares A's τ on B with B's no-KD "
-            "student (uncorrected, not a verdict): *worse on B than B's no-KD student* when the 95 % interval of "
-            "their difference lies below 0; *acts as no KD* when their TOST p < 0.05.",
-            "",
-            table(
-                _extra(tm.assign(ci=[_ci(lo, hi) for lo, hi in zip(tm["lo"], tm["hi"])], ph=tm["p_holm"].map(_p))),
-                [
-                    ("source", "A (source)", ""),
-                    ("target", "B (target)", ""),
-                    ("taus", "τ from A per seed", ""),
-                    ("own_taus", "B's own τ", ""),
-                    ("same_tau", "same τ", "d"),
-                    ("mean", "regret", "+.2f"),
-                    ("ci", "95 % CI", ""),
-                    ("ph", "Holm p", ""),
-                    ("ci90", "90 % CI", ""),
-                    ("pt", "TOST Holm p", ""),
-                    ("post", "P(< −m / ±m / > +m)", ""),
-                    ("regret_of_range", "regret ÷ range", ".2f"),
-                    ("verdict", "verdict", ""),
-                    ("note", "note", ""),
-                ],
-            ),
-            "",
-        ]
-        md += beside_transfer(comp)
-    return md
-
-
 def beside_transfer(comp: pd.DataFrame) -> List[str]:
     """The runs of each method whose class asks for it (`beside_transfer`: a method that sets its
     temperature on each setting needs no transfer) against each setting's grid selection."""
@@ -185,7 +136,9 @@ def beside_transfer(comp: pd.DataFrame) -> List[str]:
             f"{label}'s own runs need no transfer; shown apart, against each setting's grid selection:",
             "",
             table(
-                _extra(mk.assign(ci=[_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(_p))),
+                stat_columns(
+                    mk.assign(ci=[fmt_ci(lo, hi) for lo, hi in zip(mk["lo"], mk["hi"])], ph=mk["p_holm"].map(fmt_p))
+                ),
                 [
                     ("setting_label", "setting", ""),
                     ("method", "method", ""),

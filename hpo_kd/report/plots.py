@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Dict, List
+from typing import TYPE_CHECKING, List
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from .plot_base import color, marker
 from .plot_temperatures import optuna_history, optuna_studies, temperature, trajectories
 from .plot_verdicts import cd_diagram, forest, num, posterior, transfer_heatmap
 from .selection import GRID, grid_curve, kind, labels, method_order, ok
+
+if TYPE_CHECKING:
+    from .context import ReportContext
 
 __all__ = [
     "accuracy_vs_cost",
@@ -180,33 +183,34 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
     return True
 
 
-def all_plots(ctx: Dict, out: str) -> List[str]:
-    """Draw every plot that the report has data for; returns the file names drawn."""
+def all_plots(ctx: "ReportContext", out: str) -> List[str]:
+    """Draw every plot that the report has data for into folder `out`; returns the file names drawn."""
+    os.makedirs(out, exist_ok=True)
     drawn = []
 
     def p(name):
         drawn.append(name)
         return os.path.join(out, name)
 
-    accuracy_vs_cost(ctx["summary"], p("accuracy_cost.png"))
-    if not regret_vs_budget(ctx["trials"], ctx["sel"], p("regret_budget.png")):
+    accuracy_vs_cost(ctx.summary, p("accuracy_cost.png"))
+    if not regret_vs_budget(ctx.trials, ctx.sel, p("regret_budget.png")):
         drawn.pop()
-    if not forest(ctx["comparisons"], ctx["margin"], p("forest.png")):
+    if not forest(ctx.comparisons, ctx.margin, p("forest.png")):
         drawn.pop()
     if not posterior(
-        ctx["comparisons"],
-        ctx["margin"],
+        ctx.comparisons,
+        ctx.margin,
         p("posterior.png"),
         "Posterior of the mean difference (Bayesian correlated t-test, ρ = 0), method − reference",
     ):
         drawn.pop()
-    if ctx["friedman"] is not None and ctx["friedman"]["n"] >= 5:
-        cd_diagram(ctx["ranks"], ctx["friedman"]["pairs"], ctx["friedman"]["n"], p("cd_diagram.png"))
-    temperature(ctx["sel"], ctx["trials"], p("temperature.png"))
-    if not trajectories(ctx["trials"], ctx["curves"], p("trajectories.png")):
+    if ctx.friedman is not None and ctx.friedman["n"] >= 5:
+        cd_diagram(ctx.ranks, ctx.friedman["pairs"], ctx.friedman["n"], p("cd_diagram.png"))
+    temperature(ctx.sel, ctx.trials, p("temperature.png"))
+    if not trajectories(ctx.trials, ctx.curves, p("trajectories.png")):
         drawn.pop()
-    if not optuna_history(ctx["trials"], p("optuna.png")):
+    if not optuna_history(ctx.trials, p("optuna.png")):
         drawn.pop()
-    if not transfer_heatmap(ctx["transfer"], ctx["margin"], p("transfer.png"), ctx.get("stability")):
+    if not transfer_heatmap(ctx.transfer, ctx.margin, p("transfer.png"), ctx.stability):
         drawn.pop()
     return drawn

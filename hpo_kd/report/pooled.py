@@ -14,12 +14,13 @@ little power, so a finding that is inconclusive on one draw is not evidence agai
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pandas as pd
 
 from ..errors import UserError
 from . import stats
+from .context import Analysis
 from .replication import KEY, STATS, verdict_rows
 from .selection import ok
 
@@ -27,12 +28,12 @@ from .selection import ok
 def load_draws(stores: List[str]) -> List[Dict]:
     """Each store's trials, curves, study options and seeds; the stores must be draws of one study
     (the same margin) on disjoint seeds."""
-    from . import _study_options, load_store
+    from . import load_store, study_options
 
     draws = []
     for store in stores:
         trials, curves = load_store(store)
-        opts = _study_options(store)
+        opts = study_options(store)
         seeds = sorted(int(s) for s in ok(trials)["seed"].dropna().unique())
         study = trials["study"].iloc[0]
         draws.append(dict(store=store, study=study, trials=trials, curves=curves, opts=opts, seeds=seeds))
@@ -78,17 +79,16 @@ def _n(v) -> int:
     return int(v) if v == v else 0
 
 
-def analyse_draws(stores: List[str]) -> Dict:
+def analyse_draws(stores: List[str]) -> Tuple[Analysis, Dict]:
     """The report's tables on all the draws' seeds pooled, with `draws` (store, study, seeds) and
-    `consistency` (`consistency`)."""
+    `consistency` (`consistency`); and the first draw's study options."""
     from . import analyse
 
     draws = load_draws(stores)
     opts = draws[0]["opts"]
     per_draw = [verdict_rows(analyse(d["trials"], d["curves"], opts["margin"], opts["max_spread"])) for d in draws]
     trials, curves = pool(draws)
-    ctx = analyse(trials, curves, opts["margin"], opts["max_spread"])
-    ctx["consistency"] = consistency(verdict_rows(ctx), per_draw)
-    ctx["draws"] = [{k: d[k] for k in ("store", "study", "seeds")} for d in draws]
-    ctx["opts"] = opts
-    return ctx
+    pooled = analyse(trials, curves, opts["margin"], opts["max_spread"])
+    pooled.consistency = consistency(verdict_rows(pooled), per_draw)
+    pooled.draws = [{k: d[k] for k in ("store", "study", "seeds")} for d in draws]
+    return pooled, opts

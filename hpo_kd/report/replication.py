@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import UserError
 from ..files import atomic_write
 from . import stability, stats
+from .context import Analysis
 from .fmt import EQUIVALENT
 from .selection import ok
 
@@ -38,20 +39,20 @@ OUTCOMES = {  # (finding in A, finding in B, same verdict) -> outcome
 CONSISTENT = "consistent within the margin"  # equivalent in one draw, better/worse in the other, one true μ fits both
 
 
-def verdict_rows(ctx: Dict) -> pd.DataFrame:
+def verdict_rows(ctx: Analysis) -> pd.DataFrame:
     """One row per verdict of a report: its kind (the family's kind), where (the setting, or the
     transfer target), what was compared, seeds, the mean difference, its sd, 95 % and 90 % intervals
     and the verdict. A cross-fitted transfer row that is the regret's test again is not a verdict."""
     rows: List[Dict] = []
-    for _, r in ctx["comparisons"].iterrows():
+    for _, r in ctx.comparisons.iterrows():
         what = f"{r['method']} − {r['reference']}"
         rows.append(dict(kind=r["family"].split(" | ")[0], where=r["setting_label"], what=what, **_v(r, "")))
-    for _, r in ctx["transfer"].iterrows():
+    for _, r in ctx.transfer.iterrows():
         what = f"{r['source']} → {r['target']}"
         rows.append(dict(kind=stats.KINDS["transfer"], where=r["target"], what=what, **_v(r, "")))
         if r["xfit_verdict"] != stability.SAME:
             rows.append(dict(kind=stats.KINDS["xfit"], where=r["target"], what=what, **_v(r, "xfit_")))
-    for _, r in ctx["starts"].iterrows():
+    for _, r in ctx.starts.iterrows():
         what = f"{r['method'].split(';')[0]} {r['quantity']}"  # without the count of runs at a clamp
         rows.append(dict(kind=r["family"].split(" | ")[0], where=r["setting_label"], what=what, **_v(r, "")))
     return pd.DataFrame(rows, columns=KEY + STATS)
@@ -110,17 +111,17 @@ def summary(t: pd.DataFrame) -> Dict[str, int]:
 
 def write(store_a: str, store_b: str, out_root: str = "reports") -> str:
     """Analyse both stores as their reports do and write reports/<B>/replication.md and .csv."""
-    from . import _study_options, analyse, load_store
+    from . import analyse, load_store, study_options
     from .md_draws import replication as render
 
     draws = []
     for store in (store_a, store_b):
         trials, curves = load_store(store)
-        opts = _study_options(store)
+        opts = study_options(store)
         draws.append((store, trials, analyse(trials, curves, opts["margin"], opts["max_spread"])))
     (_, ta, ca), (_, tb, cb) = draws
-    if ca["margin"] != cb["margin"]:
-        raise UserError(f"the two studies' [report] margins differ ({ca['margin']}, {cb['margin']}): not one question")
+    if ca.margin != cb.margin:
+        raise UserError(f"the two studies' [report] margins differ ({ca.margin}, {cb.margin}): not one question")
     common = set(ok(ta)["seed"]) & set(ok(tb)["seed"])
     if common:
         seeds = ", ".join(str(int(s)) for s in sorted(common))
@@ -131,7 +132,7 @@ def write(store_a: str, store_b: str, out_root: str = "reports") -> str:
     os.makedirs(out, exist_ok=True)
     t.round(4).to_csv(os.path.join(out, "replication.csv"), index=False)
     path = os.path.join(out, "replication.md")
-    text = render(t, summary(t), draws, ca["margin"])
+    text = render(t, summary(t), draws, ca.margin)
 
     def write_md(tmp):
         with open(tmp, "w") as f:

@@ -19,13 +19,16 @@ store keeps no per-sample predictions, so the report gives its size instead (not
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 
 from .fmt import table
 from .selection import ok
+
+if TYPE_CHECKING:
+    from .context import ReportContext
 
 MAX_N = 100_000
 TOL = 0.01  # samples
@@ -64,8 +67,8 @@ def table_of(trials: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def section(ctx: Dict) -> List[str]:
-    t = table_of(ctx["trials"], ctx["sel"]) if not ctx["sel"].empty else pd.DataFrame()
+def section(ctx: ReportContext) -> List[str]:
+    t = table_of(ctx.trials, ctx.sel) if not ctx.sel.empty else pd.DataFrame()
     if t.empty:
         return []
     return [
