@@ -375,9 +375,7 @@ def test_optuna_searches_become_optuna_studies_in_sampling_order(tmp_path):
 
 def test_normalised_regret_curve_of_the_grid(tmp_path):
     s = _store(tmp_path / "s")
-    regs = plots.incumbent_regret(
-        pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0
-    )
+    regs = plots.incumbent_regret(pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0)
     assert np.allclose(regs, [1.0, 0.0])  # tau 1 first: the worst; then tau 4: the best
     assert plots.regret_vs_budget(s.trials(), rep.select(s.trials()), str(tmp_path / "r.png"))
 
