@@ -6,9 +6,12 @@ draws' heterogeneity), `power` (seeds for 80 % power of each test), `transfer` (
 matrix), `stability` (the selection within a setting, the floor, the cross-fitted reference, the
 axes), `learned` (start dependence), `pooled` (several draws of a study as one report),
 `replication` (each draw alone, side by side), `shared` (trials shared with another store),
-`testset` (the test set's sampling error), `plots`, and the Markdown: `markdown` with `fmt`,
-`md_transfer`, `md_draws`. Every number comes from the stores; the same stores give the same
-files (timings apart, in `timings.md` / `timings.csv`).
+`testset` (the test set's sampling error), the plots (`plots`, `plot_verdicts`,
+`plot_temperatures`, `plot_base`; what a method moves and its clamps come from its class), `context`
+(the typed `Analysis` and `ReportContext`, built once per report) and the Markdown: `sections`,
+one module per section of report.md in order, with `fmt`, `md_transfer`, `md_draws`. Every number
+comes from the stores; the same stores give the same files (timings apart, in `timings.md` /
+`timings.csv`).
 """
 
 from __future__ import annotations
