@@ -14,8 +14,9 @@ from ..record import TAU_S, TAU_T
 from ..store import Store
 from ..study import Study
 from .progress import Progress
+from .rows import nan_to_none, store_row
 from .signals import stop_if_interrupted
-from .units import nan_to_none, planned_epochs, store_row
+from .units import planned_epochs
 
 
 class StoreCallback(tune.Callback):

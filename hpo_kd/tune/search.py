@@ -39,7 +39,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ..study import Trial
-from .units import planned_epochs, search_trial_id
+from .rows import search_trial_id
+from .units import planned_epochs
 
 STORAGE = "optuna.db"
 
