@@ -74,6 +74,7 @@ transfer-data-replicate: data
 	$(BIN)/hpo-kd run studies/transfer_data.toml --seeds 8-15 --name transfer_data_b
 	$(BIN)/hpo-kd report runs/transfer_data_b
 	$(BIN)/hpo-kd replication runs/transfer_data runs/transfer_data_b
+	$(BIN)/hpo-kd report runs/transfer_data runs/transfer_data_b
 
 # Hinton, Vinyals & Dean (2015), section 3: MNIST test errors of the teacher, the student alone
 # and the student distilled at T = 20

@@ -255,7 +255,7 @@ def cmd_transfer(a) -> int:
     rows, _ = rep.transfer_cells(trials, src, tgt)
     if not rows:
         raise UserError(f"no seed has results for both {a.source!r} and {a.target!r}")
-    margin = rep._study_options(a.study)["margin"]
+    margin = rep.study_options(a.study)["margin"]
     r = rep.stats.compare([x["regret"] for x in rows], margin)  # this one cell: no Holm family
     labels = rep.labels(trials)
     tr = rep.stats.paired([x["transferred"] for x in rows])

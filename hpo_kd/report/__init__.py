@@ -79,9 +79,6 @@ def study_options(store_dir: str) -> Dict:
     return out
 
 
-_study_options = study_options  # the name `hpo-kd transfer` calls
-
-
 def analyse(
     trials: pd.DataFrame, curves: pd.DataFrame, margin: float = DEFAULT_MARGIN, max_spread: float = DEFAULT_MAX_SPREAD
 ) -> Dict:

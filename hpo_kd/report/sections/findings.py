@@ -56,7 +56,8 @@ def render(ctx: ReportContext) -> List[str]:
         for _, r in dec.iterrows():
             what = f"{r['source']} → {r['target']}"
             md.append(
-                f"- Transfer {what}: {r['verdict']} (regret "
+                f"- Transfer {what}, against B's same-seed selection (which favours B: see the cross-fitted "
+                f"lines): {r['verdict']} (regret "
                 + stat_text(r)
                 + ")"
                 + (f"; {r['note']}" if r["note"] else "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List
 
 from ..fmt import fmt_ci, fmt_p, stat_columns, table
-from ..md_transfer import beside_transfer
+from ..md_transfer import XFIT_TEXT, beside_transfer
 
 if TYPE_CHECKING:
     from ..context import ReportContext
@@ -57,5 +57,42 @@ def render(ctx: ReportContext) -> List[str]:
             ),
             "",
         ]
+        md += crossfit_table(tm, m)
         md += beside_transfer(comp)
     return md
+
+
+def crossfit_table(tm, margin: float) -> List[str]:
+    """Every cell's cross-fitted comparison with B's selection: A's τ and B's reference both
+    selected on seeds other than the one they are run on (the regret's own reference is not)."""
+    cells = tm.assign(
+        bci=[fmt_ci(lo, hi) for lo, hi in zip(tm["xfit_lo"], tm["xfit_hi"])],
+        bci90=[fmt_ci(lo, hi) for lo, hi in zip(tm["xfit_lo90"], tm["xfit_hi90"])],
+        bph=tm["xfit_p_holm"].map(fmt_p),
+        bpt=tm["xfit_p_tost_holm"].map(fmt_p),
+        bpost=[
+            "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
+            for a, b, c in zip(tm["xfit_p_below"], tm["xfit_p_inside"], tm["xfit_p_above"])
+        ],
+    )
+    return [
+        "### Every cell, cross-fitted",
+        "",
+        XFIT_TEXT.format(m=margin),
+        "",
+        table(
+            cells,
+            [
+                ("source", "A (source)", ""),
+                ("target", "B (target)", ""),
+                ("xfit_mean", "B's selection − A's τ, cross-fitted", "+.2f"),
+                ("bci", "95 % CI (jackknife)", ""),
+                ("bph", "Holm p", ""),
+                ("bci90", "90 % CI", ""),
+                ("bpt", "TOST Holm p", ""),
+                ("bpost", "P(< −m / ±m / > +m)", ""),
+                ("xfit_verdict", "verdict", ""),
+            ],
+        ),
+        "",
+    ]
