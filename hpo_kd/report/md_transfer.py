@@ -70,23 +70,35 @@ XFIT_TEXT = (
 )
 
 
-def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
-    """The transfer cells that move along one axis (one part of the setting differs)."""
-    cells = tm[tm["axis"].isin(axes)] if not tm.empty else tm
-    if cells.empty:
-        return []
-    cells = cells.assign(
-        _o=cells["axis"].map({a: i for i, a in enumerate(axes)}),
-        changed=[f"{n - s}/{n}" for n, s in zip(cells["n"], cells["same_tau"])],
-        ci=[fmt_ci(lo, hi) for lo, hi in zip(cells["lo"], cells["hi"])],
+def xfit_display(cells: pd.DataFrame) -> pd.DataFrame:
+    """`cells` with the cross-fitted comparison's display columns: bci / bci90 (its intervals), bph /
+    bpt (its Holm p-values) and bpost (its posterior probabilities)."""
+    return cells.assign(
         bci=[fmt_ci(lo, hi) for lo, hi in zip(cells["xfit_lo"], cells["xfit_hi"])],
+        bci90=[fmt_ci(lo, hi) for lo, hi in zip(cells["xfit_lo90"], cells["xfit_hi90"])],
         bph=cells["xfit_p_holm"].map(fmt_p),
         bpt=cells["xfit_p_tost_holm"].map(fmt_p),
         bpost=[
             "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
             for a, b, c in zip(cells["xfit_p_below"], cells["xfit_p_inside"], cells["xfit_p_above"])
         ],
-    ).sort_values(["_o", "target", "source"])
+    )
+
+
+def axes_section(tm: pd.DataFrame, axes: List[str], margin: float) -> List[str]:
+    """The transfer cells that move along one axis (one part of the setting differs)."""
+    cells = tm[tm["axis"].isin(axes)] if not tm.empty else tm
+    if cells.empty:
+        return []
+    cells = (
+        xfit_display(cells)
+        .assign(
+            _o=cells["axis"].map({a: i for i, a in enumerate(axes)}),
+            changed=[f"{n - s}/{n}" for n, s in zip(cells["n"], cells["same_tau"])],
+            ci=[fmt_ci(lo, hi) for lo, hi in zip(cells["lo"], cells["hi"])],
+        )
+        .sort_values(["_o", "target", "source"])
+    )
     return [
         "## Transfer along each axis",
         "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List
 
 from ..fmt import fmt_ci, fmt_p, stat_columns, table
-from ..md_transfer import XFIT_TEXT, beside_transfer
+from ..md_transfer import XFIT_TEXT, beside_transfer, xfit_display
 
 if TYPE_CHECKING:
     from ..context import ReportContext
@@ -65,16 +65,7 @@ def render(ctx: ReportContext) -> List[str]:
 def crossfit_table(tm, margin: float) -> List[str]:
     """Every cell's cross-fitted comparison with B's selection: A's τ and B's reference both
     selected on seeds other than the one they are run on (the regret's own reference is not)."""
-    cells = tm.assign(
-        bci=[fmt_ci(lo, hi) for lo, hi in zip(tm["xfit_lo"], tm["xfit_hi"])],
-        bci90=[fmt_ci(lo, hi) for lo, hi in zip(tm["xfit_lo90"], tm["xfit_hi90"])],
-        bph=tm["xfit_p_holm"].map(fmt_p),
-        bpt=tm["xfit_p_tost_holm"].map(fmt_p),
-        bpost=[
-            "–" if a != a else f"{a:.2f} / {b:.2f} / {c:.2f}"
-            for a, b, c in zip(tm["xfit_p_below"], tm["xfit_p_inside"], tm["xfit_p_above"])
-        ],
-    )
+    cells = xfit_display(tm)
     return [
         "### Every cell, cross-fitted",
         "",
