@@ -215,3 +215,14 @@ def test_a_study_on_data_not_fetched_exits_2_before_running(tmp_path, monkeypatc
     code = cli.main(["run", str(study), "--dry-run", "--runs-dir", str(tmp_path / "runs")])
     assert code == 2 and "hpo-kd data fetch mnist" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_shipped_real_data_studies_plan():
+    from hpo_kd.study import load_study, plan_counts
+
+    xdata = load_study("studies/transfer_data.toml")
+    counts = plan_counts(xdata.plan())
+    assert sum(counts.values()) == 3 * 8 * (5 + 1 + 1)  # settings x seeds x (grid, no-KD, teacher)
+    assert {s.dataset for s in xdata.settings} == {"mnist", "animal_mnist", "mnist1d"}
+    hinton = load_study("studies/hinton.toml")
+    assert sum(plan_counts(hinton.plan()).values()) == 3 * 3  # a teacher, T = 20 and no-KD per seed
