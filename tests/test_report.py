@@ -264,7 +264,11 @@ def test_report_writes_files_and_is_repeatable(tmp_path):
     ):
         assert col in pd.read_csv(out / "synthetic" / "verdicts.csv").columns, col
     assert "MKD is better than the grid's selected τ (+3.04 points" in md
-    assert "Transfer mnist1d(100%,none) → mnist1d(100%,strong): does not transfer" in md
+    assert (
+        "Transfer mnist1d(100%,none) → mnist1d(100%,strong), against B's same-seed selection (which favours B: "
+        "see the cross-fitted lines): does not transfer" in md
+    )
+    assert "### Every cell, cross-fitted" in md  # every cell's cross-fitted comparison, in one table
     # The same results on a machine twice as slow: the report is the same, only timings.md moves.
     for f in ("trials.parquet", "curves.parquet"):
         if (folder / f).exists():
