@@ -40,6 +40,23 @@ from . import power
 
 ALPHA = power.ALPHA
 LEVEL = 0.95
+# The columns of one comparison's statistics, in the order the tables and CSVs keep them.
+STAT_COLUMNS = (
+    "n",
+    "mean",
+    "sd",
+    "lo",
+    "hi",
+    "p",
+    "p_holm",
+    "lo90",
+    "hi90",
+    "p_tost",
+    "p_tost_holm",
+    "p_below",
+    "p_inside",
+    "p_above",
+)
 MIN_SEEDS = power.MIN_SEEDS  # fewer paired seeds decide nothing: two seeds that agree give a zero-width interval
 MAX_SEEDS = power.MAX_SEEDS  # "more than this" when the observed effect is too small for any practical number
 

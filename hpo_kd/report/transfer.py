@@ -126,20 +126,7 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
 
 
 XFIT_COLUMNS = (
-    "n",
-    "mean",
-    "sd",
-    "lo",
-    "hi",
-    "p",
-    "p_holm",
-    "lo90",
-    "hi90",
-    "p_tost",
-    "p_tost_holm",
-    "p_below",
-    "p_inside",
-    "p_above",
+    *stats.STAT_COLUMNS,
     "family_size",
     "verdict",
     "seeds_to_reject",
