@@ -194,11 +194,12 @@ def test_teacher_trains_on_its_own_share(tmp_path):
     import torch
 
     from hpo_kd.train.config import TrialConfig
-    from hpo_kd.train.teacher import teacher_bundle
+    from hpo_kd.train.teacher import teacher_bundle, teacher_data_key
 
     c = TrialConfig(dataset="digits", fraction=0.2, teacher_fraction=1.0).resolved()
     student = data.load("digits", seed=0, fraction=0.2)
     teacher = teacher_bundle(c, student, torch.device("cpu"))
+    assert teacher_data_key(c, student) == teacher.key  # the cache key, without loading the teacher's data
     assert teacher.size("train") > 4 * student.size("train")
     for split in ("meta", "val", "test"):
         assert torch.equal(teacher.splits[split][0], student.splits[split][0])

@@ -24,7 +24,7 @@ def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
     if c.teacher_checkpoint:
         from ..models.checkpoint import file_hash
 
-        return teacher_cache.key(bundle.key, c.teacher, checkpoint=file_hash(c.teacher_checkpoint))
+        return teacher_cache.key(teacher_data_key(c, bundle), c.teacher, checkpoint=file_hash(c.teacher_checkpoint))
     t = teacher_config(c)
     schedule = (
         {}
@@ -38,7 +38,7 @@ def teacher_key(c: TrialConfig, bundle) -> Dict[str, Any]:
     if t.precision != "fp32":  # likewise
         schedule["precision"] = t.precision
     return teacher_cache.key(
-        bundle.key,
+        teacher_data_key(c, bundle),
         t.teacher,
         epochs=t.epochs,
         optimizer=t.optimizer,
@@ -70,12 +70,25 @@ def teacher_config(c: TrialConfig) -> TrialConfig:
     )
 
 
+def _teacher_data(c: TrialConfig):
+    """The teacher's share of the train split and its augmentation (the student's by default)."""
+    return (c.fraction if c.teacher_fraction is None else c.teacher_fraction), (c.teacher_augment or c.augment)
+
+
+def teacher_data_key(c: TrialConfig, bundle) -> Dict[str, Any]:
+    """The key of the data the teacher of `c` trains on, from the student's bundle without loading
+    the teacher's: `load` keys a bundle by its fraction and augmentation beside the rest."""
+    fraction, augment = _teacher_data(c)
+    if fraction == c.fraction and augment == c.augment:
+        return bundle.key
+    return dict(bundle.key, fraction=fraction, augment=augment)
+
+
 def teacher_bundle(c: TrialConfig, bundle, device):
     """The data the teacher of `c` trains on: the student's bundle, unless `teacher_fraction` or
     `teacher_augment` differ from the student's. The split seed is the same, so meta, val and test
     are the student's; only the train split (its share) and its augmentation change."""
-    fraction = c.fraction if c.teacher_fraction is None else c.teacher_fraction
-    augment = c.teacher_augment or c.augment
+    fraction, augment = _teacher_data(c)
     if fraction == c.fraction and augment == c.augment:
         return bundle
     from .. import data as data_mod
@@ -88,8 +101,7 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
     """Load the teacher for this config from the cache, training it (once) if missing.
 
     Returns (model in eval mode without grad, info dict with val/test accuracy and `cached`)."""
-    bundle = teacher_bundle(c, bundle, device)
-    key = teacher_key(c, bundle)
+    key = teacher_key(c, bundle)  # the teacher's own data is loaded only if it must be trained
     path = teacher_cache.path(c.cache_dir, c.teacher, key)
     # The key promises that teacher_seed fixes the weights: seed the initialisation (and Mixup's
     # NumPy draws) rather than inheriting whatever state the global generators are in.
@@ -116,7 +128,8 @@ def get_teacher(c: TrialConfig, bundle, device, log: Callable[[str], None] = lam
             return load()
         log(f"training teacher {c.teacher} ({os.path.basename(path)}) for {c.teacher_epochs} epochs")
         tc = teacher_config(c)
-        info = fit(model, bundle, methods_mod.create("nokd"), None, tc, device, None, every_epoch=False)
+        own = teacher_bundle(c, bundle, device)
+        info = fit(model, own, methods_mod.create("nokd"), None, tc, device, None, every_epoch=False)
         if info["status"] != "ok":
             raise UserError(
                 f"teacher {c.teacher} training {info['status']}: {info.get('error', '')}; "
