@@ -28,12 +28,14 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hpo_kd tests bench
 	$(BIN)/ruff format hpo_kd tests bench
 
+# Two worker processes (pytest-xdist): most of a Ray test is waiting on start-up and scheduling,
+# so two run side by side, each with its own embedded Ray.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
-# Everything but the Ray and subprocess tests (marked slow): under a minute.
+# Everything but the Ray and subprocess tests (marked slow)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" -n 2
 
 quickstart: $(STAMP)
 	$(BIN)/hpo-kd run studies/quickstart.toml

@@ -735,6 +735,7 @@ def test_trajectories_draw_what_mkd_learns_and_mark_a_run_that_ends_at_the_clamp
     assert "tau_t = 4 held" in ax.get_title()
 
 
+@pytest.mark.slow
 def test_cd_diagram_is_the_same_file_in_every_process(tmp_path):
     """scikit-posthocs draws a bar through a set of names, whose order is the process's hash
     order; the diagram must not depend on it."""
