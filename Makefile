@@ -28,8 +28,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hpo_kd tests bench
 	$(BIN)/ruff format hpo_kd tests bench
 
-# Two worker processes (pytest-xdist): most of a Ray test is waiting on start-up and scheduling,
-# so two run side by side, each with its own embedded Ray.
+# Two worker processes (pytest-xdist), one per core; a Ray test starts its own embedded Ray in its worker.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 
