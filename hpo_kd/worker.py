@@ -1,5 +1,6 @@
-"""The Ray Tune trainable: one teacher, one student trial or a group of students (`members`: one
-setting and seed, trained together by `hpo_kd.train.run_trials`), run inside a (reused) Tune actor.
+"""The Ray Tune trainable: one teacher, one student trial, a group of students (`members`: one
+setting and seed, trained together by `hpo_kd.train.run_trials`) or a PBT population (its
+`search`, trained by `hpo_kd.train.run_population`), run inside a (reused) Tune actor.
 
 This module is what a Tune actor imports to run a trial, so it imports nothing heavy at module
 level: torch, scikit-learn and the training code are imported by the first trial an actor runs
@@ -49,6 +50,15 @@ def final_scalars(result: Dict[str, Any]) -> Dict[str, Any]:
     return {k: result.get(k) for k in SCALARS}
 
 
+def member_final(result: Dict[str, Any]) -> Dict[str, Any]:
+    """A group member's part of its trial's final report: its scalars, its temperatures as they are
+    (None: the method has none) and its curve (a PBT member that copied another carries its curve)."""
+    m = {k: clean(v) for k, v in final_scalars(result).items()}
+    if result["status"] == "ok":
+        m[TAU_T], m[TAU_S] = result[TAU_T], result[TAU_S]
+    return dict(m, curve=[curve_row(r) for r in result["history"]])
+
+
 def clean(v):
     """None as NaN: Tune's result handling wants numbers."""
     if v is None:
@@ -91,13 +101,13 @@ def import_training() -> float:
 
 
 def trial_fn(config: Dict[str, Any]) -> None:
-    """The Ray Tune trainable: one teacher or one student trial."""
+    """The Ray Tune trainable: one teacher, one student trial, a group of students or a PBT population."""
     started = time.time()
     from ray import tune
 
     import_s = import_training()
     from .errors import UserError
-    from .train import run_trial, run_trials, train_teacher
+    from .train import run_population, run_trial, run_trials, train_teacher
 
     spec = config["spec"]
     cfg = run_config(config)
@@ -106,20 +116,14 @@ def trial_fn(config: Dict[str, Any]) -> None:
     curve = []
     t_run = time.perf_counter()
     try:
-        if spec["kind"] == "group":  # students of one setting and seed, trained together
-            cfgs = [run_config({"spec": m}, spec) for m in spec["members"]]
-            curves = [[] for _ in cfgs]
-            reports = [(lambda row, c=c: c.append(curve_row(row))) for c in curves]
-            results = run_trials(cfgs, reports=reports)
-            members = []
-            for result, member_curve in zip(results, curves):
-                m = {k: clean(v) for k, v in final_scalars(result).items()}
-                if result["status"] == "ok":  # the temperatures as they are (None: the method has none)
-                    m[TAU_T], m[TAU_S] = result[TAU_T], result[TAU_S]
-                members.append(dict(m, curve=member_curve))
+        if spec["kind"] in ("group", "population"):  # students of one setting and seed, trained together
+            if spec["kind"] == "group":
+                results = run_trials([run_config({"spec": m}, spec) for m in spec["members"]])
+            else:
+                results = run_population(cfg, spec["search"])
             final = {
                 "status": "ok",
-                "members": members,
+                "members": [member_final(r) for r in results],
                 "grouped": results[0].get("grouped", 1),
                 "group_kernels": results[0].get("group_kernels"),
                 "seconds": sum(r["seconds"] for r in results),

@@ -4,9 +4,11 @@
   (`hpo_kd.checks.option`), read and checked before any compute (and by `hpo-kd run --dry-run`);
 * its units of work: `expand` turns its options into the units of one setting and seed (fixed
   trials, as the grid does, or one search that runs `budget` Ray Tune trials);
-* how a search runs: `tune_search` gives the study's one Tuner a search (a Ray Tune `Searcher`
-  batched by `hpo_kd.tune.search.Batched`, and optionally a scheduler of its own), or, with
-  `alone = True`, `run_alone` runs it in a Tuner of its own after the study's main Tuner;
+* how a search runs (`runs`): `tune_search` gives the study's one Tuner a search (a Ray Tune
+  `Searcher` batched by `hpo_kd.tune.search.Batched`, and optionally a scheduler of its own);
+  or `run_alone` runs it in a Tuner of its own after the study's main Tuner; or `unit` makes
+  the whole search one Ray Tune trial of the study's Tuner, that `hpo_kd.worker` runs in one
+  process and whose rows are stored when it ends;
 * what reports and the CLI show of it (label, colour, marker, order, words), as methods do.
 
 A searcher chooses the temperatures of the `fixed` method, or of another `searchable` method
@@ -86,7 +88,6 @@ class Searcher:
     Options: Any = None  # the dataclass of its options (a `method` field is added by `read`)
     budget_keys: Tuple[str, ...] = ()  # options that are not part of a search's id (raising them extends it)
     fixed_tau = True  # each of its trials trains at one τ (PBT's change theirs)
-    alone = False  # True: each search runs in a Tuner of its own (`run_alone`), after the main Tuner
     resumes = True  # False: an interrupted search runs again whole (its members depend on each other)
 
     # ------------------------------------------------------------------ the report
@@ -120,6 +121,17 @@ class Searcher:
 
     # ------------------------------------------------------------------ running
     @classmethod
+    def runs(cls, t: Trial) -> str:
+        """How search `t` runs: "search" (the study's Tuner, `tune_search`), "alone" (a Tuner of
+        its own, `run_alone`) or "unit" (one Ray Tune trial of the study's Tuner, `unit`)."""
+        return "search"
+
+    @classmethod
+    def unit(cls, t: Trial, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """The spec of the one Ray Tune trial that runs search `t` whole (`runs(t) == "unit"`)."""
+        raise NotImplementedError(f"searcher {cls.name!r} does not run as one trial")
+
+    @classmethod
     def trials_to_run(cls, t: Trial, done) -> int:
         """How many Ray Tune trials search `t` still runs, given its finished store rows `done`."""
         if cls.resumes:
@@ -134,7 +146,7 @@ class Searcher:
 
     @classmethod
     def run_alone(cls, t: Trial, spec: Dict[str, Any], run: SearchRun) -> None:
-        """Run search `t` in a Tuner of its own (searchers with `alone = True`)."""
+        """Run search `t` in a Tuner of its own (`runs(t) == "alone"`)."""
         raise NotImplementedError(f"searcher {cls.name!r} does not run alone")
 
     @classmethod

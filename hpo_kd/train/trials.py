@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -84,12 +84,27 @@ def run_trials(
     log: Callable[[str], None] = lambda m: None,
 ) -> List[Dict[str, Any]]:
     """Run trials that differ only in their temperature method (GROUP_FREE): one data set, seed,
-    teacher and student. The data and the teacher are loaded once. The students whose methods
-    train in a group (`TemperatureMethod.trains_in_group`) train together as one
-    `GroupedStudents` model when their architecture allows it: with fused convolutions where a
-    bitwise check of one step passes on this machine, else each on its own modules (exact by
-    construction, and a warning); the others one after the other. Either way each result is
+    teacher and student, the data and the teacher loaded once (`trainers`). Each result is
     bitwise the one `run_trial` gives for its config alone."""
+    results: List[Optional[Dict[str, Any]]] = [None] * len(configs)
+    for idx, trainer in trainers(configs, reports, log):
+        trainer.run()
+        for i, r in zip(idx, trainer.finish()):
+            results[i] = r
+    return results
+
+
+def trainers(
+    configs: List[TrialConfig | Dict[str, Any]],
+    reports: Optional[List[Optional[Callable[[Dict[str, Any]], None]]]] = None,
+    log: Callable[[str], None] = lambda m: None,
+) -> Iterator[Tuple[List[int], Trainer]]:
+    """The trainers of trials that differ only in their temperature method, before their first
+    epoch, each with the indices of its configs: the students whose methods train in a group
+    (`TemperatureMethod.trains_in_group`) as one `GroupedStudents` trainer when their
+    architecture allows it (fused convolutions where a bitwise check of one step passes on this
+    machine, else each on its own modules, with a warning), then one trainer per other student,
+    made when asked for (every student seeded as a trial alone seeds it)."""
     cs = [as_config(c).resolved() for c in configs]
     reports = list(reports) if reports is not None else [None] * len(cs)
     keys = {group_key(dataclasses.replace(c, cache_dir=None)) for c in cs}
@@ -102,16 +117,15 @@ def run_trials(
     if any(m.uses_kd for m in methods):
         teacher, tinfo = get_teacher(c0, bundle, device, log)
     key = logits_key(tinfo, bundle, device)
-    counted = []
 
     def student(i: int, **info) -> Member:
         seed_everything(c0.seed)  # as a trial alone seeds it: every student of a seed starts the same
         model = models_mod.create(c0.student, bundle.input_shape, bundle.num_classes)
-        counted.append(models_mod.count_parameters(model))
         used = tinfo if methods[i].uses_kd else None  # a student without KD has no teacher, in a group too
-        return Member(model, methods[i], reports[i], info=dict(info, **teacher_fields(used)))
+        info.update(teacher_fields(used), student_params=models_mod.count_parameters(model))
+        return Member(model, methods[i], reports[i], info=info)
 
-    results: List[Optional[Dict[str, Any]]] = [None] * len(cs)
+    alone = list(range(len(cs)))
     together = [i for i, m in enumerate(methods) if type(m).trains_in_group()]
     if len(together) >= 2:
         members = [student(i, grouped=len(together), group_kernels=None) for i in together]
@@ -127,20 +141,12 @@ def run_trials(
                 )
             for m in members:
                 m.info["group_kernels"] = "own" if inexact else "fused"
-            trainer = Trainer(members, bundle, teacher, c0, device, key, group=True, fused=not inexact)
-            trainer.run()
-            for i, r in zip(together, trainer.finish()):
-                results[i] = r
+            alone = [i for i in alone if i not in together]
+            yield together, Trainer(members, bundle, teacher, c0, device, key, group=True, fused=not inexact)
         else:
             log(f"{len(together)} students of one seed train one by one ({reason})")
-    for i in range(len(cs)):
-        if results[i] is None:
-            trainer = Trainer([student(i, grouped=1, group_kernels=None)], bundle, teacher, c0, device, key)
-            trainer.run()
-            results[i] = trainer.finish()[0]
-    for r in results:
-        r["student_params"] = counted[0]
-    return results
+    for i in alone:
+        yield [i], Trainer([student(i, grouped=1, group_kernels=None)], bundle, teacher, c0, device, key)
 
 
 def logits_key(tinfo: Optional[Dict[str, Any]], bundle, device) -> Optional[str]:

@@ -38,7 +38,7 @@ class StoreCallback(tune.Callback):
 
     def _record(self, trial, status=None, error=None):
         spec = trial.config["spec"]
-        if spec["kind"] == "group":
+        if spec["kind"] in ("group", "population"):
             return self._record_group(trial, spec, status, error)
         last = dict(trial.last_result or {})
         curve = self.curves.pop(trial.trial_id, [])
@@ -88,24 +88,33 @@ class StoreCallback(tune.Callback):
         stop_if_interrupted()  # the row above is stored
 
     def _record_group(self, trial, spec, status=None, error=None):
-        """A row per member of a group trial (all `failed` if the trial's process failed)."""
+        """A row per member of a group trial or PBT population (all `failed` if the trial's process
+        failed). A population's member is known by its place (`trial_index`), with its last tau."""
         last = dict(trial.last_result or {})
         finals = last.get("members") if last.get("final") else None
-        if not isinstance(finals, list) or len(finals) != len(spec["members"]):
+        n = len(spec["members"]) if spec["kind"] == "group" else spec["search"]["population"]
+        if not isinstance(finals, list) or len(finals) != n:
             finals = [
                 {
                     "status": "failed",
                     "error": error or nan_to_none(last.get("error")) or "group trial ended without a result",
                 }
-                for _ in spec["members"]
+                for _ in range(n)
             ]
         started = self.started.pop(trial.trial_id, None)
-        for member, final in zip(spec["members"], finals):
+        for i, final in enumerate(finals):
             final = dict(final, node=last.get("node"), started_at=last.get("started_at"), gpu_ids=last.get("gpu_ids"))
+            if spec["kind"] == "group":
+                member = spec["members"][i]
+                config = {"spec": member}
+            else:
+                member = dict(spec, kind="pbt", index=i, trial_id=f"{spec['unit_id']}-{i}")
+                tau = nan_to_none(final.get(TAU_T))
+                config = {"spec": member, **({"tau": tau} if tau is not None else {})}
             record = store_row(
                 self.study,
                 member,
-                {"spec": member},
+                config,
                 final,
                 status or final.get("status"),
                 error or nan_to_none(final.get("error")),

@@ -1,5 +1,7 @@
-"""PBT: a study's `[methods.pbt]` searches, each one population trained under Ray Tune's
-`PopulationBasedTraining` in a Tuner of its own.
+"""PBT through Ray Tune (`[methods.pbt] grouped = false`): each search one population trained
+under Ray Tune's `PopulationBasedTraining` in a Tuner of its own. (By default a population trains
+in one process: `hpo_kd.train.population`, whose rules for the first taus and the interval this
+module shares.)
 
 Per setting and seed, `population` students of the `fixed` method with tau_t = tau_s = tau,
 their first tau drawn log-uniformly in [low, high] (seeded by the table's `seed` and the trial's
@@ -7,7 +9,8 @@ seed: the same study draws the same taus). Every `interval` epochs (default a qu
 epochs, at least 1) the bottom `quantile` of the population (by val accuracy) copies a member
 of the top quantile: its weights, optimiser, LR schedule, method state, batch-order generator
 and curve so far (`Trainer.state`/`load_state`), then explores: tau x1.2 or x0.8, or with
-`resample_probability` a fresh log-uniform draw, clamped to [low, high] (`explore`).
+`resample_probability` a fresh log-uniform draw, clamped to [low, high] (Tune's `_explore`,
+with `clamp`).
 
 The trainable (`pbt_fn`) is the plain trial's trainer (`hpo_kd.train.student_trainer`, a
 `Trainer`) run a few epochs at a time (`Trainer.run(start, stop, on_epoch)`); it reports once
@@ -67,38 +70,12 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from ..train.population import FACTORS, clamp, initial_taus, interval_of
+
 TIME_ATTR = "training_iteration"
-FACTORS = (1.2, 0.8)
 
 
-# ---------------------------------------------------------------------- pure parts (no Ray)
-
-
-def interval_of(search: Dict[str, Any], epochs: int) -> int:
-    """Epochs between perturbations: the table's `interval`, by default a quarter of the epochs."""
-    return int(search.get("interval") or max(1, epochs // 4))
-
-
-def initial_taus(search: Dict[str, Any], seed: int) -> List[float]:
-    """The population's first taus: log-uniform in [low, high], seeded by the search and the trial seed."""
-    rng = random.Random(search["seed"] * 100003 + seed)
-    lo, hi = math.log(search["low"]), math.log(search["high"])
-    return [math.exp(rng.uniform(lo, hi)) for _ in range(search["population"])]
-
-
-def explore(tau: float, search: Dict[str, Any], rng: random.Random) -> float:
-    """A perturbed tau: resampled log-uniformly with `resample_probability`, else x1.2 or x0.8,
-    clamped to [low, high]. (The same rule as Tune's `_explore`, which `scheduler` uses.)"""
-    lo, hi = search["low"], search["high"]
-    if rng.random() < search["resample_probability"]:
-        new = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    else:
-        new = tau * rng.choice(FACTORS)
-    return clamp(new, search)
-
-
-def clamp(tau: float, search: Dict[str, Any]) -> float:
-    return float(min(max(tau, search["low"]), search["high"]))
+# ---------------------------------------------------------------------- a member's state (no Ray)
 
 
 def load_state(trainer, s: Dict[str, Any], tau: Optional[float]) -> int:

@@ -224,7 +224,9 @@ class Runner:
         """How many Ray Tune trials the pending units take: a group of students is one."""
         units = [t for t in todo if t.kind in ("teacher", "trial")]
         specs = [unit_spec(t, self.folder, "cpu", 1) for t in units]
-        searches = sum(self._to_run(t) for t in todo if t.kind == "search")
+        searches = sum(
+            1 if searcher_of(t).runs(t) == "unit" else self._to_run(t) for t in todo if t.kind == "search"
+        )
         return len(grouped_units(specs, self.study.resources.get("students_per_trial", 1))) + searches
 
     def remaining(self, todo: List[Trial]) -> int:
@@ -295,8 +297,8 @@ class Runner:
         marks: Dict[str, float],
     ) -> None:
         """One Tuner for every pending trial of this run, then one per search whose searcher runs
-        it alone (PBT: it refuses the main Tuner's search algorithm)."""
-        alone = [t for t in todo if t.kind == "search" and searcher_of(t).alone]  # Tuners of their own
+        it alone (Ray Tune's PBT: it refuses the main Tuner's search algorithm)."""
+        alone = [t for t in todo if t.kind == "search" and searcher_of(t).runs(t) == "alone"]  # Tuners of their own
         todo = [t for t in todo if t not in alone]
         fixed, searches, schedulers = self._units(todo, slots, device, threads)
         if fixed or searches:
@@ -349,19 +351,22 @@ class Runner:
             shutil.rmtree(storage, ignore_errors=True)
 
     def _units(self, todo: List[Trial], slots: int, device: str, threads: int):
-        """The run's units as Tune sees them: the fixed-config ones (teachers first, students of a
-        setting and seed grouped), the searches (each from its searcher), and the schedulers of
-        those that have one (ASHA)."""
+        """The run's units as Tune sees them: the fixed-config ones (teachers first, then the
+        searches that are one trial each (a PBT population), then students, those of a setting and
+        seed grouped), the other searches (each from its searcher), and the schedulers of those
+        that have one (ASHA)."""
         cache_dir = self.folder  # teachers go to <study folder>/teachers/
-        units = [t for t in todo if t.kind == "teacher"] + [t for t in todo if t.kind == "trial"]
-        fixed = grouped_units(
-            [dict(unit_spec(t, cache_dir, device, threads), index=i) for i, t in enumerate(units)],
-            self.study.resources.get("students_per_trial", 1),
-        )
+        whole = [t for t in todo if t.kind == "search" and searcher_of(t).runs(t) == "unit"]
+        units = [t for t in todo if t.kind == "teacher"] + whole + [t for t in todo if t.kind == "trial"]
+        specs = []
+        for i, t in enumerate(units):
+            spec = dict(unit_spec(t, cache_dir, device, threads), index=i)
+            specs.append(searcher_of(t).unit(t, spec) if t in whole else spec)
+        fixed = grouped_units(specs, self.study.resources.get("students_per_trial", 1))
         searches, schedulers = [], {}
         run = SearchRun(self.folder, self.store, self.study, slots)
         for t in todo:
-            if t.kind == "search":
+            if t.kind == "search" and t not in whole:
                 s, scheduler = searcher_of(t).tune_search(t, unit_spec(t, cache_dir, device, threads), run)
                 searches.append(s)
                 if scheduler is not None:
