@@ -224,9 +224,7 @@ class Runner:
         """How many Ray Tune trials the pending units take: a group of students is one."""
         units = [t for t in todo if t.kind in ("teacher", "trial")]
         specs = [unit_spec(t, self.folder, "cpu", 1) for t in units]
-        searches = sum(
-            1 if searcher_of(t).runs(t) == "unit" else self._to_run(t) for t in todo if t.kind == "search"
-        )
+        searches = sum(1 if searcher_of(t).runs(t) == "unit" else self._to_run(t) for t in todo if t.kind == "search")
         return len(grouped_units(specs, self.study.resources.get("students_per_trial", 1))) + searches
 
     def remaining(self, todo: List[Trial]) -> int:
