@@ -12,9 +12,10 @@ each run is dropped as warm-up, and each method's time is the median over its ru
 Goals: exact <= 2.5, first-order <= 1.5, every-4 <= 1.3 times the fixed-tau step. LS-KD (a
 per-sample temperature from each sample's logits) is printed beside them, with no goal.
 
-`--searches`: also a PBT search's wall time against the grid's at the same population (5), as
-two tiny studies through Ray Tune (digits, 6 epochs, one seed), alternating, `--search-repeats`
-pairs: the time from `Runner.run` to its return, teacher trained beforehand in both.
+`--searches`: also a PBT search's wall time against the grid's at the same population (5), both
+PBTs (grouped, the default, and Ray Tune's, `grouped = false`), as tiny studies through Ray Tune
+(digits, 6 epochs, one seed), in rotated order, `--search-repeats` rounds: the time from
+`Runner.run` to its return, the teacher trained beforehand in each.
 """
 
 from __future__ import annotations
@@ -161,17 +162,23 @@ student = "mlp"
 
 
 def searches(repeats: int) -> None:
-    """Wall time of a PBT search (population 5) against the grid's (5 temperatures), side by side."""
+    """Wall time of PBT searches (population 5; grouped and Ray Tune's) against the grid's (5
+    temperatures), side by side."""
     import os
 
     from hpo_kd.study import load_study
     from hpo_kd.tune import Runner
 
-    kinds = {"grid": ("grid", "temperatures = [1, 2, 4, 8, 16]"), "pbt": ("pbt", "population = 5\ninterval = 2")}
+    kinds = {
+        "grid": ("grid", "temperatures = [1, 2, 4, 8, 16]"),
+        "pbt": ("pbt", "population = 5\ninterval = 2"),
+        "pbt_ray": ("pbt", "population = 5\ninterval = 2\ngrouped = false"),
+    }
     times = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
-            for kind in list(kinds) if r % 2 == 0 else list(kinds)[::-1]:
+            order = list(kinds)
+            for kind in order[r % len(order) :] + order[: r % len(order)]:
                 table, options = kinds[kind]
                 path = os.path.join(tmp, f"{kind}{r}.toml")
                 with open(path, "w") as f:
@@ -183,11 +190,9 @@ def searches(repeats: int) -> None:
                 runner.run()
                 times[kind].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(
-        f"search of 5 on digits (mlp, 6 epochs), {repeats} alternating pairs: grid {med['grid']:.1f} s "
-        f"{[round(x, 1) for x in times['grid']]}, PBT {med['pbt']:.1f} s {[round(x, 1) for x in times['pbt']]}: "
-        f"PBT / grid = {med['pbt'] / med['grid']:.2f}"
-    )
+    print(f"search of 5 on digits (mlp, 6 epochs), {repeats} rounds, median wall time (runs):")
+    for k, v in times.items():
+        print(f"  {k:8s} {med[k]:5.1f} s {[round(x, 1) for x in v]}  / grid = {med[k] / med['grid']:.2f}")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,10 @@ def cache(tmp_path_factory):
 def _no_repo_writes(monkeypatch, tmp_path):
     # Anything that falls back to the default cache lands in the test's tmp_path.
     monkeypatch.setenv("HPO_KD_CACHE", str(tmp_path / "default_cache"))
+
+
+def pytest_collection_modifyitems(config, items):
+    # The slow tests (Ray, subprocesses) first, each module's together: with two workers
+    # (pytest-xdist) the short tests then fill the gaps at the end instead of a long one running
+    # alone there.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -379,8 +379,19 @@ def test_optuna_searches_become_optuna_studies_in_sampling_order(tmp_path):
 
 def test_normalised_regret_curve_of_the_grid(tmp_path):
     s = _store(tmp_path / "s")
-    regs = plots.incumbent_regret(pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80]}), oracle=80.0, rng=5.0)
+    h = pd.DataFrame({"val_acc": [0.8, 0.9], "test_acc": [0.75, 0.80], "status": ["ok", "ok"]})
+    regs = plots.incumbent_regret(h, oracle=80.0, rng=5.0)
     assert np.allclose(regs, [1.0, 0.0])  # tau 1 first: the worst; then tau 4: the best
+    # a trial stopped early is paid for (a point on the budget axis) but never selected
+    h = pd.DataFrame(
+        {
+            "val_acc": [0.95, 0.8, 0.99, 0.9],
+            "test_acc": [0.9, 0.75, 0.9, 0.8],
+            "status": ["stopped", "ok", "stopped", "ok"],
+        }
+    )
+    regs = plots.incumbent_regret(h, oracle=80.0, rng=5.0)
+    assert np.isnan(regs[0]) and np.allclose(regs[1:], [1.0, 1.0, 0.0])
     assert plots.regret_vs_budget(s.trials(), rep.select(s.trials()), str(tmp_path / "r.png"))
 
 

@@ -47,6 +47,14 @@ def test_list_names_every_searcher(capsys):
         ("[methods.optuna]\nreduction_factor = 1", "methods.optuna.reduction_factor: 1 is out of range; allowed: [2"),
         ("[methods.optuna]\npruner = 1", "methods.optuna.pruner: unknown key; allowed: asha, grace_period, high"),
         ("[methods.pbt]\nquantile = 0.75", "methods.pbt.quantile: 0.75 is out of range; allowed: (0, 0.5]"),
+        (
+            '[methods.optuna]\nmethod = "ttm"\nseparate = true',
+            "methods.optuna.separate: ttm has no student temperature",
+        ),
+        (
+            '[methods.optuna_pruned]\nmethod = "wttm"\nseparate = true',
+            "methods.optuna_pruned.separate: wttm has no student temperature",
+        ),
         ('[methods.pbt]\ngrouped = "yes"', "methods.pbt.grouped: expected true or false, got 'yes'"),
         ("[methods.pbt]\ninterval = 0", "methods.pbt.interval: 0 is out of range; allowed: [1, inf]"),
         ('[methods.pbt]\nmethod = "lskd"', "methods.pbt.method: PBT searches the `fixed` method's temperature only"),

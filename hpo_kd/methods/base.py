@@ -75,6 +75,7 @@ class TemperatureMethod:
     uses_kd = True  # False: cross-entropy only, no teacher at all
     kind = "learned"  # "searched" | "learned" | "baseline"
     searchable = False  # whether a searcher (grid, optuna) may choose its temperatures
+    student_temperature = True  # False: no tau_s of its own (TTM's student is at 1): a searcher gives one tau
     label: Optional[str] = None  # in tables, legends and sentences; default: the name
     color: Optional[str] = None  # a matplotlib colour; default: a stable pick from tab20
     marker = "o"

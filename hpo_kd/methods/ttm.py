@@ -73,6 +73,7 @@ class TTM(TemperatureMethod):
     name = "ttm"
     kind = "learned"  # runs on its own in a study, at the authors' tau; its tau does not move
     searchable = True  # a searcher (grid, optuna) may choose its tau (gamma = 1 / tau)
+    student_temperature = False  # a searcher's tau_s must be unset or equal to tau_t (check_tau_s)
     label = "TTM"
     color = "C6"
     marker = "v"

@@ -105,12 +105,17 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
 
 
 def incumbent_regret(h: pd.DataFrame, oracle: float, rng: float) -> np.ndarray:
-    """Normalised regret of the val-selected trial after each trial of a search (in order)."""
+    """Normalised regret of the val-selected trial after each trial of a search (in order). A
+    trial stopped early (status `stopped`) is paid for but never selected; before the first
+    finished trial there is no selection (NaN)."""
     out, best_val, best_test = [], -math.inf, None
     for _, r in h.iterrows():
-        if r["val_acc"] > best_val:  # ties keep the earlier trial
+        if r["status"] == "ok" and r["val_acc"] > best_val:  # ties keep the earlier trial
             best_val, best_test = r["val_acc"], r["test_acc"] * 100
-        out.append((oracle - best_test) / rng if rng > 0 else 0.0)
+        if best_test is None:
+            out.append(math.nan)
+        else:
+            out.append((oracle - best_test) / rng if rng > 0 else 0.0)
     return np.array(out)
 
 
@@ -118,9 +123,10 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
     """Per setting: the normalised test regret of each method's val-selected trial against the
     budget spent (epochs), mean and 95 % CI band over seeds. Per seed, regret is normalised by the
     grid's range: (best grid temperature - method) / (best - worst grid temperature). Searches are
-    drawn trial by trial (the grid in ascending temperature, Optuna in the order it sampled);
-    single-trial methods are one point."""
+    drawn trial by trial (the grid in ascending temperature, the others in the order they
+    proposed), their trials stopped early counted in the budget; single-trial methods are one point."""
     good = ok(trials)
+    paid = trials[trials["status"].isin(["ok", "stopped"])]
     settings = sorted(good.loc[good["method"] == GRID, "setting"].unique())
     if not settings:
         return False
@@ -135,7 +141,8 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
         }
         for m in method_order(good.loc[good["setting"] == s, "method"]):
             runs = good[(good["setting"] == s) & (good["method"] == m)]
-            if kind(m) == "searched":  # a search, trial by trial
+            if kind(m) == "searched":  # a search, trial by trial, what stopped early included
+                runs = paid[(paid["setting"] == s) & (paid["method"] == m)]
                 order = ["tau_t_config", "tau_s_config"] if m == GRID else ["trial_index", "trial_id"]
                 curves = [np.cumsum(h.sort_values(order)["epochs_run"].to_numpy()) for _, h in runs.groupby("seed")]
                 regs = [
@@ -148,6 +155,8 @@ def regret_vs_budget(trials: pd.DataFrame, sel: pd.DataFrame, path: str) -> bool
                 k = min(len(r) for r in regs)
                 R = np.array([r[:k] for r in regs])
                 x = np.array([c[:k] for c in curves]).mean(axis=0)
+                first = int(np.argmax(np.isfinite(R).all(axis=0)))  # from where every seed has a selection
+                R, x, k = R[:, first:], x[first:], k - first
                 mean = R.mean(axis=0)
                 half = np.array([stats.paired(R[:, i])["hi"] - mean[i] if len(R) > 1 else 0 for i in range(k)])
                 ax.step(x, mean, where="post", color=pb.color(m), label=m, marker=pb.marker(m), markersize=4)

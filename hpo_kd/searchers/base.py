@@ -45,6 +45,15 @@ def searched_method(path: str, key: str, table: Dict[str, Any], default: str) ->
     return name
 
 
+def one_tau_unless_student_temperature(path: str, key: str, method: str) -> None:
+    """Fail at `key` (a separate tau_s) when the searched method has no student temperature of its
+    own (TTM and WTTM: the student's softmax is at 1), before any compute."""
+    from .. import methods as methods_mod
+
+    if not methods_mod.METHODS.get(method).student_temperature:
+        fail(path, key, f"{method} has no student temperature; allowed: one tau for tau_t and tau_s")
+
+
 @dataclass
 class SearchRun:
     """What a searcher's unit gets from the run that runs it (`hpo_kd.tune.runner`): the study's

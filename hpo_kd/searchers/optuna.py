@@ -28,7 +28,7 @@ from typing import Any, Dict, Optional
 
 from ..checks import low_below_high, option
 from ..plan import Trial
-from .base import EpochBudgetSearcher, Searcher, SearchRun, register
+from .base import EpochBudgetSearcher, Searcher, SearchRun, one_tau_unless_student_temperature, register
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class OptunaOptions:
 
     def check(self, path: str, prefix: str) -> None:
         low_below_high(path, prefix, self.low, self.high)
+        if self.separate:
+            one_tau_unless_student_temperature(path, prefix + "separate", self.method)
 
 
 def storage_of(run: SearchRun):

@@ -35,7 +35,7 @@ from typing import Any, Dict, Optional
 
 from ..checks import low_below_high, option
 from ..plan import Trial
-from .base import EpochBudgetSearcher, SearchRun, register
+from .base import EpochBudgetSearcher, SearchRun, one_tau_unless_student_temperature, register
 from .optuna import storage_of
 
 
@@ -59,6 +59,8 @@ class OptunaPrunedOptions:
 
     def check(self, path: str, prefix: str) -> None:
         low_below_high(path, prefix, self.low, self.high)
+        if self.separate:
+            one_tau_unless_student_temperature(path, prefix + "separate", self.method)
 
 
 @register("optuna_pruned")
