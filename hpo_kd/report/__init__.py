@@ -30,7 +30,7 @@ from . import published as published_mod
 from . import shared as shared_mod
 from . import transfer as transfer_mod
 from .context import Analysis, ReportContext
-from .selection import fmt_tau, labels, method_order, resolve_setting, select, teachers
+from .selection import BASELINE, fmt_tau, labels, method_order, resolve_setting, select, teachers
 from .transfer import cells as transfer_cells
 from .transfer import missing_trials as missing_transfer_trials
 
@@ -90,7 +90,7 @@ def analyse(
     ranks_long = stats.rank_table(sel)
     summ = stats.summary(sel, ranks_long)
     taus = {
-        (s, m): ("–" if m == "nokd" else fmt_tau(list(g["sel_tau_t"]), list(g["sel_tau_s"])))
+        (s, m): ("–" if m == BASELINE else fmt_tau(list(g["sel_tau_t"]), list(g["sel_tau_s"])))
         for (s, m), g in sel.groupby(["setting", "method"])
     }
     summ["tau"] = [taus[(s, m)] for s, m in zip(summ["setting"], summ["method"])]
@@ -128,7 +128,7 @@ def analyse(
     teach = teachers(trials)
     weak = []
     if not teach.empty:
-        nokd_val = sel[sel["method"] == "nokd"].groupby("setting_label")["val_acc"].mean() * 100
+        nokd_val = sel[sel["method"] == BASELINE].groupby("setting_label")["val_acc"].mean() * 100
         for _, r in teach.iterrows():
             if r["setting_label"] in nokd_val and r["val"] < nokd_val[r["setting_label"]]:
                 weak.append(

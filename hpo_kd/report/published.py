@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from .selection import ok
+from .selection import GRID, ok
 
 # How a figure's name reads in the table.
 FIGURE_WORDS = {"teacher": "teacher", "nokd": "student alone (no-KD)", "kd": "KD, τ = 4"}
@@ -34,7 +34,7 @@ def _rows(trials: pd.DataFrame, sel: pd.DataFrame, setting: str, entry: Dict, fi
             ]
         )
     elif figure == "kd":  # Hinton's KD as the papers run it: the grid's tau_t = tau_s = 4 runs
-        g = ok(trials[(trials["setting"] == setting) & (trials["method"] == "grid")])
+        g = ok(trials[(trials["setting"] == setting) & (trials["method"] == GRID)])
         t = g[np.isclose(g["tau_t_config"], 4.0) & np.isclose(g["tau_s_config"], 4.0)]
     else:  # a method's val-selected trial per seed
         t = sel[(sel["setting"] == setting) & (sel["method"] == figure)]

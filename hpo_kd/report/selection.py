@@ -129,7 +129,7 @@ def teachers(trials: pd.DataFrame) -> pd.DataFrame:
 def grid_curve(trials: pd.DataFrame, setting: str) -> pd.DataFrame:
     """The grid's fixed-temperature runs of one setting (tau_t = tau_s), one row per (tau, seed)."""
     g = ok(trials)
-    g = g[(g["setting"] == setting) & (g["method"] == "grid")]
+    g = g[(g["setting"] == setting) & (g["method"] == GRID)]
     return g[np.isclose(g["tau_t_config"], g["tau_s_config"])]
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .selection import best_by_val, fmt_tau, labels, ok
+from .selection import GRID, best_by_val, fmt_tau, labels, ok
 
 # The parts of a setting id ("dataset|augment|fraction|teacher>student|options…") and the axis
 # each one is, in the words of a report.
@@ -45,7 +45,7 @@ def axis(a: str, b: str) -> str:
 
 def _grid(trials: pd.DataFrame, setting: str) -> pd.DataFrame:
     g = ok(trials)
-    return g[(g["setting"] == setting) & (g["method"] == "grid")]
+    return g[(g["setting"] == setting) & (g["method"] == GRID)]
 
 
 def selected(trials: pd.DataFrame, setting: str) -> Dict[int, pd.Series]:
@@ -61,8 +61,8 @@ def accuracy_table(trials: pd.DataFrame, setting: str) -> Dict[int, Dict[Tuple[f
     """Per seed of a setting: the test accuracy (points) at each (tau_t, tau_s) it ran, from its
     grid and transfer runs (a grid run before a transfer run, then the lower trial id)."""
     g = ok(trials)
-    g = g[(g["setting"] == setting) & g["method"].isin(["grid", "transfer"])]
-    g = g.assign(_g=(g["method"] != "grid").astype(int)).sort_values(["_g", "trial_id"])
+    g = g[(g["setting"] == setting) & g["method"].isin([GRID, "transfer"])]
+    g = g.assign(_g=(g["method"] != GRID).astype(int)).sort_values(["_g", "trial_id"])
     out: Dict[int, Dict[Tuple[float, float], float]] = {}
     for seed, tt, ts, acc in zip(g["seed"], g["tau_t_config"], g["tau_s_config"], g["test_acc"]):
         out.setdefault(int(seed), {}).setdefault(_key(tt, ts), float(acc * 100))
@@ -136,7 +136,7 @@ def table(trials: pd.DataFrame) -> pd.DataFrame:
     most frequent one and its share, the sd of log2 τ_t, and the floor (mean over seeds, 95 % t
     interval)."""
     lab, rows = labels(trials), []
-    for setting in sorted(trials.loc[trials["method"] == "grid", "setting"].unique()):
+    for setting in sorted(trials.loc[trials["method"] == GRID, "setting"].unique()):
         sel = selected(trials, setting)
         if not sel:
             continue

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import power
+from .selection import BASELINE, GRID
 
 ALPHA = power.ALPHA
 LEVEL = 0.95
@@ -63,8 +64,8 @@ MAX_SEEDS = power.MAX_SEEDS  # "more than this" when the observed effect is too 
 
 # The kinds of comparison, each its own family per setting (the family's name is "<kind> | <setting label>").
 KINDS = {
-    "grid": "methods vs grid",
-    "nokd": "methods vs no-KD",
+    GRID: "methods vs grid",
+    BASELINE: "methods vs no-KD",
     "transfer": "transfer cells",
     "xfit": "transfer vs B's selection (cross-fitted)",
     "start": "start dependence",
@@ -290,7 +291,7 @@ def wilcoxon_holm(wide: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------- tables from a selection
 
-REFERENCES = ("grid", "nokd")  # every method is compared with the grid's selection and with no-KD
+REFERENCES = (GRID, BASELINE)  # every method is compared with the grid's selection and with no-KD
 
 
 def comparisons(sel: pd.DataFrame, margin: float) -> List[Dict]:
@@ -305,7 +306,7 @@ def comparisons(sel: pd.DataFrame, margin: float) -> List[Dict]:
             if ref not in by:
                 continue
             for m in by:
-                if m == ref or (ref == "grid" and m == "nokd"):
+                if m == ref or (ref == GRID and m == BASELINE):
                     continue  # no-KD vs grid is the same pair as grid vs no-KD
                 seeds = by[m].index.intersection(by[ref].index)
                 d = (by[m].loc[seeds] - by[ref].loc[seeds]).to_numpy()
@@ -380,7 +381,7 @@ def spread(sel: pd.DataFrame, limit: float) -> pd.DataFrame:
     rows = []
     for setting, g in sel.groupby("setting", sort=True):
         r = {"setting": setting, "setting_label": g["setting_label"].iloc[0]}
-        for m in ("nokd", "grid"):
+        for m in (BASELINE, GRID):
             v = g.loc[g["method"] == m, "test"]
             r[f"{m}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
         worst = max((r[k] for k in ("nokd_sd", "grid_sd") if r[k] == r[k]), default=float("nan"))

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .fmt import table
-from .selection import ok
+from .selection import BASELINE, GRID, ok
 
 if TYPE_CHECKING:
     from .context import ReportContext
@@ -56,12 +56,12 @@ def table_of(trials: pd.DataFrame, sel: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for setting, g in sel.groupby("setting", sort=True):
         n = infer_size(good.loc[good["setting"] == setting, "test_acc"])
-        acc = {m: float(h["test"].mean()) / 100 for m, h in g.groupby("method") if m in ("grid", "nokd")}
-        p = acc.get("grid", float(g["test"].mean()) / 100)
+        acc = {m: float(h["test"].mean()) / 100 for m, h in g.groupby("method") if m in (GRID, BASELINE)}
+        p = acc.get(GRID, float(g["test"].mean()) / 100)
         r: Dict = {"setting_label": g["setting_label"].iloc[0], "n_test": n if n else float("nan"), "acc": 100 * p}
         r["se_one"] = 100 * math.sqrt(p * (1 - p) / n) if n else float("nan")
         both = n and len(acc) == 2
-        r["se_diff_max"] = 100 * math.sqrt((2 - acc["grid"] - acc["nokd"]) / n) if both else float("nan")
+        r["se_diff_max"] = 100 * math.sqrt((2 - acc[GRID] - acc[BASELINE]) / n) if both else float("nan")
         r["per_point"] = n / 100 if n else float("nan")
         rows.append(r)
     return pd.DataFrame(rows)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import stability, stats
-from .selection import best_by_val, fmt_tau, labels, ok
+from .selection import BASELINE, GRID, best_by_val, fmt_tau, labels, ok
 
 # The verdict on a regret (own minus transferred), in the words of a transfer.
 WORDS = {
@@ -31,10 +31,10 @@ def cells(trials: pd.DataFrame, source: str, target: str) -> Tuple[List[Dict], L
 
     Returns (rows, missing): missing lists the (seed, tau_t, tau_s) runs absent on target."""
     good = ok(trials)
-    grid = good[good["method"] == "grid"]
+    grid = good[good["method"] == GRID]
     src, own_grid = grid[grid["setting"] == source], grid[grid["setting"] == target]
-    on_target = good[(good["setting"] == target) & good["method"].isin(["grid", "transfer"])]
-    nokd = good[(good["setting"] == target) & (good["method"] == "nokd")].set_index("seed")["test_acc"]
+    on_target = good[(good["setting"] == target) & good["method"].isin([GRID, "transfer"])]
+    nokd = good[(good["setting"] == target) & (good["method"] == BASELINE)].set_index("seed")["test_acc"]
     rows, missing = [], []
     for seed, g in src.groupby("seed", sort=True):
         own = own_grid[own_grid["seed"] == seed]
@@ -81,7 +81,7 @@ def matrix(trials: pd.DataFrame, margin: float) -> List[Dict]:
     cross-fitted (`stability.reference`), a row for `apply_holm` in the family
     "transfer vs B's selection (cross-fitted) | B"."""
     lab = labels(trials)
-    settings = sorted(trials.loc[trials["method"] == "grid", "setting"].unique())
+    settings = sorted(trials.loc[trials["method"] == GRID, "setting"].unique())
     floors = {s: stability.floor_per_seed(trials, s) for s in settings}
     out = []
     for a in settings:

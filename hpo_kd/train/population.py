@@ -141,12 +141,11 @@ def run_population(
         if stop < epochs:
             for line in exploit(members, search, rng):
                 log(f"pbt: after epoch {stop}: member {line}")
+    place = {id(m): i for i, (_, m) in enumerate(members)}
     results: List[Optional[Dict[str, Any]]] = [None] * len(configs)
     for trainer, _ in turns:
         for m, r in zip(trainer.members, trainer.finish()):
-            results[next(i for i, (_, x) in enumerate(members) if x is m)] = r
-    for r in results:
-        r["seconds"] = sum(h.get("epoch_seconds", 0.0) for h in r["history"])
+            results[place[id(m)]] = dict(r, seconds=sum(h.get("epoch_seconds", 0.0) for h in r["history"]))
     return results
 
 
