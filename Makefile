@@ -28,13 +28,16 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hpo_kd tests bench
 	$(BIN)/ruff format hpo_kd tests bench
 
-# Two worker processes (pytest-xdist), one per core; a Ray test starts its own embedded Ray in its worker.
+# Two worker processes (pytest-xdist), one per core; a Ray test starts its own embedded Ray in its
+# worker. --maxschedchunk 1: each worker takes one test at a time, so the slow tests (sorted first,
+# tests/conftest.py) are shared between the workers; xdist's default first chunk is a quarter of
+# the suite per worker, which gave all of them to one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1
 
 # Everything but the Ray and subprocess tests (marked slow)
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -n 2
+	$(BIN)/python -m pytest -m "not slow" -n 2 --maxschedchunk 1
 
 quickstart: $(STAMP)
 	$(BIN)/hpo-kd run studies/quickstart.toml

@@ -44,6 +44,6 @@ def _no_repo_writes(monkeypatch, tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     # The slow tests (Ray, subprocesses) first, each module's together: with two workers
-    # (pytest-xdist) the short tests then fill the gaps at the end instead of a long one running
-    # alone there.
+    # (pytest-xdist, one test at a time each: `make test`) the short tests then fill the gaps at
+    # the end instead of a long one running alone there.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -205,7 +205,8 @@ def test_where_the_bitwise_check_fails_the_students_train_together_on_their_own_
     together = run_trials(cfgs, log=said.append)
     assert [r["grouped"] for r in together] == [3, 3, 3]
     assert [r["group_kernels"] for r in together] == ["own"] * 3
-    assert said == [
+    # (a worker whose first test of this module is this one also logs the teacher's training)
+    assert [m for m in said if not m.startswith("training teacher")] == [
         "warning: fused kernels are not bitwise exact here (member 0: gradient of 0.weight): 3 students "
         "of one seed train together on their own modules"
     ]

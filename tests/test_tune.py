@@ -39,11 +39,31 @@ trials = 2
 """
 
 
+def _start_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    """One embedded Ray for the module's tests in this worker: a Runner uses a Ray it finds."""
+    _start_ray()
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def own_ray():
+    """No Ray running when the test starts (it starts its own); the module's Ray, if this worker
+    had started it, again after it. A Ctrl-C leaves the trials it interrupts running in a Ray
+    that outlives the run: the next run in that Ray would wait for their CPUs forever."""
+    shared = ray.is_initialized()
+    if shared:
+        ray.shutdown()
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
+    if shared:
+        _start_ray()
 
 
 def _run(path, runs):
@@ -218,11 +238,9 @@ def _max_overlap(df):
     return best
 
 
-def test_fractional_gpus_on_a_two_node_cluster_match_embedded(study_file, tmp_path):
+def test_fractional_gpus_on_a_two_node_cluster_match_embedded(own_ray, study_file, tmp_path):
     from ray.cluster_utils import Cluster
 
-    if ray.is_initialized():
-        ray.shutdown()
     path = study_file(CLUSTER_STUDY)
     # The embedded default (no GPU here): falls back to CPU.
     with warnings.catch_warnings():
@@ -265,7 +283,7 @@ temperatures = [1, 2, 4, 8]
 
 
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
-def test_interrupted_run_loses_no_finished_trial_and_redoes_none(study_file, tmp_path, sig):
+def test_interrupted_run_loses_no_finished_trial_and_redoes_none(local_ray, study_file, tmp_path, sig):
     import signal
     import subprocess
     import sys
@@ -306,7 +324,7 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(study_file, tmp
 
 
 @pytest.mark.slow
-def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(study_file, tmp_path, monkeypatch):
+def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(own_ray, study_file, tmp_path, monkeypatch):
     """Once in a full test run a Ctrl-C left the study running to the end (exit 0): a library in
     the driver had swallowed the KeyboardInterrupt. The handler also remembers the signal, so the
     study stops after the Ray Tune trial that was finishing, keeping what finished."""
@@ -452,10 +470,11 @@ tau_t = 8.0
 """
 
 
-def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(study_file, tmp_path):
+def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(study_file, tmp_path, capsys):
     import subprocess
     import sys
 
+    from hpo_kd import methods
     from hpo_kd.methods import base
 
     assert hasattr(base.TemperatureMethod, "start_epoch"), "the toy method uses this hook"
@@ -482,16 +501,11 @@ def test_a_method_defined_in_a_test_file_runs_in_a_study_and_reaches_the_report(
     md = open(os.path.join(reports, "plugin", "report.md")).read()
     assert "| halving | 4, 4 | 2 |" in md  # its row: final τ per seed, 2 seeds
     assert "| halving − grid |" in md and "| halving − nokd |" in md  # compared like any method
-    # Without the plugin the study names an unknown method, before any compute.
-    env.pop("HPO_KD_PLUGINS")
-    p = subprocess.run(
-        [sys.executable, "-m", "hpo_kd.cli", "run", path, "--dry-run", "--runs-dir", runs],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 2 and "methods.halving: unknown method" in p.stderr
+    # Without the plugin (this process never imported it) the study names an unknown method,
+    # before any compute.
+    assert "halving" not in methods.names()
+    assert main(["run", path, "--dry-run", "--runs-dir", runs]) == 2
+    assert "methods.halving: unknown method" in capsys.readouterr().err
 
 
 GROUPS = """
@@ -610,7 +624,7 @@ def test_the_optuna_storage_follows_the_store(study_file, tmp_path):
     assert got == [(TrialState.COMPLETE, 0.5)]
 
 
-def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the_store(study_file, tmp_path):
+def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the_store(local_ray, study_file, tmp_path):
     """kill -9 of the driver (as test_interrupted_run_... does it) in the middle of the search: the
     storage may hold trials asked but never finished, or stored but not yet told. The resumed run
     ends with the storage's finished trials equal to the store's (same temperatures and values,
