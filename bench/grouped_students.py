@@ -1,20 +1,21 @@
 """What training a seed's students together saves, and that it changes no result.
 
-    .venv/bin/python bench/grouped_students.py [--study studies/compare.toml] [--seed 0]
+    .venv/bin/python bench/grouped_students.py [--study studies/transfer.toml] [--seed 0]
                                                [--epochs 5] [--repeats 3] [--cache-dir DIR]
 
-The comparison study trains, per setting and seed, students that see the same batches; among them
-the grid's five temperatures and no-KD, the six this script times. `hpo_kd.train.run_trials` trains them as one
-`GroupedStudents` model (hpo_kd/models/grouped.py), which is what a study's Ray Tune trial does
-with up to `students_per_trial` of them. This script runs those six trials of one seed, for each
-MNIST-1D setting of the study (its configs, `--epochs` epochs), three ways in one process,
+The comparison and transfer studies train, per setting and seed, students that see the same
+batches; among them the grid's five temperatures and no-KD, the six this script times.
+`hpo_kd.train.run_trials` trains them as one `GroupedStudents` model (hpo_kd/models/grouped.py),
+which is what a study's Ray Tune trial does with up to `students_per_trial` of them. This script
+runs those six trials of one seed, for each MNIST-1D setting of the study on its whole training
+set with student `cnn_bn` (its configs, `--epochs` epochs), three ways in one process,
 alternating: six `run_trial` calls one after the other; one `run_trials` call (fused kernels where
 they are exact on this machine, which the line names); and one `run_trials` call with the members
 on their own modules (what a machine whose fused kernels are not exact gets). It prints the median
 wall seconds of each way over `--repeats` rounds, the ratios, and whether every result (accuracies,
-best epoch, every per-epoch number but the timings) is the same all three ways. Teachers
-are read from (or trained into) `--cache-dir`: `runs/compare` when `make compare` has trained
-them there, else `.cache/hpo_kd`. Single-threaded, as a study's trials are.
+best epoch, every per-epoch number but the timings) is the same all three ways. Teachers are read
+from (or trained into) `--cache-dir`: `runs/transfer` when `make transfer` has trained them there,
+else `.cache/hpo_kd`. Single-threaded, as a study's trials are.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ def _key(r):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--study", default="studies/compare.toml")
+    ap.add_argument("--study", default="studies/transfer.toml")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
-        "--cache-dir", default="runs/compare" if os.path.isdir("runs/compare/teachers") else ".cache/hpo_kd"
+        "--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd"
     )
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -57,7 +58,7 @@ def main() -> None:
     study = load_study(a.study)
     temps = study.methods["grid"]["pairs"]
     for s in study.settings:
-        if not s.dataset.startswith("mnist1d"):
+        if not s.dataset.startswith("mnist1d") or s.fraction != 1 or s.student != "cnn_bn":
             continue
         base = dict(study.base_config(s, a.seed), threads=1, epochs=a.epochs, cache_dir=os.path.abspath(a.cache_dir))
         cfgs = [dict(base, method="fixed", tau_t=tt, tau_s=ts) for tt, ts in temps] + [dict(base, method="nokd")]

@@ -1,12 +1,13 @@
 """What the cheaper ways to train the MNIST-1D students of the comparison and transfer studies (the
 same [train]) would cost their evidence.
 
-    .venv/bin/python bench/study_cuts.py [--study studies/compare.toml] [--seeds 0,...,7]
+    .venv/bin/python bench/study_cuts.py [--study studies/transfer.toml] [--seeds 0,...,7]
                                          [--workers 2] [--cache-dir DIR]
 
 `make compare` and `make transfer` spend their time in trials whose steps are framework overhead (README), so only
 fewer steps make it much cheaper. This script measures two ways to take fewer steps against the
-study's own training, on the study's MNIST-1D setting with and without strong augmentation:
+study's own training, on the study's MNIST-1D setting (its whole training set, student `cnn_bn`)
+with and without strong augmentation:
 
   study          the study's [train] (30 epochs, batch 64, lr 0.1);
   16 epochs      the students trained for 16 epochs (about half the steps);
@@ -16,7 +17,7 @@ For each, the no-KD student and the fixed-temperature student at the grid's temp
 best mean val accuracy in the shipped report (tau 4 without augmentation, tau 1 with strong),
 for every seed of the study, each seed with its own split and teacher as in the study (the trial
 configs come from the study file). Teachers are read from (or trained into) `--cache-dir`: by
-default `runs/compare` when a `make compare` run has trained them there, else `.cache/hpo_kd`
+default `runs/transfer` when a `make transfer` run has trained them there, else `.cache/hpo_kd`
 (a study's folder is left alone).
 
 Printed per cell: mean test accuracy and its sd over seeds (the study's spread, goal <= 1.0), the
@@ -56,20 +57,21 @@ def _run(cfg):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--study", default="studies/compare.toml")
+    ap.add_argument("--study", default="studies/transfer.toml")
     ap.add_argument("--seeds", default=None, help="comma-separated (default: the study's)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
-        "--cache-dir", default="runs/compare" if os.path.isdir("runs/compare/teachers") else ".cache/hpo_kd"
+        "--cache-dir", default="runs/transfer" if os.path.isdir("runs/transfer/teachers") else ".cache/hpo_kd"
     )
     a = ap.parse_args()
     study = load_study(a.study)
     margin = study.report.get("margin", 0.5)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else study.seeds
-    setting = next(s for s in study.settings if s.dataset == "mnist1d")
+    setting = next(s for s in study.settings if s.dataset == "mnist1d" and s.fraction == 1)
     cells = {}  # (augment, method) -> {seed: config}
     for s in study.settings:
-        if s.dataset != setting.dataset or s.options != setting.options or s.augment not in TAU:
+        same = (s.dataset, s.options, s.fraction, s.student) == (setting.dataset, setting.options, 1, setting.student)
+        if not same or s.augment not in TAU:
             continue
         for seed in seeds:
             base = dict(study.base_config(s, seed), threads=1, cache_dir=os.path.abspath(a.cache_dir))
