@@ -781,3 +781,11 @@ def test_cd_diagram_is_the_same_file_in_every_process(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(path)], check=True, env=env)
         files.append(path.read_bytes())
     assert files[0] == files[1]
+
+
+def test_cost_ticks_keep_the_costs_apart_enough_to_read():
+    """The accuracy-vs-cost axis labels each distinct cost, but a multi-fidelity searcher's mean
+    epochs are fractional and near each other's: those closer than 12 % share the first's tick."""
+    costs = pd.Series([30.0, 30.0, 89.2375, 91.375, 150.0, 150.0])
+    assert plots._cost_ticks(costs) == [30.0, 89.2375, 150.0]
+    assert plots._cost_ticks(pd.Series([30.0, 60.0, 150.0])) == [30.0, 60.0, 150.0]

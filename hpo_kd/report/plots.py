@@ -42,6 +42,17 @@ __all__ = [
 ]
 
 
+def _cost_ticks(costs, apart: float = 1.12) -> list:
+    """The distinct costs, as ticks at least `apart` times each other (on the log axis labels
+    closer than that overlap): a multi-fidelity searcher's mean epochs are fractional and near
+    each other's."""
+    ticks = []
+    for c in sorted(costs.round(6).unique()):
+        if not ticks or c >= ticks[-1] * apart:
+            ticks.append(c)
+    return ticks
+
+
 def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
     """Per setting: test accuracy (mean and 95 % CI over seeds) against cost in epochs per seed;
     the Pareto front (no method cheaper and at least as accurate) is joined by a line. Methods of
@@ -93,8 +104,8 @@ def accuracy_vs_cost(summary: pd.DataFrame, path: str) -> None:
             xs, ys = zip(*pts)
             ax.step(xs, ys, where="post", color="k", alpha=0.35, linewidth=1, label="Pareto front (mean)")
         ax.set_xscale("log")
-        ticks = sorted(g["epochs_per_seed"].round(6).unique())
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # the costs themselves, not powers of ten
+        ticks = _cost_ticks(g["epochs_per_seed"])
+        ax.set_xticks(ticks, [f"{t:.0f}" for t in ticks])  # the costs themselves, not powers of ten
         ax.set_xticks([], minor=True)
         ax.set_xlabel("cost: epochs per seed (log scale)\nequal costs: spread sideways around the dotted line")
         ax.margins(y=0.25)
