@@ -47,38 +47,41 @@ quickstart: $(STAMP)
 data: $(STAMP)
 	$(BIN)/hpo-kd data fetch mnist animal_mnist
 
+# A report names the trials it shares with these other studies' stores, where they exist
+overlap = $(foreach s,$(wildcard $(1)),--overlap $(s))
+
 compare: $(STAMP)
 	$(BIN)/hpo-kd run studies/compare.toml
-	$(BIN)/hpo-kd report runs/compare
+	$(BIN)/hpo-kd report runs/compare $(call overlap,runs/transfer_data runs/transfer)
 
 transfer: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml
-	$(BIN)/hpo-kd report runs/transfer
+	$(BIN)/hpo-kd report runs/transfer $(call overlap,runs/compare runs/transfer_data)
 
 # The same studies on a second draw of seeds (8-15): how stable each draw's verdicts are
 # (replication), and the verdicts on all 16 seeds (reports/<study>_pooled)
 compare-replicate: $(STAMP)
 	$(BIN)/hpo-kd run studies/compare.toml --seeds 8-15 --name compare_b
-	$(BIN)/hpo-kd report runs/compare_b
+	$(BIN)/hpo-kd report runs/compare_b $(call overlap,runs/transfer_data_b runs/transfer_b)
 	$(BIN)/hpo-kd replication runs/compare runs/compare_b
-	$(BIN)/hpo-kd report runs/compare runs/compare_b
+	$(BIN)/hpo-kd report runs/compare runs/compare_b $(call overlap,runs/transfer_data runs/transfer_data_b runs/transfer runs/transfer_b)
 
 transfer-replicate: $(STAMP)
 	$(BIN)/hpo-kd run studies/transfer.toml --seeds 8-15 --name transfer_b
-	$(BIN)/hpo-kd report runs/transfer_b
+	$(BIN)/hpo-kd report runs/transfer_b $(call overlap,runs/compare_b runs/transfer_data_b)
 	$(BIN)/hpo-kd replication runs/transfer runs/transfer_b
-	$(BIN)/hpo-kd report runs/transfer runs/transfer_b
+	$(BIN)/hpo-kd report runs/transfer runs/transfer_b $(call overlap,runs/compare runs/compare_b runs/transfer_data runs/transfer_data_b)
 
 # Does a temperature tuned on one data set transfer to another? MNIST, Animal-MNIST, MNIST-1D
 transfer-data: data
 	$(BIN)/hpo-kd run studies/transfer_data.toml
-	$(BIN)/hpo-kd report runs/transfer_data
+	$(BIN)/hpo-kd report runs/transfer_data $(call overlap,runs/compare runs/transfer)
 
 transfer-data-replicate: data
 	$(BIN)/hpo-kd run studies/transfer_data.toml --seeds 8-15 --name transfer_data_b
-	$(BIN)/hpo-kd report runs/transfer_data_b
+	$(BIN)/hpo-kd report runs/transfer_data_b $(call overlap,runs/compare_b runs/transfer_b)
 	$(BIN)/hpo-kd replication runs/transfer_data runs/transfer_data_b
-	$(BIN)/hpo-kd report runs/transfer_data runs/transfer_data_b
+	$(BIN)/hpo-kd report runs/transfer_data runs/transfer_data_b $(call overlap,runs/compare runs/compare_b runs/transfer runs/transfer_b)
 
 # Hinton, Vinyals & Dean (2015), section 3: MNIST test errors of the teacher, the student alone
 # and the student distilled at T = 20
