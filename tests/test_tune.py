@@ -54,8 +54,7 @@ def local_ray():
 @pytest.fixture
 def own_ray():
     """No Ray running when the test starts (it starts its own); the module's Ray, if this worker
-    had started it, again after it. A Ctrl-C leaves the trials it interrupts running in a Ray
-    that outlives the run: the next run in that Ray would wait for their CPUs forever."""
+    had started it, again after it."""
     shared = ray.is_initialized()
     if shared:
         ray.shutdown()
@@ -324,10 +323,12 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(local_ray, stud
 
 
 @pytest.mark.slow
-def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(own_ray, study_file, tmp_path, monkeypatch):
+def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(local_ray, study_file, tmp_path, monkeypatch):
     """Once in a full test run a Ctrl-C left the study running to the end (exit 0): a library in
     the driver had swallowed the KeyboardInterrupt. The handler also remembers the signal, so the
-    study stops after the Ray Tune trial that was finishing, keeping what finished."""
+    study stops after the Ray Tune trial that was finishing, keeping what finished. The Ray here is
+    the caller's and outlives the run: the trials still running are stopped, their CPUs freed,
+    and the next run in the same Ray finishes the rest."""
     import signal
     import time
 
@@ -351,6 +352,10 @@ def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(own_ray, study
     with pytest.raises(KeyboardInterrupt):
         _run(path, runs)
     assert signal.getsignal(signal.SIGINT) is handler  # the run's own handler is gone
+    deadline = time.time() + 60  # the interrupted trials' actors stopped: every CPU free again
+    while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] and time.time() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0) == ray.cluster_resources()["CPU"]
     kept = Store(os.path.join(runs, "killed")).trials()
     # the teacher, and the Ray Tune trial that was finishing: a seed's five students, trained
     # together (students_per_trial), whose rows are all stored before the study stops

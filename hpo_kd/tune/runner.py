@@ -262,7 +262,7 @@ class Runner:
             provenance.record(self.folder, threads, self.kernel_pins)
             progress = Progress(n_trials, slots)
             progress.know_teachers(self.store.trials().to_dict("records"))
-            with ctrl_c():
+            with ctrl_c(stop_trials=not self._started_ray):
                 self._tune(todo, resources, slots, device, threads, progress, marks)
                 stop_if_interrupted()
         finally:

@@ -15,22 +15,51 @@ _INTERRUPTED = threading.Event()
 
 
 @contextlib.contextmanager
-def ctrl_c():
-    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
-        yield
-        return
+def ctrl_c(stop_trials: bool = False):
+    """Ctrl-C raises KeyboardInterrupt and is remembered. With `stop_trials` (a Ray that outlives
+    the run), a KeyboardInterrupt out of the block removes the placement groups created in it, and
+    so stops their trials: Ray Tune releases its trials' resources when the Tuner ends by an
+    Exception, not by a KeyboardInterrupt, and the next run in that Ray would wait for them forever."""
+    main = threading.current_thread() is threading.main_thread()  # signals go to the main thread only
     _INTERRUPTED.clear()
+    before = _placement_groups() if stop_trials else set()
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupted(signum, frame):
         _INTERRUPTED.set()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, interrupted)
+    if main:
+        signal.signal(signal.SIGINT, interrupted)
     try:
         yield
+    except KeyboardInterrupt:
+        if stop_trials:
+            _remove(_placement_groups() - before)
+        raise
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if main:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def _placement_groups() -> set:
+    """The ids of the Ray placement groups not removed (each Tune trial runs in one)."""
+    from ray.util import placement_group_table
+
+    return {k for k, v in placement_group_table().items() if v["state"] != "REMOVED"}
+
+
+def _remove(ids: set) -> None:
+    """Remove placement groups: Ray kills the actors and tasks that run in them."""
+    from ray._raylet import PlacementGroupID
+    from ray.util import remove_placement_group
+    from ray.util.placement_group import PlacementGroup
+
+    for pg in ids:
+        try:
+            remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(pg)))
+        except Exception:  # removed meanwhile
+            pass
 
 
 def stop_if_interrupted() -> None:
