@@ -607,6 +607,11 @@ def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_pat
     assert ab["xfit_mean"] == pytest.approx(10 * np.mean(list(share4.values())))
     assert ab["xfit_ref_distinct"] == 1 and not ab["xfit_same_as_regret"]
     assert rep.stability.axis(A, "mnist1d|none|0.1|cnn_mid>cnn_bn") == "training-set fraction"
+    # a student on a tenth whose teacher trained on the whole set, as A's did: the fraction alone
+    tenth = "mnist1d|none|0.1|cnn_mid>cnn_bn|train.teacher_fraction=1.0"
+    assert rep.stability.axis(A, tenth) == "training-set fraction"
+    assert rep.stability.axis(tenth, "mnist1d|none|0.1|cnn_mid>cnn_bn") == "the teacher's data"
+    assert rep.stability.axis(A, tenth + "|train.epochs=90") == "training-set fraction + epochs"
     assert rep.stability.axis(A, "mnist1d|none|1|cnn_mid>mlp") == "teacher–student pair"
     assert rep.stability.axis(A, C) == "data"
     assert rep.stability.axis(B, C) == "data + augmentation"

@@ -186,6 +186,9 @@ def test_shipped_studies_are_valid():
     base = next(s for s in t.settings if tuple(getattr(s, k) for k in axes) == ("mnist1d", "none", 1, "cnn_bn"))
     moved = {tuple(k for k in axes if getattr(s, k) != getattr(base, k)) for s in t.settings if s != base}
     assert moved == {("dataset",), ("augment",), ("fraction",), ("student",)}
+    # the fraction axis moves the student's data alone: its teacher is the base setting's
+    (half,) = [s for s in t.settings if s.fraction != 1]
+    assert t.base_config(half, 0)["teacher_fraction"] == 1.0 and "teacher_fraction" not in t.base_config(base, 0)
     assert set(t.methods) == {"grid", "nokd"}
     c = load_study("studies/compare.toml")
     assert set(c.methods) >= {"grid", "optuna", "pbt", "mkd", "dts", "ctkd", "lskd", "nokd"} and len(c.seeds) == 8

@@ -25,22 +25,53 @@ import pandas as pd
 from . import stats
 from .selection import GRID, best_by_val, fmt_tau, labels, ok
 
-# The parts of a setting id ("dataset|augment|fraction|teacher>student|options…") and the axis
-# each one is, in the words of a report.
+# The parts of a setting id ("dataset|augment|fraction|teacher>student|options…|train.key=value…")
+# and the axis each one is, in the words of a report; a setting's own training options (`train =
+# {...}`) are each an axis of their own, named by their key.
 AXES = (("dataset", "data"), ("augment", "augmentation"), ("fraction", "training-set fraction"),
-        ("pair", "teacher–student pair"), ("options", "data options"))  # fmt: skip
+        ("teacher_data", "the teacher's data"), ("pair", "teacher–student pair"),
+        ("options", "data options"))  # fmt: skip
+TEACHER_DATA = ("teacher_fraction", "teacher_augment")  # the setting's own, else the student's
 
 
-def _parts(setting_id: str) -> Dict[str, str]:
+def _parts(setting_id: str) -> Dict[str, object]:
     p = setting_id.split("|")
     p += [""] * (4 - len(p))
-    return {"dataset": p[0], "augment": p[1], "fraction": p[2], "pair": p[3], "options": "|".join(p[4:])}
+    own = dict(x[len("train.") :].split("=", 1) for x in p[4:] if x.startswith("train."))
+    teacher = {k: own.pop(k) for k in TEACHER_DATA if k in own}
+    return {
+        "dataset": p[0],
+        "augment": p[1],
+        "fraction": p[2],
+        # the data the teacher trains on, and whether the setting names it (else it follows the student's)
+        "teacher_data": (
+            (float(teacher.get("teacher_fraction", p[2])), teacher.get("teacher_augment", p[1])),
+            bool(teacher),
+        ),
+        "pair": p[3],
+        "options": "|".join(x for x in p[4:] if not x.startswith("train.")),
+        "train": own,
+    }
 
 
 def axis(a: str, b: str) -> str:
-    """The axis two settings differ along ("data", "augmentation", …), several joined by " + "."""
+    """The axis two settings differ along ("data", "augmentation", …), several joined by " + ".
+    The teacher's data counts where a setting names it (`teacher_fraction`, `teacher_augment`) and
+    it differs: a student on a tenth whose teacher trained on the whole set, as the base setting's
+    did, moves along the training-set fraction alone."""
     pa, pb = _parts(a), _parts(b)
-    return " + ".join(name for key, name in AXES if pa[key] != pb[key])
+    names = []
+    for key, name in AXES:
+        if key == "teacher_data":
+            (da, named_a), (db, named_b) = pa[key], pb[key]
+            differs = da != db and (named_a or named_b)
+        else:
+            differs = pa[key] != pb[key]
+        if differs:
+            names.append(name)
+    own = sorted(set(pa["train"]) | set(pb["train"]))
+    names += [k.replace("_", " ") for k in own if pa["train"].get(k) != pb["train"].get(k)]
+    return " + ".join(names)
 
 
 def _grid(trials: pd.DataFrame, setting: str) -> pd.DataFrame:
