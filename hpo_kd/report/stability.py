@@ -31,27 +31,33 @@ from .selection import GRID, best_by_val, fmt_tau, labels, ok
 AXES = (("dataset", "data"), ("augment", "augmentation"), ("fraction", "training-set fraction"),
         ("teacher_data", "the teacher's data"), ("pair", "teacher–student pair"),
         ("options", "data options"))  # fmt: skip
-TEACHER_DATA = ("teacher_fraction", "teacher_augment")  # the setting's own, else the student's
 
 
 def _parts(setting_id: str) -> Dict[str, object]:
     p = setting_id.split("|")
     p += [""] * (4 - len(p))
     own = dict(x[len("train.") :].split("=", 1) for x in p[4:] if x.startswith("train."))
-    teacher = {k: own.pop(k) for k in TEACHER_DATA if k in own}
+    # the data the teacher trains on, per part: (its value, whether the setting names it); a part
+    # the setting does not name follows the student's
+    follows = {"teacher_fraction": p[2], "teacher_augment": p[1]}
+    teacher = {k: (own.pop(k), True) if k in own else (v, False) for k, v in follows.items()}
+    fraction, named = teacher["teacher_fraction"]
+    teacher["teacher_fraction"] = (float(fraction), named)
     return {
         "dataset": p[0],
         "augment": p[1],
         "fraction": p[2],
-        # the data the teacher trains on, and whether the setting names it (else it follows the student's)
-        "teacher_data": (
-            (float(teacher.get("teacher_fraction", p[2])), teacher.get("teacher_augment", p[1])),
-            bool(teacher),
-        ),
+        "teacher_data": teacher,
         "pair": p[3],
         "options": "|".join(x for x in p[4:] if not x.startswith("train.")),
         "train": own,
     }
+
+
+def _teacher_data_differs(a: Dict, b: Dict) -> bool:
+    """Whether the teachers' data differ in a part one of the two settings names: a part that
+    follows the student's in both moves along the student's own axis."""
+    return any(a[k][0] != b[k][0] and (a[k][1] or b[k][1]) for k in a)
 
 
 def axis(a: str, b: str) -> str:
@@ -63,8 +69,7 @@ def axis(a: str, b: str) -> str:
     names = []
     for key, name in AXES:
         if key == "teacher_data":
-            (da, named_a), (db, named_b) = pa[key], pb[key]
-            differs = da != db and (named_a or named_b)
+            differs = _teacher_data_differs(pa[key], pb[key])
         else:
             differs = pa[key] != pb[key]
         if differs:
