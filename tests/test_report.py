@@ -612,8 +612,8 @@ def test_selection_within_a_setting_its_floor_and_the_axis_of_a_transfer(tmp_pat
     assert rep.stability.axis(A, tenth) == "training-set fraction"
     assert rep.stability.axis(tenth, "mnist1d|none|0.1|cnn_mid>cnn_bn") == "the teacher's data"
     assert rep.stability.axis(A, tenth + "|train.epochs=90") == "training-set fraction + epochs"
-    # its teacher trained without augmentation, as a setting with strong augmentation's did not:
-    # that part follows the student's in both, so it is the augmentation axis
+    # the tenth names its teacher's fraction, not its augmentation: the augmentation part follows
+    # the student's in both settings, so it counts as the augmentation axis alone
     assert rep.stability.axis(tenth, "mnist1d|strong|1|cnn_mid>cnn_bn") == "augmentation + training-set fraction"
     assert rep.stability.axis(A, "mnist1d|none|1|cnn_mid>mlp") == "teacher–student pair"
     assert rep.stability.axis(A, C) == "data"
