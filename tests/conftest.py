@@ -42,6 +42,42 @@ def _no_repo_writes(monkeypatch, tmp_path):
     monkeypatch.setenv("HPO_KD_CACHE", str(tmp_path / "default_cache"))
 
 
+def start_ray():
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+
+@pytest.fixture(scope="session")
+def _ray_session():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture
+def shared_ray(_ray_session):
+    """One embedded Ray per pytest worker, shared by the tests that run studies in it (a Runner
+    uses a Ray it finds): a start-up costs seconds, and every Ray test module would pay it. Started
+    again if a test stopped it (own_ray)."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        start_ray()
+    return ray
+
+
+@pytest.fixture
+def own_ray():
+    """No Ray running when the test starts (it starts its own) nor after it; the next test that
+    asks for shared_ray starts that again."""
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
 def pytest_collection_modifyitems(config, items):
     # The slow tests (Ray, subprocesses) first, each module's together: with two workers
     # (pytest-xdist, one test at a time each: `make test`) the short tests then fill the gaps at

@@ -110,7 +110,7 @@ def _native_bf16() -> bool:
 
 
 @pytest.mark.slow
-def test_a_tiny_cifar100_study_runs_through_ray_and_reports_beside_the_papers(tmp_path):
+def test_a_tiny_cifar100_study_runs_through_ray_and_reports_beside_the_papers(shared_ray, tmp_path):
     """The shipped study cut to what CI's two cores can run in about a minute: its resnet56 ->
     resnet20 pair, one epoch, two seeds, the grid at tau = 4 (the papers' KD), CTKD and no-KD, on a
     fake CIFAR-100 root, through Ray (bf16 autocast on the CPU, the crop-and-flip augmentation) and

@@ -221,39 +221,31 @@ def _rows(runs):
 
 
 @pytest.mark.slow
-def test_multi_fidelity_searches_stop_trials_keep_the_budget_and_repeat(study_file, tmp_path):
-    import ray
-
+def test_multi_fidelity_searches_stop_trials_keep_the_budget_and_repeat(shared_ray, study_file, tmp_path):
     from hpo_kd.tune import Runner
 
     path = study_file(STUDY)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        seen = []
-        for name in ("a", "b"):
-            runs = str(tmp_path / name)
-            Runner(load_study(path), runs_dir=runs).run()
-            t = _rows(runs)
-            for m in ("asha", "optuna_pruned"):
-                mine = t[t["method"] == m]
-                assert mine["epochs_run"].sum() <= 4 * 4, f"{m}: at most the grid's budget (4 students x 4 epochs)"
-                assert set(mine["status"]) <= {"ok", "stopped"}
-                stopped = mine[mine["status"] == "stopped"]
-                assert len(stopped) >= 1, f"{m}: no trial stopped early"
-                assert (stopped["epochs_run"] < 4).all() and (mine.loc[mine["status"] == "ok", "epochs_run"] == 4).all()
-            assert len(t[t["method"] == "asha"]) > 4, "the epochs stopped trials leave go to further trials"
-            # every stopped Optuna trial reached Optuna as PRUNED, every other one as COMPLETE
-            storage = f"sqlite:///{os.path.join(runs, 'mf', 'optuna.db')}"
-            (study_name,) = optuna.get_all_study_names(storage=storage)
-            ot = optuna.load_study(study_name=study_name, storage=storage).get_trials()
-            opt = t[t["method"] == "optuna_pruned"]
-            assert sorted(x.state.name for x in ot) == sorted(
-                "PRUNED" if s == "stopped" else "COMPLETE" for s in opt["status"]
-            )
-            seen.append(
-                t[["method", "tau_t_config", "status", "val_acc", "test_acc", "epochs_run"]].to_numpy().tolist()
-            )
-        assert seen[0] == seen[1], "a fixed seed gives the same searches"
-        assert Runner(load_study(path), runs_dir=str(tmp_path / "a")).run()["ran"] == 0, "finished: not run again"
-    finally:
-        ray.shutdown()
+    seen = []
+    for name in ("a", "b"):
+        runs = str(tmp_path / name)
+        Runner(load_study(path), runs_dir=runs).run()
+        t = _rows(runs)
+        for m in ("asha", "optuna_pruned"):
+            mine = t[t["method"] == m]
+            assert mine["epochs_run"].sum() <= 4 * 4, f"{m}: at most the grid's budget (4 students x 4 epochs)"
+            assert set(mine["status"]) <= {"ok", "stopped"}
+            stopped = mine[mine["status"] == "stopped"]
+            assert len(stopped) >= 1, f"{m}: no trial stopped early"
+            assert (stopped["epochs_run"] < 4).all() and (mine.loc[mine["status"] == "ok", "epochs_run"] == 4).all()
+        assert len(t[t["method"] == "asha"]) > 4, "the epochs stopped trials leave go to further trials"
+        # every stopped Optuna trial reached Optuna as PRUNED, every other one as COMPLETE
+        storage = f"sqlite:///{os.path.join(runs, 'mf', 'optuna.db')}"
+        (study_name,) = optuna.get_all_study_names(storage=storage)
+        ot = optuna.load_study(study_name=study_name, storage=storage).get_trials()
+        opt = t[t["method"] == "optuna_pruned"]
+        assert sorted(x.state.name for x in ot) == sorted(
+            "PRUNED" if s == "stopped" else "COMPLETE" for s in opt["status"]
+        )
+        seen.append(t[["method", "tau_t_config", "status", "val_acc", "test_acc", "epochs_run"]].to_numpy().tolist())
+    assert seen[0] == seen[1], "a fixed seed gives the same searches"
+    assert Runner(load_study(path), runs_dir=str(tmp_path / "a")).run()["ran"] == 0, "finished: not run again"

@@ -200,11 +200,10 @@ def _pbt_rows(runs):
 
 
 @pytest.mark.slow
-def test_study_same_result_twice_and_resume(study_file, tmp_path, capsys, cache):
+def test_study_same_result_twice_and_resume(shared_ray, study_file, tmp_path, capsys, cache):
     """Through Ray: a grouped population is one Ray Tune trial whose rows are what
     `run_population` gives; Ray Tune's PBT (`grouped = false`) gives the same result twice; a
     finished search is not run again."""
-    ray = pytest.importorskip("ray")
     from hpo_kd.cli import main
     from hpo_kd.tune import Runner
 
@@ -212,26 +211,22 @@ def test_study_same_result_twice_and_resume(study_file, tmp_path, capsys, cache)
     assert main(["run", path, "--dry-run", "--runs-dir", str(tmp_path / "dry")]) == 0
     out = capsys.readouterr().out
     assert "pbt" in out and "3 trial(s)" in out
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        runner = Runner(load_study(path), runs_dir=str(tmp_path / "grouped"))
-        assert runner.run()["ran"] == 4  # teacher + 3 members
-        assert runner.timing["trials"] == 2, "the teacher, then the population as one Ray Tune trial"
-        t, c = _pbt_rows(str(tmp_path / "grouped"))
-        direct = population.run_population(_cfg(path, cache, 4.0), SEARCH)
-        assert list(t["val_acc"]) == [r["val_acc"] for r in direct]
-        assert list(t["tau_t"]) == [r["tau_t"] for r in direct]
-        assert list(c["tau_t"]) == [h["tau_t"] for r in direct for h in r["history"]]
-        assert Runner(load_study(path), runs_dir=str(tmp_path / "grouped")).run()["ran"] == 0  # resumed: nothing to do
+    runner = Runner(load_study(path), runs_dir=str(tmp_path / "grouped"))
+    assert runner.run()["ran"] == 4  # teacher + 3 members
+    assert runner.timing["trials"] == 2, "the teacher, then the population as one Ray Tune trial"
+    t, c = _pbt_rows(str(tmp_path / "grouped"))
+    direct = population.run_population(_cfg(path, cache, 4.0), SEARCH)
+    assert list(t["val_acc"]) == [r["val_acc"] for r in direct]
+    assert list(t["tau_t"]) == [r["tau_t"] for r in direct]
+    assert list(c["tau_t"]) == [h["tau_t"] for r in direct for h in r["history"]]
+    assert Runner(load_study(path), runs_dir=str(tmp_path / "grouped")).run()["ran"] == 0  # resumed: nothing to do
 
-        ray_pbt = study_file(STUDY + "grouped = false\n", "ray.toml")
-        results = []
-        for name in ("a", "b"):
-            runs = str(tmp_path / name)
-            assert Runner(load_study(ray_pbt), runs_dir=runs).run()["ran"] == 4  # teacher + 3 members
-            t, c = _pbt_rows(runs)
-            results.append((list(t["tau_t"]), list(t["val_acc"]), list(t["test_acc"]), list(c["tau_t"])))
-        assert results[0] == results[1]
-        assert Runner(load_study(ray_pbt), runs_dir=str(tmp_path / "a")).run()["ran"] == 0
-    finally:
-        ray.shutdown()
+    ray_pbt = study_file(STUDY + "grouped = false\n", "ray.toml")
+    results = []
+    for name in ("a", "b"):
+        runs = str(tmp_path / name)
+        assert Runner(load_study(ray_pbt), runs_dir=runs).run()["ran"] == 4  # teacher + 3 members
+        t, c = _pbt_rows(runs)
+        results.append((list(t["tau_t"]), list(t["val_acc"]), list(t["test_acc"]), list(c["tau_t"])))
+    assert results[0] == results[1]
+    assert Runner(load_study(ray_pbt), runs_dir=str(tmp_path / "a")).run()["ran"] == 0

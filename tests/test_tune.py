@@ -39,37 +39,11 @@ trials = 2
 """
 
 
-def _start_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One embedded Ray for the module's tests in this worker: a Runner uses a Ray it finds."""
-    _start_ray()
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture
-def own_ray():
-    """No Ray running when the test starts (it starts its own); the module's Ray, if this worker
-    had started it, again after it."""
-    shared = ray.is_initialized()
-    if shared:
-        ray.shutdown()
-    yield
-    if ray.is_initialized():
-        ray.shutdown()
-    if shared:
-        _start_ray()
-
-
 def _run(path, runs):
     return Runner(load_study(path), runs_dir=runs).run()
 
 
-def test_study_runs_every_method_and_resumes(local_ray, study_file, tmp_path, capsys):
+def test_study_runs_every_method_and_resumes(shared_ray, study_file, tmp_path, capsys):
     path = study_file(STUDY)
     runs = str(tmp_path / "runs")
     assert main(["run", path, "--dry-run", "--runs-dir", runs]) == 0
@@ -113,7 +87,7 @@ def test_study_runs_every_method_and_resumes(local_ray, study_file, tmp_path, ca
     assert (kept.to_numpy() == t.set_index("trial_id")["finished_at"].to_numpy()).all(), "old rows untouched"
 
 
-def test_failed_trial_is_recorded_and_others_finish(local_ray, study_file, tmp_path):
+def test_failed_trial_is_recorded_and_others_finish(shared_ray, study_file, tmp_path):
     broken = tmp_path / "broken_images"
     (broken / "train" / "a").mkdir(parents=True)  # no val/ or test/ split
     text = f"""
@@ -144,7 +118,7 @@ temperatures = [2]
     assert _run(study_file(text, "again.toml"), runs)["ran"] == len(bad)
 
 
-def test_gpu_request_on_cpu_only_cluster_falls_back(local_ray, study_file, tmp_path):
+def test_gpu_request_on_cpu_only_cluster_falls_back(shared_ray, study_file, tmp_path):
     text = """
 name = "gpu"
 [train]
@@ -165,7 +139,7 @@ gpus_per_trial = 0.25
     assert t["device"].tolist() == ["cpu"] and t["status"].tolist() == ["ok"]
 
 
-def test_optuna_with_asha_records_stopped_trials(local_ray, study_file, tmp_path):
+def test_optuna_with_asha_records_stopped_trials(shared_ray, study_file, tmp_path):
     text = """
 name = "asha"
 [train]
@@ -199,7 +173,7 @@ max_concurrent = 1
     assert _run(study_file(text, "again.toml"), runs)["ran"] == 0
 
 
-def test_more_cpus_per_trial_than_the_cluster_has_is_an_error(local_ray, study_file, tmp_path, capsys):
+def test_more_cpus_per_trial_than_the_cluster_has_is_an_error(shared_ray, study_file, tmp_path, capsys):
     text = """
 [[settings]]
 dataset = "digits"
@@ -269,7 +243,7 @@ def test_fractional_gpus_on_a_two_node_cluster_match_embedded(own_ray, study_fil
 
 KILL_STUDY = """
 name = "killed"
-seeds = [0, 1, 2]
+seeds = [0, 1]
 [train]
 epochs = 40  # trials of about 0.5 s: the signal lands mid-study, not in the shutdown
 teacher_epochs = 2
@@ -282,7 +256,7 @@ temperatures = [1, 2, 4, 8]
 
 
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
-def test_interrupted_run_loses_no_finished_trial_and_redoes_none(local_ray, study_file, tmp_path, sig):
+def test_interrupted_run_loses_no_finished_trial_and_redoes_none(shared_ray, study_file, tmp_path, sig):
     import signal
     import subprocess
     import sys
@@ -291,7 +265,7 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(local_ray, stud
     path = study_file(KILL_STUDY)
     runs = str(tmp_path / "runs")
     trials_file = os.path.join(runs, "killed", "trials.parquet")
-    planned = 1 + 3 * 5
+    planned = 1 + 2 * 5
     cmd = [sys.executable, "-m", "hpo_kd.cli", "run", path, "--runs-dir", runs]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 180
@@ -323,7 +297,7 @@ def test_interrupted_run_loses_no_finished_trial_and_redoes_none(local_ray, stud
 
 
 @pytest.mark.slow
-def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(local_ray, study_file, tmp_path, monkeypatch):
+def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(shared_ray, study_file, tmp_path, monkeypatch):
     """Once in a full test run a Ctrl-C left the study running to the end (exit 0): a library in
     the driver had swallowed the KeyboardInterrupt. The handler also remembers the signal, so the
     study stops after the Ray Tune trial that was finishing, keeping what finished. The Ray here is
@@ -362,7 +336,7 @@ def test_ctrl_c_swallowed_inside_the_driver_still_stops_the_study(local_ray, stu
     assert len(kept) == 1 + 5 and set(kept["status"]) == {"ok"}
     monkeypatch.setattr(tune_mod.Progress, "finished", real)
     out = _run(path, runs)
-    assert out["ran"] == 1 + 3 * 5 - len(kept)  # the rest, and only the rest
+    assert out["ran"] == 1 + 2 * 5 - len(kept)  # the rest, and only the rest
 
 
 OPTUNA = """
@@ -381,17 +355,23 @@ startup_trials = 2
 
 
 @pytest.mark.slow
-def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_path):
+def test_optuna_search_depends_on_results_not_timing_and_a_raised_budget_extends_it(shared_ray, study_file, tmp_path):
     """Two runs of the same search propose the same temperatures in the same order (batches of
-    2 concurrent trials: TPE only sees whole batches), and the store keeps that order."""
-    path = study_file(OPTUNA)
+    2 concurrent trials: TPE only sees whole batches), and the store keeps that order. The second
+    run is a search of 2 trials raised to 6: only the 4 new trials run, the finished ones are kept,
+    and it proposes what the search of 6 proposed."""
+    fresh, raised = str(tmp_path / "fresh"), str(tmp_path / "raised")
+    _run(study_file(OPTUNA), fresh)
+    _run(study_file(OPTUNA.replace("trials = 6", "trials = 2"), "small.toml"), raised)
+    first = Store(os.path.join(raised, "opt")).trials()
+    first = first[first["method"] == "optuna"]
+    assert len(first) == 2
+    assert _run(study_file(OPTUNA, "big.toml"), raised)["ran"] == 4, "only the 4 new trials run"
     seen = []
-    for i in range(2):
-        runs = str(tmp_path / f"runs{i}")
-        _run(path, runs)
+    for runs in (fresh, raised):
         t = Store(os.path.join(runs, "opt")).trials()
         t = t[t["method"] == "optuna"].sort_values("trial_index")
-        assert t["trial_index"].tolist() == list(range(6))
+        assert t["trial_index"].tolist() == list(range(6)) and t["unit_id"].nunique() == 1
         seen.append(t["tau_t_config"].round(10).tolist())
         (trials,) = _optuna_trials(runs).values()  # the Optuna storage holds the same trials
         assert [(s, round(tau, 10), v) for s, tau, v in trials] == [
@@ -400,6 +380,8 @@ def test_optuna_search_depends_on_results_not_timing(local_ray, study_file, tmp_
         prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
         assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
     assert seen[0] == seen[1]
+    kept = t.set_index("trial_id").loc[first["trial_id"], "finished_at"]
+    assert (kept.to_numpy() == first["finished_at"].to_numpy()).all(), "finished trials kept"
 
 
 def test_a_new_per_epoch_metric_reaches_the_curves():
@@ -410,22 +392,6 @@ def test_a_new_per_epoch_metric_reaches_the_curves():
     assert out["my_new_metric"] == 1.25 and out["epoch"] == 3
     assert out["nothing"] != out["nothing"]  # None travels as NaN
     assert "note" not in out  # curves hold numbers
-
-
-def test_raising_the_optuna_budget_extends_the_search(local_ray, study_file, tmp_path):
-    runs = str(tmp_path / "runs")
-    _run(study_file(OPTUNA.replace("trials = 6", "trials = 2"), "small.toml"), runs)
-    first = Store(os.path.join(runs, "opt")).trials()
-    first = first[first["method"] == "optuna"]
-    assert len(first) == 2
-    out = _run(study_file(OPTUNA, "big.toml"), runs)
-    assert out["ran"] == 4, "only the 4 new trials run"
-    t = Store(os.path.join(runs, "opt")).trials()
-    t = t[t["method"] == "optuna"].sort_values("trial_index")
-    assert t["unit_id"].nunique() == 1, "the same search, extended"
-    assert t["trial_index"].tolist() == list(range(6))
-    kept = t.set_index("trial_id").loc[first["trial_id"], "finished_at"]
-    assert (kept.to_numpy() == first["finished_at"].to_numpy()).all(), "finished trials kept"
 
 
 # A temperature method defined here, in the test, and nowhere else: the study, the Ray workers
@@ -532,7 +498,7 @@ temperatures = {temps}
 """
 
 
-def test_students_trained_together_store_what_they_store_alone(local_ray, study_file, tmp_path):
+def test_students_trained_together_store_what_they_store_alone(shared_ray, study_file, tmp_path):
     """A seed's students in one Ray Tune trial (students_per_trial) give the rows and curves they
     give one per trial, also when a re-run adds students to a finished group."""
     from hpo_kd.record import OUTCOME_COLUMNS
@@ -629,7 +595,9 @@ def test_the_optuna_storage_follows_the_store(study_file, tmp_path):
     assert got == [(TrialState.COMPLETE, 0.5)]
 
 
-def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the_store(local_ray, study_file, tmp_path):
+def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the_store(
+    shared_ray, study_file, tmp_path
+):
     """kill -9 of the driver (as test_interrupted_run_... does it) in the middle of the search: the
     storage may hold trials asked but never finished, or stored but not yet told. The resumed run
     ends with the storage's finished trials equal to the store's (same temperatures and values,
@@ -639,7 +607,7 @@ def test_an_optuna_search_killed_mid_batch_resumes_with_its_storage_equal_to_the
     import sys
     import time
 
-    path = study_file(OPTUNA.replace("epochs = 1\n", "epochs = 40\n").replace("trials = 6", "trials = 8"))
+    path = study_file(OPTUNA.replace("\nepochs = 1\n", "\nepochs = 40\n").replace("trials = 6", "trials = 8"))
     runs = str(tmp_path / "runs")
     trials_file = os.path.join(runs, "opt", "trials.parquet")
     cmd = [sys.executable, "-m", "hpo_kd.cli", "run", path, "--runs-dir", runs]
