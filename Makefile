@@ -28,8 +28,8 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix hpo_kd tests bench
 	$(BIN)/ruff format hpo_kd tests bench
 
-# Two worker processes (pytest-xdist), one per core; a Ray test starts its own embedded Ray in its
-# worker. --maxschedchunk 1: each worker takes one test at a time, so the slow tests (sorted first,
+# Two worker processes (pytest-xdist), one per core; the Ray tests of a worker share one embedded
+# Ray (tests/conftest.py: shared_ray). --maxschedchunk 1: each worker takes one test at a time, so the slow tests (sorted first,
 # tests/conftest.py) are shared between the workers; xdist's default first chunk is a quarter of
 # the suite per worker, which gave all of them to one worker.
 test: $(STAMP)
