@@ -380,7 +380,7 @@ def test_optuna_search_depends_on_results_not_timing_and_a_raised_budget_extends
         prov = json.load(open(os.path.join(runs, "opt", "provenance.json")))
         assert prov[-1]["code"].startswith("hpo_kd") and prov[-1]["torch_threads_per_trial"] == 1
     assert seen[0] == seen[1]
-    kept = t.set_index("trial_id").loc[first["trial_id"], "finished_at"]
+    kept = t.set_index("trial_id").loc[first["trial_id"], "finished_at"]  # t: the raised search's rows
     assert (kept.to_numpy() == first["finished_at"].to_numpy()).all(), "finished trials kept"
 
 
